@@ -1,0 +1,28 @@
+package backup
+
+import (
+	"log/slog"
+
+	"github.com/pg-standby/pg-standby/internal/progress"
+)
+
+// Options configure one attempt.
+type Options struct {
+	DataDir string
+	// ConfFile is the instance's postgresql.conf; default DataDir/postgresql.conf.
+	ConfFile string
+	// Checkpoint is "fast" or "spread".
+	Checkpoint string
+	MaxRateKB  int64
+	// ManifestChecksums defaults to CRC32C.
+	ManifestChecksums string
+	// TablespaceMapping maps a primary's tablespace location to a local one (-T OLD=NEW).
+	TablespaceMapping map[string]string
+	// CreateSlot creates primary_slot_name on the primary when it is missing.
+	CreateSlot bool
+	Label      string
+	Log        *slog.Logger
+	Progress   *progress.Tracker
+	// SyncWorkers is the number of concurrent fsyncs; default 4.
+	SyncWorkers int
+}

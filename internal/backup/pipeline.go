@@ -1,0 +1,286 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pg-standby/pg-standby/internal/basebackup"
+	"github.com/pg-standby/pg-standby/internal/extract"
+	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/manifest"
+	"github.com/pg-standby/pg-standby/internal/progress"
+	"github.com/pg-standby/pg-standby/internal/tarstream"
+	"github.com/pg-standby/pg-standby/internal/walstream"
+)
+
+// maxManifest bounds the manifest held in memory (about 10 million files).
+const maxManifest = 1 << 30
+
+// stream is the basebackup.Handler: it demultiplexes the COPY stream, builds
+// a chain per archive (parser → writer), and collects the manifest.
+type stream struct {
+	b       *attempt
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	root    *os.Root
+	cfg     *extract.Config
+	res     *extract.Result
+	walConn *pgconn.PgConn
+
+	start    basebackup.Start
+	spaces   []*space
+	archives map[string]bool
+	chain    io.WriteCloser
+	inMan    bool
+	man      bytes.Buffer
+
+	recv    *walstream.Receiver
+	walDone chan error
+}
+
+// Started claims the tablespaces, resets what an earlier attempt left, and
+// starts WAL streaming from the backup's start.
+func (s *stream) Started(start basebackup.Start) error {
+	s.start = start
+	spaces, err := s.b.claimTablespaces(s.root, start.Tablespaces)
+	if err != nil {
+		return err
+	}
+	s.spaces = spaces
+	for _, sp := range spaces {
+		s.res.Links[sp.link] = sp.local
+	}
+	if err := resetForAttempt(s.root); err != nil {
+		return err
+	}
+	walDir, err := s.root.OpenRoot("pg_wal")
+	if err != nil {
+		return fmt.Errorf("open pg_wal: %w", err)
+	}
+	s.recv = walstream.New(s.walConn, walstream.Options{
+		Dir: walDir, FileMode: s.b.fileMode, SegmentSize: s.b.segSize, Slot: s.b.slotForWAL(),
+	})
+	s.walDone = make(chan error, 1)
+	go func() {
+		defer walDir.Close()
+		err := s.recv.Run(s.ctx, start.Timeline, start.LSN)
+		if err != nil {
+			s.cancel(fmt.Errorf("WAL streaming failed: %w", err))
+		}
+		s.walDone <- err
+	}()
+	var total int64
+	for _, ts := range start.Tablespaces {
+		if ts.SizeKB > 0 {
+			total += ts.SizeKB * 1024
+		}
+	}
+	s.b.opt.Progress.Total.Store(total)
+	s.b.opt.Progress.SetPhase(progress.Copying)
+	s.b.log.Info("backup started", "start_lsn", start.LSN.String(), "timeline", start.Timeline,
+		"tablespaces", len(spaces), "estimated_bytes", total)
+	return nil
+}
+
+// Message routes one CopyData message.
+func (s *stream) Message(m basebackup.Message) error {
+	switch m := m.(type) {
+	case basebackup.Data:
+		if s.inMan {
+			if s.man.Len()+len(m.Bytes) > maxManifest {
+				return errors.New("base backup stream: manifest larger than 1 GiB")
+			}
+			s.man.Write(m.Bytes)
+			return nil
+		}
+		if s.chain == nil {
+			return errors.New("base backup stream: archive data before any archive started")
+		}
+		_, err := s.chain.Write(m.Bytes)
+		return err
+	case basebackup.NewArchive:
+		if s.inMan {
+			return errors.New("base backup stream: an archive after the manifest")
+		}
+		if err := s.closeChain(); err != nil {
+			return err
+		}
+		return s.openChain(m)
+	case basebackup.ManifestStart:
+		if s.inMan {
+			return errors.New("base backup stream: a second manifest")
+		}
+		s.inMan = true
+		return s.closeChain()
+	}
+	return nil
+}
+
+func (s *stream) closeChain() error {
+	if s.chain == nil {
+		return nil
+	}
+	c := s.chain
+	s.chain = nil
+	return c.Close()
+}
+
+// openChain checks an archive's name against the tablespace list and builds
+// its chain back to front: writer, then tar parser.
+func (s *stream) openChain(m basebackup.NewArchive) error {
+	if s.archives[m.Name] {
+		return fmt.Errorf("base backup stream: archive %q sent twice", m.Name)
+	}
+	s.archives[m.Name] = true
+	root, prefix := s.root, ""
+	if m.TablespacePath == "" {
+		if m.Name != "base.tar" {
+			return fmt.Errorf("base backup stream: unexpected archive %q for the data directory (want base.tar)", m.Name)
+		}
+	} else {
+		var sp *space
+		for _, x := range s.spaces {
+			if x.primary == m.TablespacePath {
+				sp = x
+			}
+		}
+		if sp == nil || m.Name != strconv.FormatUint(uint64(sp.oid), 10)+".tar" {
+			return fmt.Errorf("base backup stream: archive %q for %q matches no tablespace the server listed", m.Name, m.TablespacePath)
+		}
+		root, prefix = sp.root, sp.link+"/"
+	}
+	links := map[string]string{}
+	if prefix == "" {
+		for _, sp := range s.spaces {
+			links[sp.link] = sp.local
+		}
+	}
+	s.b.log.Debug("receiving archive", "archive", m.Name, "location", root.Name())
+	s.chain = tarstream.NewParser(extract.NewWriter(s.cfg, s.res, root, prefix, links))
+	return nil
+}
+
+// copy streams the backup and WAL, then verifies, syncs and hands over.
+func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Result, error) {
+	root, err := os.OpenRoot(b.in.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open data directory: %w", err)
+	}
+	defer root.Close()
+	alg, err := manifest.ParseAlgorithm(b.opt.ManifestChecksums)
+	if err != nil {
+		return nil, configErr("manifest checksums: %w", err)
+	}
+	kept := b.kept
+	keep := func(p string) bool { return slices.Contains(kept, p) }
+	syncer := newSyncer(b.opt.SyncWorkers)
+	defer syncer.Wait()
+	cfg := &extract.Config{
+		FileMode: b.fileMode, DirMode: b.dirMode, Keep: keep,
+		Divert: map[string]string{instance.PgControl: instance.PgControlPending},
+		Syncer: syncer, Progress: b.opt.Progress,
+	}
+	if alg != manifest.None {
+		cfg.NewHash = alg.NewHash
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s := &stream{b: b, ctx: ctx, cancel: cancel, root: root, cfg: cfg, res: extract.NewResult(), walConn: walConn, archives: map[string]bool{}}
+	defer func() {
+		for _, sp := range s.spaces {
+			sp.root.Close()
+		}
+	}()
+	defer func() {
+		if s.walDone != nil {
+			cancel(errors.New("backup ended"))
+			<-s.walDone
+		}
+	}()
+
+	b.opt.Progress.SetPhase(progress.Checkpoint)
+	opts := basebackup.Options{
+		Label: b.label(), Checkpoint: b.opt.Checkpoint, ManifestChecksums: alg.String(), MaxRateKB: b.opt.MaxRateKB,
+	}
+	end, err := basebackup.Run(ctx, main, opts, s)
+	if cerr := s.closeChain(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			return nil, cause
+		}
+		return nil, err
+	}
+	if !s.inMan {
+		return nil, errors.New("base backup stream: the server sent no manifest")
+	}
+	b.opt.Progress.EndLSN.Store(uint64(end.LSN))
+	b.opt.Progress.SetPhase(progress.WaitingWAL)
+	b.log.Info("archives received; waiting for WAL up to the end position", "end_lsn", end.LSN.String())
+	s.recv.Stop(end.LSN)
+	werr := <-s.walDone
+	s.walDone = nil
+	if werr != nil {
+		return nil, fmt.Errorf("WAL streaming failed: %w", werr)
+	}
+	b.opt.Progress.WALTo.Store(uint64(s.recv.Flushed()))
+
+	b.opt.Progress.SetPhase(progress.Verifying)
+	if err := b.verify(s, kept); err != nil {
+		return nil, err
+	}
+	if err := durableManifest(root, s.man.Bytes(), b.fileMode); err != nil {
+		return nil, err
+	}
+	removed, err := b.prune(s, kept)
+	if err != nil {
+		return nil, err
+	}
+
+	b.opt.Progress.SetPhase(progress.Syncing)
+	if err := syncer.Wait(); err != nil {
+		return nil, err
+	}
+	if err := syncDirs(s); err != nil {
+		return nil, err
+	}
+
+	b.opt.Progress.SetPhase(progress.Handover)
+	if err := instance.Handover(root, b.fileMode, "", b.log); err != nil {
+		return nil, err
+	}
+	b.opt.Progress.SetPhase(progress.Done)
+	var bytes int64
+	for _, f := range s.res.Files {
+		bytes += f.Size
+	}
+	return &Result{
+		Primary: replconnAddress(b), SystemID: b.sys.SystemID, Start: s.start.LSN, End: end.LSN, Timeline: end.Timeline,
+		Files: len(s.res.Files), Bytes: bytes, Written: b.opt.Progress.Written.Load(), Unchanged: b.opt.Progress.Unchanged.Load(),
+		Removed: removed, Kept: kept,
+	}, nil
+}
+
+func (b *attempt) label() string {
+	if b.opt.Label != "" {
+		return b.opt.Label
+	}
+	return "pg-standby " + b.in.DataDir
+}
+
+// slotForWAL is the slot WAL streams from: the instance's own, or the temporary one.
+func (b *attempt) slotForWAL() string {
+	if b.slot != "" {
+		return b.slot
+	}
+	return b.tempSlot
+}

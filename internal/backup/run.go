@@ -1,0 +1,294 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/pgconf"
+	"github.com/pg-standby/pg-standby/internal/progress"
+	"github.com/pg-standby/pg-standby/internal/replconn"
+	"github.com/pg-standby/pg-standby/internal/wal"
+)
+
+// ErrAlreadyStandby means there was nothing to do: the instance is a
+// finished standby (no basebackup.signal).
+var ErrAlreadyStandby = errors.New("already a standby: nothing to do")
+
+// Result describes a finished backup.
+type Result struct {
+	Primary   string
+	SystemID  string
+	Start     wal.LSN
+	End       wal.LSN
+	Timeline  uint32
+	Files     int
+	Bytes     int64
+	Written   int64
+	Unchanged int64
+	Removed   []string
+	Kept      []string
+}
+
+// Run takes one backup attempt. Every refusal and configuration error comes
+// before the first write, so they leave the directory as it was.
+func Run(ctx context.Context, opt Options) (*Result, error) {
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Progress == nil {
+		opt.Progress = progress.NewTracker()
+	}
+	if opt.ManifestChecksums == "" {
+		opt.ManifestChecksums = "CRC32C"
+	}
+	if opt.SyncWorkers == 0 {
+		opt.SyncWorkers = 4
+	}
+	in, err := instance.New(opt.DataDir, opt.ConfFile)
+	if err != nil {
+		return nil, &Error{Kind: Refused, Err: err}
+	}
+	st, err := in.Inspect()
+	if err != nil {
+		return nil, err
+	}
+	if st == instance.Standby {
+		return nil, ErrAlreadyStandby
+	}
+	lock, err := in.Lock()
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	// Inspect again under the lock: a worker that just finished removed the signal.
+	if st, err := in.Inspect(); err != nil || st == instance.Standby {
+		if err == nil {
+			err = ErrAlreadyStandby
+		}
+		return nil, err
+	}
+
+	conf, err := pgconf.Load(in.ConfFile, in.DataDir)
+	if err != nil {
+		return nil, configErr("read the instance's configuration: %w", err)
+	}
+	ci, ok := conf.Get("primary_conninfo")
+	if !ok || strings.TrimSpace(ci.Value) == "" {
+		return nil, configErr("primary_conninfo is not set in %s (or the files it includes): without it libpq's defaults "+
+			"would make this instance copy itself; set primary_conninfo = 'host=... user=...' there", in.ConfFile)
+	}
+	connCfg, err := replconn.ParseConninfo(ci.Value)
+	if err != nil {
+		return nil, configErr("primary_conninfo in %s line %d is invalid: %w", ci.File, ci.Line, err)
+	}
+	slot := ""
+	if s, ok := conf.Get("primary_slot_name"); ok {
+		slot = s.Value
+	}
+	b := &attempt{opt: opt, in: in, log: opt.Log.With("primary", replconn.Address(connCfg)), connCfg: connCfg, slot: slot,
+		kept: keptFiles(in, conf)}
+	res, err := b.run(ctx)
+	if err != nil {
+		return nil, explain(err)
+	}
+	return res, nil
+}
+
+// attempt is the state of one Run past the refusals.
+type attempt struct {
+	opt     Options
+	in      *instance.Instance
+	log     *slog.Logger
+	connCfg *pgconn.Config
+	slot    string
+
+	kept      []string // data-directory paths of the instance's own configuration
+	sys       replconn.System
+	segSize   int64
+	fileMode  os.FileMode
+	dirMode   os.FileMode
+	tempSlot  string
+	serverVer int
+}
+
+func (b *attempt) run(ctx context.Context) (*Result, error) {
+	p := b.opt.Progress
+	p.SetPhase(progress.Connecting)
+	b.log.Info("connecting to primary")
+	main, err := replconn.Connect(ctx, b.connCfg, b.log)
+	if err != nil {
+		return nil, err
+	}
+	defer main.Close(context.Background())
+	if err := b.identify(ctx, main); err != nil {
+		return nil, err
+	}
+	walConn, err := replconn.Connect(ctx, b.connCfg, b.log)
+	if err != nil {
+		return nil, err
+	}
+	defer walConn.Close(context.Background())
+	if err := b.prepareSlot(ctx, walConn); err != nil {
+		return nil, err
+	}
+	return b.copy(ctx, main, walConn)
+}
+
+// identify checks the primary can serve us: version, and reads WAL segment
+// size and data directory mode.
+func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
+	ver := conn.ParameterStatus("server_version")
+	major, _ := strconv.Atoi(strings.SplitN(ver, ".", 2)[0])
+	if major < 15 {
+		return configErr("unsupported server version %q on the primary: pg-standby needs PostgreSQL 15 or newer "+
+			"(the BASE_BACKUP protocol it speaks); use pg_basebackup of that version instead", ver)
+	}
+	b.serverVer = major
+	sys, err := replconn.IdentifySystem(ctx, conn)
+	if err != nil {
+		return err
+	}
+	b.sys = sys
+	segText, err := replconn.Show(ctx, conn, "wal_segment_size")
+	if err != nil {
+		return err
+	}
+	b.segSize, err = parseSize(segText)
+	if err != nil || !wal.ValidSegmentSize(b.segSize) {
+		return fmt.Errorf("primary reports an invalid wal_segment_size %q", segText)
+	}
+	modeText, err := replconn.Show(ctx, conn, "data_directory_mode")
+	if err != nil {
+		return err
+	}
+	mode, err := strconv.ParseUint(modeText, 8, 32)
+	if err != nil {
+		return fmt.Errorf("primary reports an invalid data_directory_mode %q", modeText)
+	}
+	// Group access is the one variation initdb allows (-g): 0750/0640.
+	b.dirMode, b.fileMode = 0o700, 0o600
+	if mode&0o050 == 0o050 {
+		b.dirMode, b.fileMode = 0o750, 0o640
+	}
+	b.log.Info("primary identified", "system_identifier", sys.SystemID, "timeline", sys.Timeline,
+		"server_version", ver, "wal_segment_size", b.segSize)
+	return nil
+}
+
+// parseSize reads SHOW's "16MB"-style answer.
+func parseSize(s string) (int64, error) {
+	units := map[string]int64{"B": 1, "kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
+	i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	if i <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	u, ok := units[s[i:]]
+	if err != nil || !ok {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * u, nil
+}
+
+// prepareSlot makes sure WAL from the backup's start is kept for us: the
+// configured slot (created on request) or a temporary one, created before
+// BASE_BACKUP so it reserves WAL from before the backup's checkpoint.
+func (b *attempt) prepareSlot(ctx context.Context, conn *pgconn.PgConn) error {
+	if b.slot != "" {
+		ok, err := replconn.SlotExists(ctx, conn, b.slot)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if !b.opt.CreateSlot {
+			return configErr("replication slot %q (primary_slot_name) does not exist on the primary; create it there "+
+				"(SELECT pg_create_physical_replication_slot('%s', true)), let pg-standby create it (--create-slot), "+
+				"or remove primary_slot_name", b.slot, b.slot)
+		}
+		b.log.Info("creating replication slot on the primary", "slot", b.slot)
+		return replconn.CreateSlot(ctx, conn, b.slot, false)
+	}
+	b.tempSlot = fmt.Sprintf("pg_standby_%d", os.Getpid())
+	return replconn.CreateSlot(ctx, conn, b.tempSlot, true)
+}
+
+// resetForAttempt removes what makes a half-written directory dangerous or
+// stale, first pg_control so postgres can never start on a mixed directory,
+// then the WAL of an earlier attempt.
+func resetForAttempt(root *os.Root) error {
+	for _, name := range []string{instance.PgControl, instance.PgControlPending, instance.StandbySignal} {
+		if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s of an earlier attempt: %w", name, err)
+		}
+	}
+	if err := syncIfExists(root, "global"); err != nil {
+		return err
+	}
+	if err := root.Mkdir("pg_wal", 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create pg_wal: %w", err)
+	}
+	d, err := root.Open("pg_wal")
+	if err != nil {
+		return fmt.Errorf("open pg_wal: %w", err)
+	}
+	entries, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("read pg_wal: %w", err)
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			if err := root.Remove("pg_wal/" + e.Name()); err != nil {
+				return fmt.Errorf("remove WAL of an earlier attempt: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func syncIfExists(root *os.Root, dir string) error {
+	if _, err := root.Lstat(dir); err != nil {
+		return nil
+	}
+	d, err := root.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// keptFiles lists the data-directory paths of configuration the instance
+// keeps from its own copy: the minimal instance's postgresql.conf, pg_hba.conf
+// and pg_ident.conf, and every file its configuration includes from inside
+// the data directory. postgresql.auto.conf comes from the primary.
+func keptFiles(in *instance.Instance, conf *pgconf.Config) []string {
+	kept := in.KeptConfig()
+	for _, f := range conf.Files() {
+		rel, err := filepath.Rel(in.DataDir, f)
+		if err != nil || rel == "." || strings.HasPrefix(rel, "../") || rel == ".." || rel == instance.AutoConf {
+			continue
+		}
+		if !slices.Contains(kept, rel) {
+			kept = append(kept, rel)
+		}
+	}
+	return kept
+}

@@ -1,0 +1,232 @@
+package basebackup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pg-standby/pg-standby/internal/wal"
+)
+
+// Tablespace is one row of the second result set. The base directory is the
+// row whose OID is NULL; it is reported with OID 0 and an empty Location.
+type Tablespace struct {
+	OID      uint32
+	Location string
+	// SizeKB is the server's estimate in kB, -1 when unknown.
+	SizeKB int64
+}
+
+// Start is what the server reports before the COPY stream begins.
+type Start struct {
+	LSN         wal.LSN
+	Timeline    uint32
+	Tablespaces []Tablespace
+}
+
+// End is the result set sent after CopyDone.
+type End struct {
+	LSN      wal.LSN
+	Timeline uint32
+}
+
+// Handler consumes the stream in order. A Data message's bytes are valid only
+// during the call.
+type Handler interface {
+	Started(Start) error
+	Message(Message) error
+}
+
+// ChecksumFailureError is the server's XX001 error: data checksum failures
+// were found while reading the primary's files. The backup is not usable.
+type ChecksumFailureError struct{ Err *pgconn.PgError }
+
+func (e *ChecksumFailureError) Error() string {
+	return "the primary found data checksum failures while sending the backup (" + e.Err.Message +
+		"); see the primary's log for the damaged files; the copy is not usable"
+}
+func (e *ChecksumFailureError) Unwrap() error { return e.Err }
+
+// Run sends BASE_BACKUP on a replication connection and feeds the stream to h.
+// ctx cancels by closing the connection: pgconn's per-message context watch
+// would cost a goroutine hand-off on every CopyData.
+func Run(ctx context.Context, conn *pgconn.PgConn, opts Options, h Handler) (End, error) {
+	cmd, err := opts.Command()
+	if err != nil {
+		return End{}, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Conn().Close() })
+	defer stop()
+
+	fe := conn.Frontend()
+	fe.Send(&pgproto3.Query{String: cmd})
+	if err := fe.Flush(); err != nil {
+		return End{}, ctxErr(ctx, fmt.Errorf("send BASE_BACKUP: %w", err))
+	}
+	r := reader{h: h}
+	for !r.done {
+		msg, err := conn.ReceiveMessage(context.Background())
+		if err != nil {
+			return End{}, ctxErr(ctx, fmt.Errorf("receive base backup stream: %w", err))
+		}
+		if err := r.handle(msg); err != nil {
+			return End{}, err
+		}
+	}
+	if r.err != nil {
+		return End{}, r.err
+	}
+	if !r.ended {
+		return End{}, errors.New("base backup stream: the server finished without reporting the end position")
+	}
+	return r.end, nil
+}
+
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+	}
+	return err
+}
+
+// reader is the state machine over the backend messages of one BASE_BACKUP.
+type reader struct {
+	h       Handler
+	sets    [][][]*string // result sets before/after COPY; values copied
+	copying bool
+	copied  bool
+	start   Start
+	end     End
+	ended   bool
+	done    bool
+	err     error // server error; reading continues to ReadyForQuery
+}
+
+func (r *reader) handle(msg pgproto3.BackendMessage) error {
+	switch m := msg.(type) {
+	case *pgproto3.RowDescription:
+		r.sets = append(r.sets, nil)
+	case *pgproto3.DataRow:
+		if len(r.sets) == 0 {
+			return errors.New("base backup stream: data row before row description")
+		}
+		row := make([]*string, len(m.Values))
+		for i, v := range m.Values {
+			if v != nil {
+				s := string(v)
+				row[i] = &s
+			}
+		}
+		r.sets[len(r.sets)-1] = append(r.sets[len(r.sets)-1], row)
+	case *pgproto3.CommandComplete, *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
+	case *pgproto3.CopyOutResponse:
+		if r.copying || r.copied {
+			return errors.New("base backup stream: a second COPY stream (server older than PostgreSQL 15?)")
+		}
+		start, err := parseStart(r.sets)
+		if err != nil {
+			return err
+		}
+		r.start, r.sets, r.copying = start, nil, true
+		return r.h.Started(start)
+	case *pgproto3.CopyData:
+		if !r.copying {
+			return errors.New("base backup stream: CopyData outside the COPY stream")
+		}
+		dm, err := Decode(m.Data)
+		if err != nil {
+			return err
+		}
+		return r.h.Message(dm)
+	case *pgproto3.CopyDone:
+		if !r.copying {
+			return errors.New("base backup stream: CopyDone outside the COPY stream")
+		}
+		r.copying, r.copied = false, true
+	case *pgproto3.ErrorResponse:
+		pgErr := pgconn.ErrorResponseToPgError(m)
+		if pgErr.Code == "XX001" {
+			r.err = &ChecksumFailureError{Err: pgErr}
+		} else if r.err == nil {
+			r.err = fmt.Errorf("primary: %w", pgErr)
+		}
+	case *pgproto3.ReadyForQuery:
+		r.done = true
+		if r.err == nil && r.copied {
+			end, err := parseEnd(r.sets)
+			if err != nil {
+				return err
+			}
+			r.end, r.ended = end, true
+		}
+	default:
+		return fmt.Errorf("base backup stream: unexpected message %T", msg)
+	}
+	return nil
+}
+
+func parseStart(sets [][][]*string) (Start, error) {
+	if len(sets) != 2 || len(sets[0]) != 1 || len(sets[0][0]) != 2 {
+		return Start{}, fmt.Errorf("base backup stream: want a start position and a tablespace list before the COPY stream, got %d result sets", len(sets))
+	}
+	lsn, tli, err := parsePosition(sets[0][0])
+	if err != nil {
+		return Start{}, fmt.Errorf("base backup start: %w", err)
+	}
+	s := Start{LSN: lsn, Timeline: tli}
+	for _, row := range sets[1] {
+		if len(row) != 3 {
+			return Start{}, fmt.Errorf("base backup tablespace list: row of %d columns, want 3", len(row))
+		}
+		ts := Tablespace{SizeKB: -1}
+		if row[0] != nil {
+			oid, err := strconv.ParseUint(*row[0], 10, 32)
+			if err != nil || oid == 0 {
+				return Start{}, fmt.Errorf("base backup tablespace list: bad OID %q", *row[0])
+			}
+			if row[1] == nil || *row[1] == "" {
+				return Start{}, fmt.Errorf("base backup tablespace list: tablespace %d has no location", oid)
+			}
+			ts.OID, ts.Location = uint32(oid), *row[1]
+		}
+		if row[2] != nil {
+			n, err := strconv.ParseInt(*row[2], 10, 64)
+			if err != nil || n < 0 {
+				return Start{}, fmt.Errorf("base backup tablespace list: bad size %q", *row[2])
+			}
+			ts.SizeKB = n
+		}
+		s.Tablespaces = append(s.Tablespaces, ts)
+	}
+	return s, nil
+}
+
+func parseEnd(sets [][][]*string) (End, error) {
+	if len(sets) != 1 || len(sets[0]) != 1 || len(sets[0][0]) != 2 {
+		return End{}, fmt.Errorf("base backup stream: want one end position after the COPY stream, got %d result sets", len(sets))
+	}
+	lsn, tli, err := parsePosition(sets[0][0])
+	if err != nil {
+		return End{}, fmt.Errorf("base backup end: %w", err)
+	}
+	return End{LSN: lsn, Timeline: tli}, nil
+}
+
+func parsePosition(row []*string) (wal.LSN, uint32, error) {
+	if row[0] == nil || row[1] == nil {
+		return 0, 0, errors.New("NULL position")
+	}
+	lsn, err := wal.ParseLSN(*row[0])
+	if err != nil {
+		return 0, 0, err
+	}
+	tli, err := strconv.ParseUint(*row[1], 10, 32)
+	if err != nil || tli == 0 {
+		return 0, 0, fmt.Errorf("bad timeline %q", *row[1])
+	}
+	return lsn, uint32(tli), nil
+}

@@ -1,0 +1,242 @@
+package extract
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+
+	"github.com/pg-standby/pg-standby/internal/manifest"
+	"github.com/pg-standby/pg-standby/internal/tarstream"
+)
+
+// Writer writes one archive's members under root. It implements
+// tarstream.Stage.
+type Writer struct {
+	cfg    *Config
+	res    *Result
+	root   *os.Root
+	prefix string            // manifest path of root: "" or "pg_tblspc/<oid>/"
+	links  map[string]string // the only symlinks allowed: member name → local target
+
+	h       hash.Hash
+	scratch []byte
+
+	// The member being written.
+	f       *os.File // nil when the member is only hashed
+	local   string   // name under root
+	off     int64
+	oldSize int64 // size of the file an earlier attempt left; -1 if none
+}
+
+// NewWriter returns a Writer for one archive. prefix is the manifest path of
+// root ("" for the data directory, "pg_tblspc/<oid>/" for a tablespace).
+// links lists the symbolic links the archive may create and where they must
+// point locally (pg_tblspc/<oid> → mapped tablespace location).
+func NewWriter(cfg *Config, res *Result, root *os.Root, prefix string, links map[string]string) *Writer {
+	w := &Writer{cfg: cfg, res: res, root: root, prefix: prefix, links: links}
+	if cfg.NewHash != nil {
+		w.h = cfg.NewHash()
+	}
+	return w
+}
+
+func (w *Writer) where(name string) string { return path.Join(w.root.Name(), name) }
+
+// Write implements tarstream.Stage.
+func (w *Writer) Write(part tarstream.Part, m *tarstream.Member, p []byte) error {
+	switch part {
+	case tarstream.Header:
+		switch m.Type {
+		case tarstream.Dir:
+			return w.dir(m.Name)
+		case tarstream.Symlink:
+			return w.symlink(m)
+		default:
+			return w.open(m)
+		}
+	case tarstream.Contents:
+		return w.contents(p)
+	case tarstream.Trailer:
+		if m.Type == tarstream.File {
+			return w.finish(m)
+		}
+	}
+	return nil
+}
+
+func (w *Writer) dir(name string) error {
+	w.res.Dirs[w.prefix+name] = true
+	err := w.root.Mkdir(name, w.cfg.DirMode)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create directory %s: %w", w.where(name), err)
+	}
+	fi, err := w.root.Lstat(name)
+	if err != nil {
+		return fmt.Errorf("create directory %s: %w", w.where(name), err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("create directory %s: a %s is in the way; it is not part of this backup's data, remove it by hand", w.where(name), kind(fi))
+	}
+	if fi.Mode().Perm() != w.cfg.DirMode {
+		if err := w.root.Chmod(name, w.cfg.DirMode); err != nil {
+			return fmt.Errorf("set mode of %s: %w", w.where(name), err)
+		}
+	}
+	return nil
+}
+
+func (w *Writer) symlink(m *tarstream.Member) error {
+	target, ok := w.links[m.Name]
+	if !ok {
+		return fmt.Errorf("archive member %q is a symbolic link to %q: only pg_tblspc/<oid> links to known tablespaces are allowed", w.prefix+m.Name, m.Linkname)
+	}
+	w.res.Links[w.prefix+m.Name] = target
+	return EnsureSymlink(w.root, m.Name, target)
+}
+
+// EnsureSymlink makes name inside root a symbolic link to target, replacing
+// an older link but never anything else.
+func EnsureSymlink(root *os.Root, name, target string) error {
+	fi, err := root.Lstat(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("inspect %s: %w", path.Join(root.Name(), name), err)
+	case fi.Mode()&fs.ModeSymlink == 0:
+		return fmt.Errorf("create link %s: a %s is in the way; remove it by hand", path.Join(root.Name(), name), kind(fi))
+	default:
+		if old, err := root.Readlink(name); err == nil && old == target {
+			return nil
+		}
+		if err := root.Remove(name); err != nil {
+			return fmt.Errorf("replace link %s: %w", path.Join(root.Name(), name), err)
+		}
+	}
+	if err := root.Symlink(target, name); err != nil {
+		return fmt.Errorf("create link %s -> %s: %w", path.Join(root.Name(), name), target, err)
+	}
+	return nil
+}
+
+func (w *Writer) open(m *tarstream.Member) error {
+	if w.h != nil {
+		w.h.Reset()
+	}
+	w.f, w.off, w.oldSize = nil, 0, -1
+	mpath := w.prefix + m.Name
+	if w.cfg.Keep != nil && w.cfg.Keep(mpath) {
+		return nil
+	}
+	w.local = m.Name
+	if d, ok := w.cfg.Divert[mpath]; ok {
+		w.local = d
+	}
+	fi, err := w.root.Lstat(w.local)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		w.f, err = w.root.OpenFile(w.local, os.O_RDWR|os.O_CREATE|os.O_EXCL, w.cfg.FileMode)
+	case err != nil:
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("write %s: a %s is in the way; remove it by hand", w.where(w.local), kind(fi))
+	default:
+		w.oldSize = fi.Size()
+		w.f, err = w.root.OpenFile(w.local, os.O_RDWR, 0)
+		if err == nil && fi.Mode().Perm() != w.cfg.FileMode {
+			err = w.f.Chmod(w.cfg.FileMode)
+		}
+	}
+	if err != nil {
+		if w.f != nil {
+			w.f.Close()
+			w.f = nil
+		}
+		return fmt.Errorf("write %s: %w", w.where(w.local), err)
+	}
+	return nil
+}
+
+func (w *Writer) contents(p []byte) error {
+	if w.h != nil {
+		w.h.Write(p)
+	}
+	w.cfg.Progress.Streamed.Add(int64(len(p)))
+	if w.f == nil {
+		return nil
+	}
+	if w.off < w.oldSize && w.same(p) {
+		w.off += int64(len(p))
+		w.cfg.Progress.Unchanged.Add(int64(len(p)))
+		return nil
+	}
+	if _, err := w.f.WriteAt(p, w.off); err != nil {
+		return fmt.Errorf("write %s: %w", w.where(w.local), err)
+	}
+	w.off += int64(len(p))
+	w.cfg.Progress.Written.Add(int64(len(p)))
+	return nil
+}
+
+// same reports whether the file already holds p at the current offset.
+func (w *Writer) same(p []byte) bool {
+	if cap(w.scratch) < len(p) {
+		w.scratch = make([]byte, len(p))
+	}
+	buf := w.scratch[:len(p)]
+	n, err := w.f.ReadAt(buf, w.off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false
+	}
+	return n == len(p) && bytes.Equal(buf, p)
+}
+
+func (w *Writer) finish(m *tarstream.Member) error {
+	obs := manifest.Observed{Size: m.Size}
+	if w.h != nil {
+		obs.Checksum = w.h.Sum(nil)
+	}
+	w.res.Files[w.prefix+m.Name] = obs
+	if w.f == nil {
+		return nil
+	}
+	f := w.f
+	w.f = nil
+	if w.oldSize > m.Size {
+		if err := f.Truncate(m.Size); err != nil {
+			f.Close()
+			return fmt.Errorf("truncate %s: %w", w.where(w.local), err)
+		}
+	}
+	w.cfg.Syncer.Sync(f)
+	return w.cfg.Syncer.Err()
+}
+
+// Close releases a member left open by a truncated archive; its file is not
+// synced and the parser reports the truncation.
+func (w *Writer) Close() error {
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+	return nil
+}
+
+func kind(fi fs.FileInfo) string {
+	switch {
+	case fi.IsDir():
+		return "directory"
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case fi.Mode().IsRegular():
+		return "file"
+	default:
+		return "special file"
+	}
+}

@@ -1,0 +1,95 @@
+package instance
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/pg-standby/pg-standby/internal/durable"
+	"github.com/pg-standby/pg-standby/internal/pgconf"
+)
+
+// overriding are settings that a primary's postgresql.auto.conf may carry
+// (it was once a standby, or was restored) and that, read after the
+// instance's own postgresql.conf, would point the new standby elsewhere or
+// stop its recovery.
+var overriding = map[string]bool{
+	"primary_conninfo": true, "primary_slot_name": true,
+	"recovery_target": true, "recovery_target_lsn": true, "recovery_target_name": true,
+	"recovery_target_time": true, "recovery_target_xid": true, "recovery_target_inclusive": true,
+	"recovery_target_timeline": true, "recovery_target_action": true,
+}
+
+// Handover turns a verified, durable copy in root (the data directory) into a
+// standby, in an order that leaves a safe directory at every crash point:
+//  1. postgresql.auto.conf: the primary's overriding settings commented out;
+//     slot, if not "", added as primary_slot_name;
+//  2. standby.signal, durable, before pg_control exists, so the directory
+//     can never start as a second primary;
+//  3. global/pg_control made visible by rename, durable;
+//  4. basebackup.signal removed, durable.
+func Handover(root *os.Root, mode os.FileMode, slot string, log *slog.Logger) error {
+	if err := fixAutoConf(root, mode, slot, log); err != nil {
+		return err
+	}
+	if err := durable.WriteFile(root, StandbySignal, nil, mode); err != nil {
+		return err
+	}
+	if err := durable.SyncDir(root, "."); err != nil {
+		return err
+	}
+	if err := root.Rename(PgControlPending, PgControl); err != nil {
+		return fmt.Errorf("make %s visible: %w", PgControl, err)
+	}
+	if err := durable.SyncDir(root, "global"); err != nil {
+		return err
+	}
+	if err := root.Remove(BackupSignal); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", BackupSignal, err)
+	}
+	return durable.SyncDir(root, ".")
+}
+
+func fixAutoConf(root *os.Root, mode os.FileMode, slot string, log *slog.Logger) error {
+	data, err := root.ReadFile(AutoConf)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", AutoConf, err)
+	}
+	settings, err := pgconf.Parse(AutoConf, data)
+	if err != nil {
+		return fmt.Errorf("the primary's %s: %w", AutoConf, err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	changed := false
+	for _, s := range settings {
+		if overriding[s.Name] && s.Line >= 1 && s.Line <= len(lines) {
+			log.Warn("disabled a setting copied from the primary's "+AutoConf+": it would override this standby's own configuration",
+				"setting", s.Name, "line", s.Line)
+			lines[s.Line-1] = "# disabled by pg-standby (copied from the primary): " + lines[s.Line-1]
+			changed = true
+		}
+	}
+	out := []byte(strings.Join(lines, ""))
+	if slot != "" {
+		if len(out) > 0 && !bytes.HasSuffix(out, []byte("\n")) {
+			out = append(out, '\n')
+		}
+		out = append(out, "primary_slot_name = "+pgconf.Quote(slot)+"\n"...)
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	tmp := AutoConf + ".pg-standby"
+	if err := durable.WriteFile(root, tmp, out, mode); err != nil {
+		return err
+	}
+	if err := root.Rename(tmp, AutoConf); err != nil {
+		return fmt.Errorf("replace %s: %w", AutoConf, err)
+	}
+	return nil
+}

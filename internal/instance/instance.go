@@ -1,0 +1,114 @@
+package instance
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Instance is a data directory and the configuration file that names its primary.
+type Instance struct {
+	DataDir  string
+	ConfFile string
+}
+
+// New returns the instance at dataDir; confFile defaults to its postgresql.conf.
+func New(dataDir, confFile string) (*Instance, error) {
+	if dataDir == "" {
+		return nil, errors.New("no data directory given (--pgdata)")
+	}
+	d, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", dataDir, err)
+	}
+	if confFile == "" {
+		confFile = filepath.Join(d, "postgresql.conf")
+	}
+	c, err := filepath.Abs(confFile)
+	if err != nil {
+		return nil, fmt.Errorf("configuration file %s: %w", confFile, err)
+	}
+	return &Instance{DataDir: d, ConfFile: c}, nil
+}
+
+// State is what the directory holds.
+type State int
+
+const (
+	// Pending: basebackup.signal is there; a backup is to be taken (again).
+	Pending State = iota
+	// Standby: a finished standby (pg_control and standby.signal, no basebackup.signal).
+	Standby
+)
+
+func (in *Instance) exists(name string) bool {
+	_, err := os.Lstat(filepath.Join(in.DataDir, name))
+	return err == nil
+}
+
+// Inspect classifies the directory, refusing anything pg-standby must not
+// write into: a cluster that is not a pending instance, a live server, a
+// directory owned by someone else.
+func (in *Instance) Inspect() (State, error) {
+	fi, err := os.Stat(in.DataDir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, &RefusedError{Dir: in.DataDir, Reason: "it does not exist", Hint: "create the instance with pg-standby init"}
+		}
+		return 0, fmt.Errorf("data directory %s: %w", in.DataDir, err)
+	}
+	if !fi.IsDir() {
+		return 0, &RefusedError{Dir: in.DataDir, Reason: "not a directory"}
+	}
+	if !in.exists(BackupSignal) {
+		if in.exists(PgControl) && in.exists(StandbySignal) {
+			return Standby, nil
+		}
+		if in.exists(PgControl) || in.exists("PG_VERSION") {
+			return 0, &RefusedError{Dir: in.DataDir, Reason: "it holds a PostgreSQL cluster that is not a standby and has no " + BackupSignal,
+				Hint: "pg-standby never overwrites a cluster; use an empty directory or pg-standby init"}
+		}
+		return 0, &RefusedError{Dir: in.DataDir, Reason: "it is not a pg-standby instance (no " + BackupSignal + ")",
+			Hint: "create one with pg-standby init, or create " + BackupSignal + " in a minimal instance"}
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return 0, &RefusedError{Dir: in.DataDir, Reason: fmt.Sprintf("it is owned by uid %d, and this process runs as uid %d", st.Uid, os.Geteuid()),
+			Hint: "run pg-standby as the owner of the data directory (usually postgres), as postgres itself must run"}
+	}
+	if pid, live := in.livePostmaster(); live {
+		return 0, &RefusedError{Dir: in.DataDir, Reason: fmt.Sprintf("a server (pid %d in %s) is running on it", pid, PostmasterPid),
+			Hint: "stop that server first"}
+	}
+	return Pending, nil
+}
+
+// livePostmaster reads postmaster.pid and reports whether its process lives.
+func (in *Instance) livePostmaster() (int, bool) {
+	b, err := os.ReadFile(filepath.Join(in.DataDir, PostmasterPid))
+	if err != nil {
+		return 0, false
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	err = syscall.Kill(pid, 0)
+	return pid, err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// KeptConfig lists the ConfigFiles the instance has in its data directory.
+func (in *Instance) KeptConfig() []string {
+	var kept []string
+	for _, name := range ConfigFiles {
+		if fi, err := os.Lstat(filepath.Join(in.DataDir, name)); err == nil && fi.Mode().IsRegular() {
+			kept = append(kept, name)
+		}
+	}
+	return kept
+}

@@ -1,0 +1,34 @@
+package progress
+
+import (
+	"context"
+	"time"
+)
+
+// Sink receives snapshots. It must not block for long and must not fail the
+// backup: a sink that cannot reach its peer logs once and carries on.
+type Sink interface {
+	Report(Snapshot)
+}
+
+// Report samples t every interval and hands each snapshot to every sink, until
+// ctx ends; then it sends one last snapshot. Run it in its own goroutine.
+func Report(ctx context.Context, t *Tracker, interval time.Duration, sinks ...Sink) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s := t.Snapshot()
+			for _, k := range sinks {
+				k.Report(s)
+			}
+			return
+		case <-tick.C:
+			s := t.Snapshot()
+			for _, k := range sinks {
+				k.Report(s)
+			}
+		}
+	}
+}

@@ -1,0 +1,42 @@
+package replconn
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ParseConninfo parses a libpq conninfo the way pgconn (and so libpq's
+// environment and passfile rules) does, for a physical replication connection.
+func ParseConninfo(conninfo string) (*pgconn.Config, error) {
+	cfg, err := pgconn.ParseConfig(conninfo)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["replication"] = "true"
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = "pg-standby"
+	}
+	return cfg, nil
+}
+
+// Connect opens one replication connection; the primary's notices (warnings)
+// go to log.
+func Connect(ctx context.Context, cfg *pgconn.Config, log *slog.Logger) (*pgconn.PgConn, error) {
+	cfg = cfg.Copy()
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		log.Warn("primary: "+n.Message, "severity", n.Severity, "sqlstate", n.Code, "detail", n.Detail)
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to primary %s: %w", Address(cfg), err)
+	}
+	return conn, nil
+}
+
+// Address is host:port of the primary, for messages (never the password).
+func Address(cfg *pgconn.Config) string {
+	return fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
+}
