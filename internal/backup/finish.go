@@ -55,7 +55,7 @@ func durableManifest(root *os.Root, data []byte, mode os.FileMode) error {
 func (b *attempt) prune(s *stream, kept []string) ([]string, error) {
 	keepBase := func(p string, isDir bool) bool {
 		switch p {
-		case instance.BackupSignal, instance.Manifest, instance.PgControlPending, "pg_wal":
+		case instance.BackupSignal, instance.BackupSignal + ".pg-standby", instance.Manifest, instance.PgControlPending, "pg_wal":
 			return true
 		}
 		if strings.HasPrefix(p, "pg_wal/") || slices.Contains(kept, p) {

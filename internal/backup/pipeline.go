@@ -58,6 +58,13 @@ func (s *stream) Started(start basebackup.Start) error {
 	for _, sp := range spaces {
 		s.res.Links[sp.link] = sp.local
 	}
+	// First write of this attempt: record what the instance keeps and count it.
+	s.b.pending.Recorded, s.b.pending.Keep = true, s.b.kept
+	s.b.pending.Attempts++
+	s.b.opt.Progress.Attempt.Store(int64(s.b.pending.Attempts))
+	if err := instance.WritePending(s.root, s.b.pending, s.b.fileMode); err != nil {
+		return err
+	}
 	if err := resetForAttempt(s.root); err != nil {
 		return err
 	}

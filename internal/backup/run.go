@@ -97,8 +97,14 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if s, ok := conf.Get("primary_slot_name"); ok {
 		slot = s.Value
 	}
-	b := &attempt{opt: opt, in: in, log: opt.Log.With("primary", replconn.Address(connCfg)), connCfg: connCfg, slot: slot,
-		kept: keptFiles(in, conf)}
+	b := &attempt{opt: opt, in: in, log: opt.Log.With("primary", replconn.Address(connCfg)), connCfg: connCfg, slot: slot}
+	if b.pending, err = readPending(in); err != nil {
+		return nil, err
+	}
+	b.kept = b.pending.Keep
+	if !b.pending.Recorded {
+		b.kept = keptFiles(in, conf)
+	}
 	res, err := b.run(ctx)
 	if err != nil {
 		return nil, explain(err)
@@ -115,6 +121,7 @@ type attempt struct {
 	slot    string
 
 	kept      []string // data-directory paths of the instance's own configuration
+	pending   instance.Pending
 	sys       replconn.System
 	segSize   int64
 	fileMode  os.FileMode
@@ -291,4 +298,13 @@ func keptFiles(in *instance.Instance, conf *pgconf.Config) []string {
 		}
 	}
 	return kept
+}
+
+func readPending(in *instance.Instance) (instance.Pending, error) {
+	root, err := os.OpenRoot(in.DataDir)
+	if err != nil {
+		return instance.Pending{}, fmt.Errorf("open data directory: %w", err)
+	}
+	defer root.Close()
+	return instance.ReadPending(root)
 }

@@ -40,8 +40,8 @@ func New(dataDir, confFile string) (*Instance, error) {
 type State int
 
 const (
-	// Pending: basebackup.signal is there; a backup is to be taken (again).
-	Pending State = iota
+	// NeedsBackup: basebackup.signal is there; a backup is to be taken (again).
+	NeedsBackup State = iota
 	// Standby: a finished standby (pg_control and standby.signal, no basebackup.signal).
 	Standby
 )
@@ -84,7 +84,7 @@ func (in *Instance) Inspect() (State, error) {
 		return 0, &RefusedError{Dir: in.DataDir, Reason: fmt.Sprintf("a server (pid %d in %s) is running on it", pid, PostmasterPid),
 			Hint: "stop that server first"}
 	}
-	return Pending, nil
+	return NeedsBackup, nil
 }
 
 // livePostmaster reads postmaster.pid and reports whether its process lives.

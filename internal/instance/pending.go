@@ -1,0 +1,86 @@
+package instance
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/pg-standby/pg-standby/internal/durable"
+)
+
+// Pending is what basebackup.signal records between attempts. PostgreSQL
+// ignores a signal file's content, so the state lives in the file whose
+// existence it describes and disappears with it.
+type Pending struct {
+	// Recorded is false until the first attempt wrote the file: the list of
+	// kept files must be taken while the directory is still pristine.
+	Recorded bool
+	// Keep lists the data-directory paths of the instance's own configuration.
+	Keep []string
+	// Attempts counts the attempts that got as far as writing.
+	Attempts int
+}
+
+const pendingHeader = `# pg-standby: a base backup is pending for this instance; postgres must not
+# start here until pg-standby removes this file. Do not edit.
+`
+
+// ReadPending reads basebackup.signal; an empty file (made by touch) is a
+// valid, not yet recorded, instance.
+func ReadPending(root *os.Root) (Pending, error) {
+	data, err := root.ReadFile(BackupSignal)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Pending{}, nil
+	}
+	if err != nil {
+		return Pending{}, fmt.Errorf("read %s: %w", BackupSignal, err)
+	}
+	var p Pending
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, val, _ := strings.Cut(line, " ")
+		switch key {
+		case "instance":
+			p.Recorded = true
+		case "keep":
+			p.Keep = append(p.Keep, val)
+		case "attempts":
+			p.Attempts, err = strconv.Atoi(val)
+			if err != nil {
+				return Pending{}, fmt.Errorf("%s line %d: bad attempt count %q", BackupSignal, n, val)
+			}
+		default:
+			return Pending{}, fmt.Errorf("%s line %d: unknown entry %q (written by a newer pg-standby?)", BackupSignal, n, key)
+		}
+	}
+	return p, nil
+}
+
+// WritePending replaces basebackup.signal durably (write, fsync, rename,
+// fsync the directory), so a crash leaves the old or the new record.
+func WritePending(root *os.Root, p Pending, mode os.FileMode) error {
+	var b strings.Builder
+	b.WriteString(pendingHeader)
+	b.WriteString("instance 1\n")
+	for _, k := range p.Keep {
+		fmt.Fprintf(&b, "keep %s\n", k)
+	}
+	fmt.Fprintf(&b, "attempts %d\n", p.Attempts)
+	tmp := BackupSignal + ".pg-standby"
+	if err := durable.WriteFile(root, tmp, []byte(b.String()), mode); err != nil {
+		return err
+	}
+	if err := root.Rename(tmp, BackupSignal); err != nil {
+		return fmt.Errorf("replace %s: %w", BackupSignal, err)
+	}
+	return durable.SyncDir(root, ".")
+}

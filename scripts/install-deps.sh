@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build, test and demo
+# pg-standby: PostgreSQL 15 (server + client), dbus, and the Go modules.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
+command -v psql >/dev/null || need+=(postgresql-client-15)
+command -v dbus-daemon >/dev/null || need+=(dbus)
+command -v runuser >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # Debian's postgresql-15 package creates and starts a 15-main cluster; we never use it.
+  apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+if ! command -v go >/dev/null; then
+  [ -x /usr/local/go/bin/go ] && export PATH=$PATH:/usr/local/go/bin
+fi
+go mod download
