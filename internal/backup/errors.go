@@ -75,7 +75,9 @@ func classify(err error) Kind {
 		case "55000", "42704", "42602", "42601": // wal_level, undefined slot, bad names, syntax
 			return Config
 		case "53300": // too_many_connections: max_wal_senders
-			if strings.Contains(pgErr.Message, "(currently 0)") {
+			// The backup needs two senders (data and WAL): fewer configured is
+			// permanent; all of them busy with other standbys may pass.
+			if strings.Contains(pgErr.Message, "(currently 0)") || strings.Contains(pgErr.Message, "(currently 1)") {
 				return Config
 			}
 		}

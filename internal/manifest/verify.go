@@ -1,0 +1,150 @@
+package manifest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Observed is what pg-standby saw while writing one file.
+type Observed struct {
+	Size     int64
+	Checksum []byte // Sum() of the manifest algorithm's hash (Algorithm.NewHash); nil if none
+}
+
+// SizeMismatch is a file written with a size other than the manifest's.
+type SizeMismatch struct {
+	Path              string
+	Manifest, Written int64
+}
+
+// ChecksumMismatch is a file whose written bytes do not hash to the
+// manifest's checksum. Written is nil when no checksum was computed.
+type ChecksumMismatch struct {
+	Path              string
+	Algorithm         Algorithm
+	Manifest, Written []byte
+}
+
+// Mismatch is the error Verify returns: every way the written files differ
+// from the manifest. The lists are complete; Error shows the first
+// MaxListed entries.
+type Mismatch struct {
+	Missing       []string           // in the manifest, never written (manifest order)
+	Extra         []string           // written, not in the manifest (sorted)
+	WrongSize     []SizeMismatch     // manifest order
+	WrongChecksum []ChecksumMismatch // manifest order; only files whose size matched
+}
+
+// MaxListed is how many problems Mismatch.Error spells out before
+// summarising the rest as "and N more".
+const MaxListed = 20
+
+// Count is the number of problems.
+func (e *Mismatch) Count() int {
+	return len(e.Missing) + len(e.Extra) + len(e.WrongSize) + len(e.WrongChecksum)
+}
+
+// Error is a summary line followed by one indented line per problem, at
+// most MaxListed of them.
+func (e *Mismatch) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "written files do not match the backup manifest: %d missing, %d not in manifest, %d wrong size, %d wrong checksum",
+		len(e.Missing), len(e.Extra), len(e.WrongSize), len(e.WrongChecksum))
+	listed := 0
+	line := func(format string, args ...any) {
+		if listed < MaxListed {
+			b.WriteString("\n\t")
+			fmt.Fprintf(&b, format, args...)
+		}
+		listed++
+	}
+	for _, p := range e.Missing {
+		line("%q: in the manifest, never written", p)
+	}
+	for _, p := range e.Extra {
+		line("%q: written, not in the manifest", p)
+	}
+	for _, s := range e.WrongSize {
+		line("%q: wrote %d bytes, manifest says %d", s.Path, s.Written, s.Manifest)
+	}
+	for _, c := range e.WrongChecksum {
+		if c.Written == nil {
+			line("%q: no %s checksum computed, manifest says %x", c.Path, c.Algorithm, c.Manifest)
+		} else {
+			line("%q: %s checksum %x, manifest says %x", c.Path, c.Algorithm, c.Written, c.Manifest)
+		}
+	}
+	if listed > MaxListed {
+		fmt.Fprintf(&b, "\n\tand %d more", listed-MaxListed)
+	}
+	return b.String()
+}
+
+// Verify compares what was written, keyed by manifest path (File.Path:
+// decoded, '/'-separated, relative to the data directory, tablespace files
+// as pg_tblspc/<oid>/...), against m. observed must hold only files the
+// manifest describes: not backup_manifest itself, and not WAL segments
+// (the manifest never lists them; it does list pg_wal/archive_status/*.done
+// files when WAL is included in the backup).
+//
+// keep reports paths the instance deliberately kept from its own copy
+// (e.g. postgresql.conf); a kept path is not compared and raises no
+// finding, whether or not it was written or is in the manifest. keep may be
+// nil.
+//
+// Verify reports, all at once, files in the manifest never written, files
+// written but not in the manifest, size mismatches, and checksum mismatches
+// (for files with a manifest checksum whose size matched; a file of the
+// wrong size is reported only as such). It returns nil when everything
+// matches, and otherwise a *Mismatch. m is expected to come from Parse,
+// which guarantees unique paths.
+func Verify(m *Manifest, observed map[string]Observed, keep func(path string) bool) error {
+	if m == nil {
+		return errors.New("verify: no manifest")
+	}
+	kept := func(p string) bool { return keep != nil && keep(p) }
+	var e Mismatch
+	matched := 0
+	for i := range m.Files {
+		f := &m.Files[i]
+		o, written := observed[f.Path]
+		if written {
+			matched++
+		}
+		if kept(f.Path) {
+			continue
+		}
+		switch {
+		case !written:
+			e.Missing = append(e.Missing, f.Path)
+		case o.Size != f.Size:
+			e.WrongSize = append(e.WrongSize, SizeMismatch{Path: f.Path, Manifest: f.Size, Written: o.Size})
+		case f.Algorithm != None && !bytes.Equal(o.Checksum, f.Checksum):
+			e.WrongChecksum = append(e.WrongChecksum, ChecksumMismatch{
+				Path: f.Path, Algorithm: f.Algorithm, Manifest: f.Checksum, Written: o.Checksum,
+			})
+		}
+	}
+	// Paths are unique in a parsed manifest, so extras exist exactly when
+	// fewer manifest paths were written than paths were observed; only then
+	// is a set of manifest paths worth building.
+	if matched < len(observed) {
+		inManifest := make(map[string]struct{}, len(m.Files))
+		for i := range m.Files {
+			inManifest[m.Files[i].Path] = struct{}{}
+		}
+		for p := range observed {
+			if _, ok := inManifest[p]; !ok && !kept(p) {
+				e.Extra = append(e.Extra, p)
+			}
+		}
+		slices.Sort(e.Extra)
+	}
+	if e.Count() == 0 {
+		return nil
+	}
+	return &e
+}
