@@ -1,0 +1,146 @@
+package testpg
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// DefaultBinDir is used when PG_BINDIR is not set.
+const DefaultBinDir = "/usr/lib/postgresql/15/bin"
+
+// BinDir is where PostgreSQL programs are: $PG_BINDIR or /usr/lib/postgresql/15/bin.
+func BinDir() string {
+	if d := os.Getenv("PG_BINDIR"); d != "" {
+		return d
+	}
+	return DefaultBinDir
+}
+
+// Available reports whether initdb exists in BinDir.
+func Available() bool {
+	fi, err := os.Stat(filepath.Join(BinDir(), "initdb"))
+	return err == nil && !fi.IsDir()
+}
+
+// Require skips the test when PostgreSQL is not installed, naming PG_BINDIR and
+// the Debian package. When the environment variable CI is "true" it fails the
+// test instead: CI must never silently skip the real-server tests.
+func Require(t testing.TB) {
+	t.Helper()
+	if Available() {
+		return
+	}
+	msg := fmt.Sprintf("PostgreSQL not found: no initdb in %s (set PG_BINDIR to the directory holding initdb/pg_ctl/postgres, or install the Debian package postgresql-15: apt-get install -y postgresql-15)", BinDir())
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " [CI=true: not skipping]")
+	}
+	t.Skip(msg)
+}
+
+// pgUser is the system user PostgreSQL programs run as: "postgres" when the
+// tests run as root, nil (the current user) otherwise.
+type pgUser struct {
+	uid, gid uint32
+	home     string
+}
+
+var (
+	pgUserOnce sync.Once
+	pgUserVal  *pgUser
+	pgUserErr  error
+)
+
+// runAsUser returns the user PostgreSQL programs must run as, or nil to run as
+// the current user.
+func runAsUser() (*pgUser, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	pgUserOnce.Do(func() {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			pgUserErr = fmt.Errorf("running as root, PostgreSQL must run as system user \"postgres\": %w", err)
+			return
+		}
+		uid, err := strconv.ParseUint(u.Uid, 10, 32)
+		if err != nil {
+			pgUserErr = fmt.Errorf("uid of user postgres %q: %w", u.Uid, err)
+			return
+		}
+		gid, err := strconv.ParseUint(u.Gid, 10, 32)
+		if err != nil {
+			pgUserErr = fmt.Errorf("gid of user postgres %q: %w", u.Gid, err)
+			return
+		}
+		pgUserVal = &pgUser{uid: uint32(uid), gid: uint32(gid), home: u.HomeDir}
+	})
+	return pgUserVal, pgUserErr
+}
+
+// pgCommand builds a command for the PostgreSQL program name in BinDir, run as
+// the postgres user when root, with PG* variables removed from the environment
+// and a C locale. extraEnv entries are appended ("KEY=value").
+func pgCommand(ctx context.Context, name string, args []string, extraEnv ...string) (*exec.Cmd, error) {
+	return command(ctx, filepath.Join(BinDir(), name), args, extraEnv...)
+}
+
+// command is pgCommand for a program given by path.
+func command(ctx context.Context, path string, args []string, extraEnv ...string) (*exec.Cmd, error) {
+	u, err := runAsUser()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Dir = "/"
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "PG") || strings.HasPrefix(k, "LC_") || k == "LANG" || k == "LANGUAGE" {
+			continue
+		}
+		if u != nil && (k == "HOME" || k == "USER" || k == "LOGNAME") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "LC_ALL=C")
+	if u != nil {
+		env = append(env, "HOME="+u.home, "USER=postgres", "LOGNAME=postgres")
+	}
+	cmd.Env = append(env, extraEnv...)
+	// Own process group: a ^C on the terminal must not kill pg_ctl half-way.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if u != nil {
+		// Groups nil: supplementary groups are cleared (none of root's are kept).
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: u.uid, Gid: u.gid}
+	}
+	// Never wait for grandchildren (a daemonized postmaster) holding our pipes.
+	cmd.WaitDelay = 5 * time.Second
+	return cmd, nil
+}
+
+// runPG runs a PostgreSQL program to completion and returns its combined output.
+func runPG(ctx context.Context, name string, args []string, extraEnv ...string) (string, error) {
+	cmd, err := pgCommand(ctx, name, args, extraEnv...)
+	if err != nil {
+		return "", err
+	}
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return out.String(), nil
+}
