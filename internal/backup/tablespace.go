@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,7 +30,19 @@ type space struct {
 // pg_tblspc/<oid> link already pointing at it): anything else may belong to
 // another cluster, maybe the primary itself, and is refused, never deleted.
 func (b *attempt) claimTablespaces(root *os.Root, list []basebackup.Tablespace) ([]*space, error) {
-	used := map[string]bool{}
+	// A mapping that matches nothing is most likely a typo: say so first.
+	var have []string
+	for _, ts := range list {
+		if ts.OID != 0 {
+			have = append(have, ts.Location)
+		}
+	}
+	for old, new := range b.opt.TablespaceMapping {
+		if !slices.Contains(have, old) {
+			return nil, configErr("tablespace mapping %s=%s names no tablespace of the primary (its tablespaces are at: %s)",
+				old, new, strings.Join(have, ", "))
+		}
+	}
 	var spaces []*space
 	for _, ts := range list {
 		if ts.OID == 0 {
@@ -37,23 +50,13 @@ func (b *attempt) claimTablespaces(root *os.Root, list []basebackup.Tablespace) 
 		}
 		local := ts.Location
 		if m, ok := b.opt.TablespaceMapping[ts.Location]; ok {
-			local, used[ts.Location] = m, true
+			local = m
 		}
 		sp := &space{oid: ts.OID, primary: ts.Location, local: filepath.Clean(local), link: "pg_tblspc/" + strconv.FormatUint(uint64(ts.OID), 10)}
 		if err := b.checkLocation(root, sp, spaces); err != nil {
 			return nil, err
 		}
 		spaces = append(spaces, sp)
-	}
-	for old := range b.opt.TablespaceMapping {
-		if !used[old] {
-			var have []string
-			for _, sp := range spaces {
-				have = append(have, sp.primary)
-			}
-			return nil, configErr("tablespace mapping %s=%s names no tablespace of the primary (its tablespaces are at: %s)",
-				old, b.opt.TablespaceMapping[old], strings.Join(have, ", "))
-		}
 	}
 	if err := root.Mkdir("pg_tblspc", b.dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("create pg_tblspc: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -31,10 +32,30 @@ func Connect(ctx context.Context, cfg *pgconn.Config, log *slog.Logger) (*pgconn
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to primary %s: %w", Address(cfg), err)
+		return nil, &ConnectError{Addr: Address(cfg), Err: err}
 	}
 	return conn, nil
 }
+
+// ConnectError is a failed connection to the primary. pgconn reports each
+// address and TLS attempt on its own line; the message folds them into one,
+// as the journal and systemctl status show one line.
+type ConnectError struct {
+	Addr string
+	Err  error
+}
+
+func (e *ConnectError) Error() string {
+	var parts []string
+	for _, line := range strings.Split(e.Err.Error(), "\n") {
+		if line = strings.TrimSuffix(strings.Join(strings.Fields(line), " "), ":"); line != "" {
+			parts = append(parts, line)
+		}
+	}
+	return "connect to primary " + e.Addr + ": " + strings.Join(parts, "; ")
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }
 
 // Address is host:port of the primary, for messages (never the password).
 func Address(cfg *pgconn.Config) string {
