@@ -7,7 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
-PGS=$PWD/bin/pg-standby
 SCALE=${DEMO_SCALE:-10}
 PPORT=${DEMO_PORT:-55432}
 SPORT=$((PPORT + 1))
@@ -17,6 +16,9 @@ if [ "$(id -u)" = 0 ]; then as_pg=(runuser -u postgres --); fi
 W=$(mktemp -d /tmp/pg-standby-demo.XXXXXX)
 chmod 755 "$W"
 [ ${#as_pg[@]} -gt 0 ] && chown postgres: "$W"
+# The checkout may sit where postgres cannot reach (a 0700 home or temp dir).
+install -m 755 bin/pg-standby "$W/pg-standby"
+PGS=$W/pg-standby
 
 cleanup() {
   "${as_pg[@]}" "$BIN/pg_ctl" -D "$W/standby" -m fast -w stop >/dev/null 2>&1 || true

@@ -187,7 +187,8 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 		return nil, configErr("manifest checksums: %w", err)
 	}
 	kept := b.kept
-	keep := func(p string) bool { return slices.Contains(kept, p) }
+	// basebackup.signal is this instance's lock-free state: never the primary's.
+	keep := func(p string) bool { return p == instance.BackupSignal || slices.Contains(kept, p) }
 	syncer := newSyncer(b.opt.SyncWorkers)
 	defer syncer.Wait()
 	cfg := &extract.Config{
