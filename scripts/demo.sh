@@ -19,6 +19,7 @@ chmod 755 "$W"
 # The checkout may sit where postgres cannot reach (a 0700 home or temp dir).
 install -m 755 bin/pg-standby "$W/pg-standby"
 PGS=$W/pg-standby
+cd "$W"
 
 cleanup() {
   "${as_pg[@]}" "$BIN/pg_ctl" -D "$W/standby" -m fast -w stop >/dev/null 2>&1 || true
