@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
 )
@@ -37,3 +38,5 @@ func exitCode(err error) int {
 		return exitTransient
 	}
 }
+
+func nopLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -4,41 +4,77 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 const usage = `pg-standby makes this machine a PostgreSQL standby of a primary.
 
 Usage:
-  pg-standby run --pgdata DIR [options]   take the base backup into a pg-standby instance
+  pg-standby init INSTANCE --primary-conninfo CONNINFO [options]
+                                    make a minimal instance (configuration + basebackup.signal)
+  pg-standby run INSTANCE           take the base backup; what pg-standby@INSTANCE.service runs
+  pg-standby run --pgdata DIR       the same for a data directory given directly
+  pg-standby condition INSTANCE     postgres' ExecCondition: skip postgres while a backup is pending
+  pg-standby postgres INSTANCE      exec the postgres server of a data-directory instance
   pg-standby version
 
+INSTANCE is a Debian cluster (15-main: /etc/postgresql/15/main), or an absolute
+or systemd-escaped data directory path (srv-pg-standby is /srv/pg/standby).
 Run "pg-standby COMMAND -h" for a command's options.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		if s, ok := <-sigc; ok {
+			cancel(&signalError{s.(syscall.Signal)})
+		}
+	}()
+	code := run(ctx, os.Args[1:])
+	var sig *signalError
+	if errors.As(context.Cause(ctx), &sig) {
+		// Die by the signal, as systemd and shells expect of a clean stop.
+		signal.Reset(sig.sig)
+		syscall.Kill(os.Getpid(), sig.sig)
+		time.Sleep(time.Second)
+	}
+	os.Exit(code)
 }
 
-func run(args []string) int {
+// signalError is the cancellation cause of a SIGTERM/SIGINT; it is a
+// context.Canceled to errors.Is.
+type signalError struct{ sig syscall.Signal }
+
+func (e *signalError) Error() string        { return "stopped by " + e.sig.String() }
+func (e *signalError) Is(target error) bool { return target == context.Canceled }
+
+func run(ctx context.Context, args []string) int {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, usage)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	switch args[0] {
 	case "run":
 		return runCmd(ctx, args[1:])
+	case "init":
+		return initCmd(ctx, args[1:])
+	case "condition":
+		return conditionCmd(args[1:])
+	case "postgres":
+		return postgresCmd(args[1:])
 	case "version", "--version":
 		fmt.Println("pg-standby", version)
-		return 0
+		return exitOK
 	case "help", "-h", "--help":
 		fmt.Print(usage)
-		return 0
+		return exitOK
 	default:
 		fmt.Fprintf(os.Stderr, "pg-standby: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage

@@ -8,15 +8,20 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
+	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/journald"
+	"github.com/pg-standby/pg-standby/internal/notify"
 	"github.com/pg-standby/pg-standby/internal/progress"
+	"github.com/pg-standby/pg-standby/internal/service"
 )
 
 // mappings collects repeated --tablespace-mapping OLD=NEW flags.
 type mappings map[string]string
 
-func (m mappings) String() string { return fmt.Sprint(map[string]string(m)) }
+func (m mappings) String() string { return instance.FormatMapping(m) }
 func (m mappings) Set(v string) error {
 	old, new, ok := strings.Cut(v, "=")
 	if !ok || old == "" || new == "" {
@@ -29,44 +34,63 @@ func (m mappings) Set(v string) error {
 func runCmd(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	opt := backup.Options{TablespaceMapping: mappings{}}
-	fs.StringVar(&opt.DataDir, "pgdata", os.Getenv("PGDATA"), "data directory of the instance (default $PGDATA)")
-	fs.StringVar(&opt.ConfFile, "config-file", "", "the instance's postgresql.conf (default DIR/postgresql.conf)")
-	fs.StringVar(&opt.Checkpoint, "checkpoint", "fast", "checkpoint mode on the primary: fast or spread")
-	fs.Int64Var(&opt.MaxRateKB, "max-rate", 0, "limit the primary's send rate in kB/s (32..1048576; 0 unlimited)")
-	fs.StringVar(&opt.ManifestChecksums, "manifest-checksums", "CRC32C", "manifest checksum algorithm: CRC32C, SHA224, SHA256, SHA384, SHA512 or NONE")
-	fs.Var(mappings(opt.TablespaceMapping), "tablespace-mapping", "relocate the tablespace at OLD on the primary to NEW here (repeatable)")
-	fs.BoolVar(&opt.CreateSlot, "create-slot", false, "create primary_slot_name on the primary if it is missing")
+	pgdata := fs.String("pgdata", "", "data directory of an instance given directly (instead of INSTANCE)")
+	fs.StringVar(&opt.ConfFile, "config-file", "", "with --pgdata: the instance's postgresql.conf (default DIR/postgresql.conf)")
+	fs.StringVar(&opt.Checkpoint, "checkpoint", "", "checkpoint mode on the primary: fast or spread (default: pg_standby.checkpoint, else fast)")
+	fs.Int64Var(&opt.MaxRateKB, "max-rate", 0, "limit the primary's send rate in kB/s, 32..1048576 (default: pg_standby.max_rate)")
+	fs.StringVar(&opt.ManifestChecksums, "manifest-checksums", "", "manifest checksums: CRC32C (default), SHA224, SHA256, SHA384, SHA512, NONE")
+	fs.Var(mappings(opt.TablespaceMapping), "tablespace-mapping", "put the primary's tablespace at OLD at NEW here (repeatable; default: pg_standby.tablespace_mapping)")
+	fs.BoolVar(&opt.CreateSlot, "create-slot", false, "create primary_slot_name on the primary if missing (default: pg_standby.create_slot)")
+	retries := fs.Int("retries", 5, "transient failures retried in-process before exiting 1")
+	stall := fs.Duration("stall-timeout", 5*time.Minute, "fail an attempt when no data arrived for this long")
 	verbose := fs.Bool("verbose", false, "log debug detail")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
+	in, err := instanceArg(fs, *pgdata, opt.ConfFile, false)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pg-standby run:", err)
+		return exitUsage
+	}
+	opt.Instance = in
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	name := in.Name
+	if name == "" {
+		name = in.DataDir
+	}
+	log := slog.New(journald.NewHandler(name, level))
 	opt.Log = log
-	opt.Progress = progress.NewTracker()
-	opt.Progress.Attempt.Store(1)
-
-	repCtx, stopReport := context.WithCancel(ctx)
-	reported := make(chan struct{})
-	go func() {
-		defer close(reported)
-		progress.Report(repCtx, opt.Progress, defaultLogInterval, &logSink{log: log})
-	}()
-	res, err := backup.Run(ctx, opt)
-	stopReport()
-	<-reported
+	n := notify.New(log)
+	res, err := service.Run(ctx, service.Config{
+		Backup: opt, Log: log, Notify: n, Retries: *retries, Stall: *stall,
+		Backoff: 5 * time.Second, MaxBackoff: 2 * time.Minute,
+		Sinks: []progress.Sink{n.Sink(*stall), journald.ProgressSink(log)},
+	})
 	switch {
 	case errors.Is(err, backup.ErrAlreadyStandby):
-		log.Info("already a standby: nothing to do", "pgdata", opt.DataDir)
+		log.Info("already a standby: nothing to do", "pgdata", in.DataDir)
 		return exitOK
 	case err != nil:
-		log.Error("backup failed", "error", err, "kind", backup.KindOf(err).String())
+		log.Error("backup failed: "+err.Error(), "error", err, "kind", backup.KindOf(err).String(), "pgdata", in.DataDir)
 		return exitCode(err)
 	}
-	log.Info("standby ready", "pgdata", opt.DataDir, "start_lsn", res.Start.String(), "end_lsn", res.End.String(),
+	log.Info("standby ready", "pgdata", in.DataDir, "start_lsn", res.Start.String(), "end_lsn", res.End.String(),
 		"files", res.Files, "bytes", res.Bytes, "written", res.Written, "unchanged", res.Unchanged)
 	return exitOK
+}
+
+// instanceArg resolves the one INSTANCE argument, or --pgdata.
+func instanceArg(fs *flag.FlagSet, pgdata, confFile string, forInit bool) (*instance.Instance, error) {
+	switch {
+	case pgdata != "" && fs.NArg() > 0:
+		return nil, errors.New("give INSTANCE or --pgdata, not both")
+	case pgdata != "":
+		return instance.New(pgdata, confFile)
+	case fs.NArg() != 1:
+		return nil, errors.New("want exactly one INSTANCE (or --pgdata DIR)")
+	}
+	return instance.Resolve(fs.Arg(0), forInit)
 }

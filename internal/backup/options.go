@@ -3,12 +3,16 @@ package backup
 import (
 	"log/slog"
 
+	"github.com/pg-standby/pg-standby/internal/instance"
+
 	"github.com/pg-standby/pg-standby/internal/progress"
 )
 
 // Options configure one attempt.
 type Options struct {
-	DataDir string
+	// Instance, if set, is used as resolved; otherwise DataDir and ConfFile name it.
+	Instance *instance.Instance
+	DataDir  string
 	// ConfFile is the instance's postgresql.conf; default DataDir/postgresql.conf.
 	ConfFile string
 	// Checkpoint is "fast" or "spread".

@@ -50,15 +50,15 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if opt.Progress == nil {
 		opt.Progress = progress.NewTracker()
 	}
-	if opt.ManifestChecksums == "" {
-		opt.ManifestChecksums = "CRC32C"
-	}
 	if opt.SyncWorkers == 0 {
 		opt.SyncWorkers = 4
 	}
-	in, err := instance.New(opt.DataDir, opt.ConfFile)
-	if err != nil {
-		return nil, &Error{Kind: Refused, Err: err}
+	in := opt.Instance
+	if in == nil {
+		var err error
+		if in, err = instance.New(opt.DataDir, opt.ConfFile); err != nil {
+			return nil, &Error{Kind: Refused, Err: err}
+		}
 	}
 	st, err := in.Inspect()
 	if err != nil {
@@ -92,6 +92,16 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	connCfg, err := replconn.ParseConninfo(ci.Value)
 	if err != nil {
 		return nil, configErr("primary_conninfo in %s line %d is invalid: %w", ci.File, ci.Line, err)
+	}
+	if instance.PointsAtItself(connCfg, instance.Port(conf)) {
+		return nil, configErr("primary_conninfo in %s line %d points at this instance itself (%s, its own port): "+
+			"set host and port of the primary there", ci.File, ci.Line, replconn.Address(connCfg))
+	}
+	if err := applySettings(&opt, conf); err != nil {
+		return nil, err
+	}
+	if opt.ManifestChecksums == "" {
+		opt.ManifestChecksums = "CRC32C"
 	}
 	slot := ""
 	if s, ok := conf.Get("primary_slot_name"); ok {
@@ -307,4 +317,48 @@ func readPending(in *instance.Instance) (instance.Pending, error) {
 	}
 	defer root.Close()
 	return instance.ReadPending(root)
+}
+
+// applySettings takes the backup options the instance stores as pg_standby.*
+// settings, for every option the caller left unset.
+func applySettings(opt *Options, conf *pgconf.Config) error {
+	bad := func(s pgconf.Setting, err error) error {
+		return configErr("%s in %s line %d: %w", s.Name, s.File, s.Line, err)
+	}
+	if s, ok := conf.Get("pg_standby.checkpoint"); ok && opt.Checkpoint == "" {
+		if s.Value != "fast" && s.Value != "spread" {
+			return bad(s, fmt.Errorf("%q is not fast or spread", s.Value))
+		}
+		opt.Checkpoint = s.Value
+	}
+	if s, ok := conf.Get("pg_standby.max_rate"); ok && opt.MaxRateKB == 0 {
+		n, err := strconv.ParseInt(s.Value, 10, 64)
+		if err != nil {
+			return bad(s, fmt.Errorf("%q is not a number of kB/s", s.Value))
+		}
+		opt.MaxRateKB = n
+	}
+	if s, ok := conf.Get("pg_standby.create_slot"); ok && !opt.CreateSlot {
+		switch strings.ToLower(s.Value) {
+		case "on", "true", "yes", "1":
+			opt.CreateSlot = true
+		case "off", "false", "no", "0":
+		default:
+			return bad(s, fmt.Errorf("%q is not a boolean", s.Value))
+		}
+	}
+	if s, ok := conf.Get("pg_standby.manifest_checksums"); ok && opt.ManifestChecksums == "" {
+		opt.ManifestChecksums = s.Value
+	}
+	if s, ok := conf.Get("pg_standby.tablespace_mapping"); ok && len(opt.TablespaceMapping) == 0 {
+		m, err := instance.ParseMapping(s.Value)
+		if err != nil {
+			return bad(s, err)
+		}
+		opt.TablespaceMapping = m
+	}
+	if opt.Checkpoint == "" {
+		opt.Checkpoint = "fast"
+	}
+	return nil
 }

@@ -13,8 +13,12 @@ import (
 
 // Instance is a data directory and the configuration file that names its primary.
 type Instance struct {
+	// Name is how the instance was named (a unit's %i), "" for --pgdata.
+	Name     string
 	DataDir  string
 	ConfFile string
+	// Debian is set for a postgresql-common cluster.
+	Debian *Debian
 }
 
 // New returns the instance at dataDir; confFile defaults to its postgresql.conf.

@@ -12,10 +12,14 @@ type Sink interface {
 }
 
 // Report samples t every interval and hands each snapshot to every sink, until
-// ctx ends; then it sends one last snapshot. Run it in its own goroutine.
+// ctx ends: one snapshot at once, then one a tick, then a last one. Run it in its own goroutine.
 func Report(ctx context.Context, t *Tracker, interval time.Duration, sinks ...Sink) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	first := t.Snapshot()
+	for _, k := range sinks {
+		k.Report(first)
+	}
 	for {
 		select {
 		case <-ctx.Done():

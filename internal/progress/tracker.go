@@ -9,6 +9,7 @@ import (
 type Phase string
 
 const (
+	Inspecting Phase = "checking the instance"
 	Connecting Phase = "connecting"
 	Checkpoint Phase = "waiting for checkpoint on primary"
 	Copying    Phase = "copying"
@@ -33,10 +34,10 @@ type Tracker struct {
 	Attempt   atomic.Int64
 }
 
-// NewTracker returns a Tracker in phase Connecting.
+// NewTracker returns a Tracker in phase Inspecting.
 func NewTracker() *Tracker {
 	t := &Tracker{Start: time.Now()}
-	t.SetPhase(Connecting)
+	t.SetPhase(Inspecting)
 	return t
 }
 
