@@ -9,6 +9,7 @@ need=()
 command -v psql >/dev/null || need+=(postgresql-client-15)
 command -v dbus-daemon >/dev/null || need+=(dbus)
 command -v runuser >/dev/null || need+=(util-linux)
+command -v systemd-analyze >/dev/null || need+=(systemd)   # unit checks: verify, security
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "install-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

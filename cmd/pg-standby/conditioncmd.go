@@ -1,13 +1,21 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 
 	"github.com/pg-standby/pg-standby/internal/instance"
 )
+
+// stoppedDir holds the note pg-standby@.service's ExecStopPost= leaves when
+// the worker was stopped (died by SIGTERM). systemd 252 fires OnSuccess=
+// for such a stop too, and passes no MONITOR_* variables to ExecCondition=,
+// so the note is how the guard tells "stopped by the admin" from "start me".
+const stoppedDir = "/run/pg-standby"
 
 // conditionCmd is postgres' ExecCondition=: exit 0 lets postgres start,
 // 1 skips it (a skipped unit is not a failed one). It must be harmless for
@@ -26,11 +34,11 @@ func conditionCmd(args []string) int {
 		return exitOK
 	}
 	backupUnit := "pg-standby@" + name + ".service"
-	// Started by the backup unit's OnSuccess= (systemd passes MONITOR_UNIT):
-	// that unit is restarting or was stopped; enqueuing it again would undo a stop.
-	if os.Getenv("MONITOR_UNIT") == backupUnit {
-		fmt.Printf("base backup of %s not finished (%s ended with %s); postgres not started\n", name, backupUnit, os.Getenv("MONITOR_SERVICE_RESULT"))
+	if err := os.Remove(filepath.Join(stoppedDir, name+".stopped")); err == nil {
+		fmt.Printf("base backup of %s was stopped; postgres not started (systemctl start %s resumes it)\n", name, backupUnit)
 		return 1
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(os.Stderr, "pg-standby condition: %v\n", err)
 	}
 	fmt.Printf("base backup pending for %s: starting %s instead; postgres follows when it succeeds\n", name, backupUnit)
 	if out, err := exec.Command("systemctl", "start", "--no-block", backupUnit).CombinedOutput(); err != nil {

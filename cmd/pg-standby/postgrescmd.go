@@ -35,7 +35,8 @@ func postgresCmd(args []string) int {
 	if d := os.Getenv("PG_BINDIR"); d != "" {
 		bin = filepath.Join(d, "postgres")
 	}
-	argv := []string{"postgres", "-D", in.DataDir}
+	// postgres finds its own installation from argv[0]: it must be the full path.
+	argv := []string{bin, "-D", in.DataDir}
 	if in.ConfFile != filepath.Join(in.DataDir, "postgresql.conf") {
 		argv = append(argv, "-c", "config_file="+in.ConfFile)
 	}

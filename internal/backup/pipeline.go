@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -182,6 +183,9 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
 	defer root.Close()
+	// Modes follow the primary's data_directory_mode whatever umask the
+	// worker inherited (the unit's UMask=0077 would drop group access).
+	defer syscall.Umask(syscall.Umask(0o777 &^ int(b.dirMode)))
 	alg, err := manifest.ParseAlgorithm(b.opt.ManifestChecksums)
 	if err != nil {
 		return nil, configErr("manifest checksums: %w", err)
@@ -263,6 +267,11 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 	}
 
 	b.opt.Progress.SetPhase(progress.Handover)
+	if b.in.Debian == nil {
+		if err := instance.EnsureAuthFiles(root, b.conf, b.fileMode, b.log); err != nil {
+			return nil, err
+		}
+	}
 	if err := instance.Handover(root, b.fileMode, "", b.log); err != nil {
 		return nil, err
 	}

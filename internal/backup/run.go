@@ -107,7 +107,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if s, ok := conf.Get("primary_slot_name"); ok {
 		slot = s.Value
 	}
-	b := &attempt{opt: opt, in: in, log: opt.Log.With("primary", replconn.Address(connCfg)), connCfg: connCfg, slot: slot}
+	b := &attempt{opt: opt, in: in, log: opt.Log.With("primary", replconn.Address(connCfg)), connCfg: connCfg, slot: slot, conf: conf}
 	if b.pending, err = readPending(in); err != nil {
 		return nil, err
 	}
@@ -132,6 +132,7 @@ type attempt struct {
 
 	kept      []string // data-directory paths of the instance's own configuration
 	pending   instance.Pending
+	conf      *pgconf.Config
 	sys       replconn.System
 	segSize   int64
 	fileMode  os.FileMode

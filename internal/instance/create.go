@@ -129,12 +129,16 @@ func Create(in *Instance, spec Spec) error {
 		if err := writeOwned(in.ConfFile, conf+spec.Settings(), 0o600, own); err != nil {
 			return err
 		}
-		keep = []string{"postgresql.conf"}
-		for _, name := range ConfigFiles[1:] {
-			if _, err := os.Stat(filepath.Join(in.DataDir, name)); err == nil {
-				keep = append(keep, name)
+		// A Debian primary keeps pg_hba.conf and pg_ident.conf in /etc, so the
+		// backup may bring none: the instance has its own, like initdb's.
+		for name, content := range map[string]string{"pg_hba.conf": DefaultHBA, "pg_ident.conf": DefaultIdent} {
+			if _, err := os.Stat(filepath.Join(in.DataDir, name)); errors.Is(err, fs.ErrNotExist) {
+				if err := writeOwned(filepath.Join(in.DataDir, name), content, 0o600, own); err != nil {
+					return err
+				}
 			}
 		}
+		keep = append(keep, ConfigFiles...)
 	}
 	if err := mkdirOwned(in.DataDir, 0o700, own); err != nil {
 		return err

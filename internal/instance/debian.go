@@ -36,8 +36,8 @@ include_dir = 'conf.d'
 		mode          os.FileMode
 	}{
 		{"postgresql.conf", conf + spec.Settings(), 0o644},
-		{"pg_hba.conf", debianHBA, 0o640},
-		{"pg_ident.conf", "# PostgreSQL User Name Maps\n# MAPNAME       SYSTEM-USERNAME         PG-USERNAME\n", 0o640},
+		{"pg_hba.conf", DefaultHBA, 0o640},
+		{"pg_ident.conf", DefaultIdent, 0o640},
 		{"start.conf", "# Automatic startup configuration: auto, manual or disabled (see pg_createcluster(1)).\nauto\n", 0o644},
 		{"pg_ctl.conf", "# Automatic pg_ctl configuration\npg_ctl_options = ''\n", 0o644},
 		{"environment", "# environment variables for postgres processes\n", 0o644},
@@ -56,8 +56,11 @@ include_dir = 'conf.d'
 	return nil
 }
 
-// debianHBA is pg_createcluster's default for a new cluster.
-const debianHBA = `# TYPE  DATABASE        USER            ADDRESS                 METHOD
+// DefaultIdent is an empty user name map.
+const DefaultIdent = "# PostgreSQL User Name Maps\n# MAPNAME       SYSTEM-USERNAME         PG-USERNAME\n"
+
+// DefaultHBA is pg_createcluster's default for a new cluster.
+const DefaultHBA = `# TYPE  DATABASE        USER            ADDRESS                 METHOD
 local   all             postgres                                peer
 local   all             all                                     peer
 host    all             all             127.0.0.1/32            scram-sha-256

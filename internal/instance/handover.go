@@ -93,3 +93,25 @@ func fixAutoConf(root *os.Root, mode os.FileMode, slot string, log *slog.Logger)
 	}
 	return nil
 }
+
+// EnsureAuthFiles writes default pg_hba.conf and pg_ident.conf into a data
+// directory that has none after the backup (a Debian primary keeps them in
+// /etc) and whose configuration names no other hba_file/ident_file: without
+// them postgres refuses to start.
+func EnsureAuthFiles(root *os.Root, conf *pgconf.Config, mode os.FileMode, log *slog.Logger) error {
+	for _, f := range []struct{ name, setting, content string }{
+		{"pg_hba.conf", "hba_file", DefaultHBA}, {"pg_ident.conf", "ident_file", DefaultIdent},
+	} {
+		if _, ok := conf.Get(f.setting); ok {
+			continue
+		}
+		if _, err := root.Lstat(f.name); err == nil {
+			continue
+		}
+		log.Warn("the backup brought no "+f.name+" (the primary keeps it elsewhere); wrote a default one: review it", "file", f.name)
+		if err := durable.WriteFile(root, f.name, []byte(f.content), mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}

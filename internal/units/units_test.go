@@ -108,14 +108,17 @@ func TestSettings(t *testing.T) {
 		{"pg-standby@.service", "Unit", "OnSuccess", []string{"postgresql@%i.service pg-standby-postgres@%i.service"}},
 		{"pg-standby@.service", "Unit", "Requires", nil},
 		{"pg-standby@.service", "Service", "Restart", []string{"on-failure"}},
-		// Exit statuses 65 (corrupt), 77 (refused), 78 (configuration).
-		{"pg-standby@.service", "Service", "RestartPreventExitStatus", []string{"65 77 78"}},
+		// Exit statuses 2 (usage), 65 (corrupt), 77 (refused), 78 (configuration).
+		{"pg-standby@.service", "Service", "RestartPreventExitStatus", []string{"2 65 77 78"}},
 		{"pg-standby@.service", "Service", "ReadWritePaths", []string{"/var/lib/postgresql", "-%f"}},
 		// It would remove a running postgres' shared memory.
 		{"pg-standby@.service", "Service", "RemoveIPC", nil},
 		// The primary may be anywhere.
 		{"pg-standby@.service", "Service", "IPAddressDeny", nil},
 		{"pg-standby@.service", "Service", "BusName", nil},
+		{"pg-standby@.service", "Service", "PrivateUsers", []string{"yes"}},
+		// The note an admin's stop leaves for postgres' ExecCondition=.
+		{"pg-standby@.service", "Service", "ExecStartPre", []string{"+/bin/rm -f /run/pg-standby/%i.stopped"}},
 		// Drop-in for Debian's postgres.
 		{"postgresql@.service.d/pg-standby.conf", "Service", "ExecCondition", []string{"+" + binary + " condition %i"}},
 		{"postgresql@.service.d/pg-standby.conf", "Unit", "ConditionPathExists", []string{"!%f"}},
