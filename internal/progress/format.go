@@ -22,6 +22,14 @@ func Bytes(n int64) string {
 // Line is the short human status of a snapshot, as systemctl status shows it:
 // "copying 12.3 of 40.1 GiB (30%), 250.0 MiB/s, 2m10s left".
 func (s Snapshot) Line() string {
+	line := s.line()
+	if s.Attempt > 1 {
+		line = fmt.Sprintf("attempt %d: %s", s.Attempt, line)
+	}
+	return line
+}
+
+func (s Snapshot) line() string {
 	if s.Phase != Copying {
 		return string(s.Phase)
 	}
