@@ -139,7 +139,7 @@ func (l *notifyListener) drain() []string {
 
 func verifyBackup(t *testing.T, dir string) {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(testpg.BinDir(), "pg_verifybackup"), "-i", "postgresql.conf", dir).CombinedOutput()
+	out, err := exec.Command(filepath.Join(testpg.BinDir(), "pg_verifybackup"), "-i", "postgresql.conf", "-i", "pg_hba.conf", "-i", "pg_ident.conf", dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pg_verifybackup: %v\n%s", err, out)
 	}
