@@ -65,7 +65,7 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 kill "$LOAD" 2>/dev/null; wait "$LOAD" 2>/dev/null || true
 awk -v a="$start" -v b="$end" 'BEGIN { printf "backup took %.1f s\n", b - a }'
-"${as_pg[@]}" "$BIN/pg_verifybackup" -q -i postgresql.conf "$W/standby" && echo "pg_verifybackup: backup successfully verified"
+"${as_pg[@]}" "$BIN/pg_verifybackup" -q -i postgresql.conf -i pg_hba.conf -i pg_ident.conf "$W/standby" && echo "pg_verifybackup: backup successfully verified"
 
 step "start the standby, write on the primary, read it on the standby"
 "${as_pg[@]}" "$BIN/pg_ctl" -D "$W/standby" -l "$W/standby.log" -w start >/dev/null
