@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/unit"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
+	"github.com/pg-standby/pg-standby/internal/decompress"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/replconn"
 )
@@ -24,6 +26,7 @@ func initCmd(ctx context.Context, args []string) int {
 	fs.StringVar(&spec.Checkpoint, "checkpoint", "", "checkpoint mode on the primary: fast (default) or spread")
 	fs.Int64Var(&spec.MaxRateKB, "max-rate", 0, "limit the primary's send rate in kB/s (32..1048576)")
 	fs.Var(mappings(spec.TablespaceMapping), "tablespace-mapping", "put the primary's tablespace at OLD at NEW here (repeatable)")
+	fs.StringVar(&spec.Compression, "compress", "", "server-side compression METHOD[:DETAIL]: gzip, lz4 or zstd (e.g. zstd:level=3); for slow links")
 	fs.IntVar(&spec.Port, "port", 0, "the standby's port (default: next free cluster port for Debian clusters)")
 	pgdata := fs.String("pgdata", "", "make the instance in this data directory (instead of INSTANCE)")
 	check := fs.Bool("check", false, "connect to the primary first and check it can serve a backup")
@@ -50,6 +53,11 @@ func initCmd(ctx context.Context, args []string) int {
 	}
 	if spec.MaxRateKB != 0 && (spec.MaxRateKB < 32 || spec.MaxRateKB > 1048576) {
 		return fail(exitUsage, "--max-rate %d: want 32 to 1048576 kB/s", spec.MaxRateKB)
+	}
+	if method, _, _ := strings.Cut(spec.Compression, ":"); method != "" && method != "none" {
+		if _, ok := decompress.Methods[method]; !ok {
+			return fail(exitUsage, "--compress %q: want gzip, lz4 or zstd, optionally with :DETAIL (e.g. zstd:level=3)", spec.Compression)
+		}
 	}
 	if in.Debian != nil && spec.Port == 0 {
 		spec.Port = instance.NextPort(in)

@@ -22,6 +22,9 @@ type Options struct {
 	ManifestChecksums string
 	// TablespaceMapping maps a primary's tablespace location to a local one (-T OLD=NEW).
 	TablespaceMapping map[string]string
+	// Compression is server-side compression, METHOD[:DETAIL] (gzip, lz4,
+	// zstd; e.g. "zstd:level=3"): less on the wire, more CPU on both ends.
+	Compression string
 	// CreateSlot creates primary_slot_name on the primary when it is missing.
 	CreateSlot bool
 	Label      string

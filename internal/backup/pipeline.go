@@ -9,11 +9,13 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pg-standby/pg-standby/internal/basebackup"
+	"github.com/pg-standby/pg-standby/internal/decompress"
 	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
@@ -40,6 +42,7 @@ type stream struct {
 	spaces   []*space
 	archives map[string]bool
 	chain    io.WriteCloser
+	method   string // server-side compression, "" for none
 	inMan    bool
 	man      bytes.Buffer
 
@@ -149,9 +152,10 @@ func (s *stream) openChain(m basebackup.NewArchive) error {
 	}
 	s.archives[m.Name] = true
 	root, prefix := s.root, ""
+	suffix := decompress.Methods[s.method]
 	if m.TablespacePath == "" {
-		if m.Name != "base.tar" {
-			return fmt.Errorf("base backup stream: unexpected archive %q for the data directory (want base.tar)", m.Name)
+		if m.Name != "base.tar"+suffix {
+			return fmt.Errorf("base backup stream: unexpected archive %q for the data directory (want base.tar%s)", m.Name, suffix)
 		}
 	} else {
 		var sp *space
@@ -160,7 +164,7 @@ func (s *stream) openChain(m basebackup.NewArchive) error {
 				sp = x
 			}
 		}
-		if sp == nil || m.Name != strconv.FormatUint(uint64(sp.oid), 10)+".tar" {
+		if sp == nil || m.Name != strconv.FormatUint(uint64(sp.oid), 10)+".tar"+suffix {
 			return fmt.Errorf("base backup stream: archive %q for %q matches no tablespace the server listed", m.Name, m.TablespacePath)
 		}
 		root, prefix = sp.root, sp.link+"/"
@@ -172,7 +176,15 @@ func (s *stream) openChain(m basebackup.NewArchive) error {
 		}
 	}
 	s.b.log.Debug("receiving archive", "archive", m.Name, "location", root.Name())
-	s.chain = tarstream.NewParser(extract.NewWriter(s.cfg, s.res, root, prefix, links))
+	var chain io.WriteCloser = tarstream.NewParser(extract.NewWriter(s.cfg, s.res, root, prefix, links))
+	if s.method != "" {
+		d, err := decompress.New(s.method, chain)
+		if err != nil {
+			return err
+		}
+		chain = d
+	}
+	s.chain = chain
 	return nil
 }
 
@@ -221,6 +233,9 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 	b.opt.Progress.SetPhase(progress.Checkpoint)
 	opts := basebackup.Options{
 		Label: b.label(), Checkpoint: b.opt.Checkpoint, ManifestChecksums: alg.String(), MaxRateKB: b.opt.MaxRateKB,
+	}
+	if method, detail, _ := strings.Cut(b.opt.Compression, ":"); method != "" && method != "none" {
+		s.method, opts.Compression, opts.CompressionDetail = method, method, detail
 	}
 	end, err := basebackup.Run(ctx, main, opts, s)
 	if cerr := s.closeChain(); err == nil {

@@ -66,3 +66,22 @@ func TestPermanentSlot(t *testing.T) {
 	s.WaitFor(t, "SELECT x FROM via_slot", "1", time.Minute)
 	p.WaitFor(t, "SELECT active FROM pg_replication_slots WHERE slot_name = 'standby_one'", "t", time.Minute)
 }
+
+// TestServerCompression takes the backup with each server-side compression
+// method (Debian's PostgreSQL 15 is built with lz4 and zstd).
+func TestServerCompression(t *testing.T) {
+	testpg.Require(t)
+	p := testpg.Start(t, testpg.Options{})
+	p.Pgbench(t, "-i", "-s", "1", "-q")
+	ts := p.CreateTablespace(t, "tsc")
+	p.SQL(t, "CREATE TABLE in_tsc TABLESPACE tsc AS SELECT 1 AS x")
+	for _, c := range []string{"gzip", "lz4", "zstd:level=1"} {
+		dir := newInstance(t, p.ConnString(), "pg_standby.compression = '"+c+"'")
+		res, err := run(t, backup.Options{DataDir: dir, TablespaceMapping: map[string]string{ts: newLocation(t)}})
+		if err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+		t.Logf("%s: %d files, %d bytes", c, res.Files, res.Bytes)
+		verifyBackup(t, dir)
+	}
+}

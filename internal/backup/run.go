@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pg-standby/pg-standby/internal/decompress"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/progress"
@@ -348,6 +349,9 @@ func applySettings(opt *Options, conf *pgconf.Config) error {
 			return bad(s, fmt.Errorf("%q is not a boolean", s.Value))
 		}
 	}
+	if s, ok := conf.Get("pg_standby.compression"); ok && opt.Compression == "" {
+		opt.Compression = s.Value
+	}
 	if s, ok := conf.Get("pg_standby.manifest_checksums"); ok && opt.ManifestChecksums == "" {
 		opt.ManifestChecksums = s.Value
 	}
@@ -360,6 +364,11 @@ func applySettings(opt *Options, conf *pgconf.Config) error {
 	}
 	if opt.Checkpoint == "" {
 		opt.Checkpoint = "fast"
+	}
+	if method, _, _ := strings.Cut(opt.Compression, ":"); method != "" && method != "none" {
+		if _, ok := decompress.Methods[method]; !ok {
+			return configErr("compression %q: want gzip, lz4 or zstd, optionally with :DETAIL (e.g. zstd:level=3)", opt.Compression)
+		}
 	}
 	return nil
 }

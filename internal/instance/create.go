@@ -27,6 +27,7 @@ type Spec struct {
 	Checkpoint        string
 	MaxRateKB         int64
 	TablespaceMapping map[string]string
+	Compression       string
 	// Port of the standby; 0 picks the next free cluster port (Debian) or
 	// leaves PostgreSQL's default (a data directory).
 	Port int
@@ -49,6 +50,9 @@ func (s Spec) Settings() string {
 	}
 	if s.MaxRateKB != 0 {
 		fmt.Fprintf(&b, "pg_standby.max_rate = %d\n", s.MaxRateKB)
+	}
+	if s.Compression != "" {
+		fmt.Fprintf(&b, "pg_standby.compression = %s\n", pgconf.Quote(s.Compression))
 	}
 	if len(s.TablespaceMapping) > 0 {
 		fmt.Fprintf(&b, "pg_standby.tablespace_mapping = %s\n", pgconf.Quote(FormatMapping(s.TablespaceMapping)))
