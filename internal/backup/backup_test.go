@@ -7,11 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
+	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/progress"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
@@ -155,6 +157,13 @@ func TestRetryOverwritesHalfWrittenInstance(t *testing.T) {
 	}
 	if exists(filepath.Join(dir, "global/pg_control")) || !exists(filepath.Join(dir, "basebackup.signal")) {
 		t.Fatalf("interrupted instance: pg_control visible or basebackup.signal gone")
+	}
+	if root, err := os.OpenRoot(dir); err == nil {
+		pend, err := instance.ReadPending(root)
+		root.Close()
+		if err != nil || pend.Attempts != 1 || !strings.Contains(pend.LastError, "canceled") || pend.LastFailure.IsZero() {
+			t.Errorf("recorded state after the interruption: %+v, %v; want attempt 1 and its error", pend, err)
+		}
 	}
 	stale := filepath.Join(dir, "base", "1", "999999")
 	os.MkdirAll(filepath.Dir(stale), 0o700)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -46,6 +47,8 @@ type stream struct {
 	inMan    bool
 	man      bytes.Buffer
 
+	recorded bool // this attempt's count is in basebackup.signal
+
 	recv    *walstream.Receiver
 	walDone chan error
 }
@@ -69,6 +72,7 @@ func (s *stream) Started(start basebackup.Start) error {
 	if err := instance.WritePending(s.root, s.b.pending, s.b.fileMode); err != nil {
 		return err
 	}
+	s.recorded = true
 	if err := resetForAttempt(s.root); err != nil {
 		return err
 	}
@@ -189,7 +193,7 @@ func (s *stream) openChain(m basebackup.NewArchive) error {
 }
 
 // copy streams the backup and WAL, then verifies, syncs and hands over.
-func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Result, error) {
+func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Result, err error) {
 	root, err := os.OpenRoot(b.in.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("open data directory: %w", err)
@@ -237,6 +241,16 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 	if method, detail, _ := strings.Cut(b.opt.Compression, ":"); method != "" && method != "none" {
 		s.method, opts.Compression, opts.CompressionDetail = method, method, detail
 	}
+	// A failure after this attempt started writing is recorded in
+	// basebackup.signal, for pg-standby status when no worker runs.
+	defer func() {
+		if err != nil && s.recorded {
+			b.pending.LastError, b.pending.LastFailure = err.Error(), time.Now()
+			if werr := instance.WritePending(root, b.pending, b.fileMode); werr != nil {
+				b.log.Warn("could not record the failure in "+instance.BackupSignal, "error", werr)
+			}
+		}
+	}()
 	end, err := basebackup.Run(ctx, main, opts, s)
 	if cerr := s.closeChain(); err == nil {
 		err = cerr

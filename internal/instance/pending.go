@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pg-standby/pg-standby/internal/durable"
 )
@@ -24,6 +25,10 @@ type Pending struct {
 	Keep []string
 	// Attempts counts the attempts that got as far as writing.
 	Attempts int
+	// LastError is why the last such attempt failed ("" if none did), and
+	// LastFailure when.
+	LastError   string
+	LastFailure time.Time
 }
 
 const pendingHeader = `# pg-standby: a base backup is pending for this instance; postgres must not
@@ -53,6 +58,12 @@ func ReadPending(root *os.Root) (Pending, error) {
 			p.Recorded = true
 		case "keep":
 			p.Keep = append(p.Keep, val)
+		case "last-error":
+			p.LastError = val
+		case "last-failure":
+			if p.LastFailure, err = time.Parse(time.RFC3339, val); err != nil {
+				return Pending{}, fmt.Errorf("%s line %d: bad time %q", BackupSignal, n, val)
+			}
 		case "attempts":
 			p.Attempts, err = strconv.Atoi(val)
 			if err != nil {
@@ -75,6 +86,14 @@ func WritePending(root *os.Root, p Pending, mode os.FileMode) error {
 		fmt.Fprintf(&b, "keep %s\n", k)
 	}
 	fmt.Fprintf(&b, "attempts %d\n", p.Attempts)
+	if p.LastError != "" {
+		// One line, bounded: it is read back line by line.
+		msg := strings.Join(strings.Fields(p.LastError), " ")
+		if len(msg) > 1000 {
+			msg = msg[:1000] + "..."
+		}
+		fmt.Fprintf(&b, "last-error %s\nlast-failure %s\n", msg, p.LastFailure.UTC().Format(time.RFC3339))
+	}
 	tmp := BackupSignal + ".pg-standby"
 	if err := durable.WriteFile(root, tmp, []byte(b.String()), mode); err != nil {
 		return err
