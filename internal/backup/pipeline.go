@@ -99,6 +99,7 @@ func (s *stream) Started(start basebackup.Start) error {
 		}
 	}
 	s.b.opt.Progress.Total.Store(total)
+	s.b.opt.Progress.StartLSN.Store(uint64(start.LSN))
 	s.b.opt.Progress.SetPhase(progress.Copying)
 	s.b.log.Info("backup started", "start_lsn", start.LSN.String(), "timeline", start.Timeline,
 		"tablespaces", len(spaces), "estimated_bytes", total)

@@ -144,6 +144,7 @@ type attempt struct {
 
 func (b *attempt) run(ctx context.Context) (*Result, error) {
 	p := b.opt.Progress
+	p.SetPrimary(replconn.Address(b.connCfg))
 	p.SetPhase(progress.Connecting)
 	b.log.Info("connecting to primary")
 	main, err := replconn.Connect(ctx, b.connCfg, b.log)

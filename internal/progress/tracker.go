@@ -22,14 +22,16 @@ const (
 
 // Tracker holds the live counters of one backup attempt.
 type Tracker struct {
-	phase atomic.Pointer[Phase]
-	Start time.Time
+	phase   atomic.Pointer[Phase]
+	primary atomic.Pointer[string]
+	Start   time.Time
 
 	Total     atomic.Int64 // estimated archive bytes (the server's tablespace sizes)
 	Streamed  atomic.Int64 // member bytes received
 	Written   atomic.Int64 // bytes written to disk
 	Unchanged atomic.Int64 // bytes an earlier attempt had already written identically
 	WALTo     atomic.Uint64
+	StartLSN  atomic.Uint64
 	EndLSN    atomic.Uint64
 	Attempt   atomic.Int64
 }
@@ -44,6 +46,9 @@ func NewTracker() *Tracker {
 // SetPhase moves the backup to phase p.
 func (t *Tracker) SetPhase(p Phase) { t.phase.Store(&p) }
 
+// SetPrimary records the primary's host:port (never credentials).
+func (t *Tracker) SetPrimary(addr string) { t.primary.Store(&addr) }
+
 // Snapshot is a consistent-enough copy of the counters at one instant.
 type Snapshot struct {
 	Phase     Phase
@@ -54,19 +59,25 @@ type Snapshot struct {
 	Written   int64
 	Unchanged int64
 	WALTo     uint64
+	StartLSN  uint64
 	EndLSN    uint64
 	Attempt   int64
+	Primary   string
 }
 
 // Snapshot samples the counters.
 func (t *Tracker) Snapshot() Snapshot {
 	now := time.Now()
-	return Snapshot{
+	s := Snapshot{
 		Phase: *t.phase.Load(), At: now, Elapsed: now.Sub(t.Start),
 		Total: t.Total.Load(), Streamed: t.Streamed.Load(), Written: t.Written.Load(),
-		Unchanged: t.Unchanged.Load(), WALTo: t.WALTo.Load(), EndLSN: t.EndLSN.Load(),
+		Unchanged: t.Unchanged.Load(), WALTo: t.WALTo.Load(), StartLSN: t.StartLSN.Load(), EndLSN: t.EndLSN.Load(),
 		Attempt: t.Attempt.Load(),
 	}
+	if p := t.primary.Load(); p != nil {
+		s.Primary = *p
+	}
+	return s
 }
 
 // Fraction is the copied share of the estimate, 0..1; ok is false while unknown.
