@@ -94,6 +94,12 @@ func initInstance(t *testing.T, p *testpg.Server, extra ...string) string {
 	if code != 0 {
 		t.Fatalf("pg-standby init: status %d\n%s", code, out)
 	}
+	// The admin's edit of the instance's own pg_hba.conf (kept by the backup):
+	// the tests connect to the standby as postgres from another uid.
+	if err := os.WriteFile(filepath.Join(dir, "pg_hba.conf"), []byte("local all all trust\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testpg.Chown(t, dir)
 	return dir
 }
 
