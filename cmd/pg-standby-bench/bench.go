@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"time"
+)
+
+// results is what the JSON file holds.
+type results struct {
+	When          time.Time                   `json:"when"`
+	Machine       string                      `json:"machine"`
+	Scale         int                         `json:"scale"`
+	DatabaseBytes int64                       `json:"database_bytes"`
+	BackupBytes   int64                       `json:"backup_bytes"`
+	Runs          map[string][]sample         `json:"runs"`
+	Summary       map[string]map[string]stats `json:"summary"`
+	Ratios        map[string]stats            `json:"ratios"`
+	MBps          map[string]float64          `json:"median_mb_per_s"`
+	Retry         *retryResult                `json:"retry,omitempty"`
+	Scaling       *scalingResult              `json:"scaling,omitempty"`
+	Targets       []target                    `json:"targets"`
+}
+
+type retryResult struct {
+	KilledAtBytes  int64   `json:"killed_at_bytes"`
+	FirstAttemptS  float64 `json:"first_attempt_s"`
+	RetryS         float64 `json:"retry_s"`
+	CleanS         float64 `json:"clean_median_s"`
+	TotalOverClean float64 `json:"total_over_clean"`
+	RetryWritten   int64   `json:"retry_written_bytes"`
+	CleanWritten   int64   `json:"clean_written_bytes"`
+	WrittenShare   float64 `json:"retry_written_share"`
+}
+
+type scalingResult struct {
+	SmallScale   int     `json:"small_scale"`
+	SmallBytes   int64   `json:"small_backup_bytes"`
+	SmallPeakMiB float64 `json:"small_peak_rss_mib"`
+	BigPeakMiB   float64 `json:"big_peak_rss_mib"`
+	PeakGrowth   float64 `json:"peak_growth"`
+	SmallWallS   float64 `json:"small_wall_s"`
+	BigWallS     float64 `json:"big_wall_s"`
+	WallPerByte  float64 `json:"big_over_small_wall_per_byte"`
+}
+
+type target struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Limit float64 `json:"limit"`
+	Pass  bool    `json:"pass"`
+}
+
+var writtenRe = regexp.MustCompile(`written=(\d+) unchanged=(\d+)`)
+
+func run(ctx context.Context, cfg config) (*results, error) {
+	p, err := newPrimary(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	bin := filepath.Join(p.dir, "pg-standby")
+	if err := copyFile(cfg.binary, bin); err != nil {
+		return nil, fmt.Errorf("copy %s (make build first): %w", cfg.binary, err)
+	}
+	logf("primary in %s on port %d; loading pgbench scale %d", p.dir, p.port, cfg.scale)
+	if err := p.start(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.load(ctx, cfg.scale); err != nil {
+		return nil, err
+	}
+	r := &results{When: time.Now().UTC(), Machine: fmt.Sprintf("%d cores, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH),
+		Scale: cfg.scale, DatabaseBytes: size(p.data), Runs: map[string][]sample{}}
+	dirA, dirB, dirC := filepath.Join(p.dir, "a"), filepath.Join(p.dir, "b"), filepath.Join(p.dir, "c")
+	notifyPath := filepath.Join(p.dir, "notify.sock")
+	stopNotify, err := listenNotify(notifyPath, p.uid, p.gid)
+	if err != nil {
+		return nil, err
+	}
+	defer stopNotify()
+
+	contenders := []struct {
+		name string
+		prep func()
+		argv []string
+		env  []string
+	}{
+		{"A pg-standby", func() { p.prepareInstance(dirA) }, []string{bin, "run", "--pgdata", dirA, "--checkpoint", "fast"}, nil},
+		{"B pg_basebackup", func() { cleanDir(dirB) }, []string{filepath.Join(cfg.bindir, "pg_basebackup"), "-h", "127.0.0.1",
+			"-p", strconv.Itoa(p.port), "-U", "postgres", "-D", dirB, "-Fp", "-Xstream", "-c", "fast"}, nil},
+		{"C cp -a + sync", func() { cleanDir(dirC) }, []string{"sh", "-c", "cp -a " + p.data + " " + dirC + " && sync"}, nil},
+		{"A+ pg-standby, sd_notify on", func() { p.prepareInstance(dirA) }, []string{bin, "run", "--pgdata", dirA, "--checkpoint", "fast"},
+			[]string{"NOTIFY_SOCKET=" + notifyPath}},
+	}
+	for i := 0; i <= cfg.runs; i++ { // run 0 warms the caches and is not counted
+		for _, c := range contenders {
+			c.prep()
+			s, err := runAs(ctx, p.cred, c.env, c.argv...)
+			if err != nil {
+				return nil, err
+			}
+			if m := writtenRe.FindStringSubmatch(s.Output); m != nil {
+				w, _ := strconv.ParseInt(m[1], 10, 64)
+				u, _ := strconv.ParseInt(m[2], 10, 64)
+				s.Bytes = w + u
+			}
+			logf("%-28s run %d: %.2f s wall, %.2f s cpu, %.1f MiB peak", c.name, i, s.Wall, s.CPU, s.PeakRSS)
+			if i > 0 {
+				r.Runs[c.name] = append(r.Runs[c.name], s)
+			}
+		}
+	}
+	r.BackupBytes = size(dirB) - size(filepath.Join(dirB, "pg_wal"))
+	cleanDir(dirB)
+	cleanDir(dirC)
+	r.summarize()
+
+	if r.Retry, err = retryScenario(ctx, p, bin, dirA, r); err != nil {
+		return nil, err
+	}
+	if !cfg.skipScaling {
+		if r.Scaling, err = scalingScenario(ctx, p, bin, dirA, r); err != nil {
+			return nil, err
+		}
+	}
+	r.judge()
+	r.print()
+	return r, nil
+}
+
+func (r *results) summarize() {
+	wall := func(s sample) float64 { return s.Wall }
+	cpu := func(s sample) float64 { return s.CPU }
+	peak := func(s sample) float64 { return s.PeakRSS }
+	r.Summary, r.MBps = map[string]map[string]stats{}, map[string]float64{}
+	for name, runs := range r.Runs {
+		r.Summary[name] = map[string]stats{"wall_s": summarize(pick(runs, wall)), "cpu_s": summarize(pick(runs, cpu)), "peak_rss_mib": summarize(pick(runs, peak))}
+		r.MBps[name] = float64(r.BackupBytes) / 1e6 / r.Summary[name]["wall_s"].Median
+	}
+	a, b, c, an := r.Runs["A pg-standby"], r.Runs["B pg_basebackup"], r.Runs["C cp -a + sync"], r.Runs["A+ pg-standby, sd_notify on"]
+	r.Ratios = map[string]stats{
+		"A/B wall": ratios(a, b, wall), "A/B cpu": ratios(a, b, cpu), "A/C wall": ratios(a, c, wall),
+		"A+/A wall (progress plumbing)": ratios(an, a, wall),
+	}
+}
+
+// retryScenario kills a backup at about half its bytes and reruns it.
+func retryScenario(ctx context.Context, p *primary, bin, dir string, r *results) (*retryResult, error) {
+	logf("retry: kill at ~50%% of %d bytes, then rerun", r.BackupBytes)
+	p.prepareInstance(dir)
+	cmd := exec.CommandContext(ctx, bin, "run", "--pgdata", dir, "--checkpoint", "fast")
+	if p.cred != nil {
+		cmd.SysProcAttr = sysProcAttr(p)
+	}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	var at int64
+	for at < r.BackupBytes/2 { // data files only: WAL segments are preallocated
+		time.Sleep(20 * time.Millisecond)
+		at = size(dir) - size(filepath.Join(dir, "pg_wal"))
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	first := time.Since(t0).Seconds()
+	s, err := runAs(ctx, p.cred, nil, bin, "run", "--pgdata", dir, "--checkpoint", "fast")
+	if err != nil {
+		return nil, err
+	}
+	res := &retryResult{KilledAtBytes: at, FirstAttemptS: first, RetryS: s.Wall, CleanS: r.Summary["A pg-standby"]["wall_s"].Median}
+	if m := writtenRe.FindStringSubmatch(s.Output); m != nil {
+		res.RetryWritten, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if runs := r.Runs["A pg-standby"]; len(runs) > 0 {
+		res.CleanWritten = runs[0].Bytes
+	}
+	res.TotalOverClean = (res.FirstAttemptS + res.RetryS) / res.CleanS
+	if res.CleanWritten > 0 {
+		res.WrittenShare = float64(res.RetryWritten) / float64(res.CleanWritten)
+	}
+	logf("retry: first attempt %.2f s (killed at %d bytes), retry %.2f s writing %d bytes", first, at, s.Wall, res.RetryWritten)
+	return res, nil
+}
+
+// scalingScenario shrinks the database to a quarter and measures again, so
+// memory can be compared at 1x and 4x.
+func scalingScenario(ctx context.Context, p *primary, bin, dir string, r *results) (*scalingResult, error) {
+	small := max(1, r.Scale/4)
+	logf("scaling: reloading at scale %d (1x) against %d (4x)", small, r.Scale)
+	if err := p.load(ctx, small); err != nil {
+		return nil, err
+	}
+	var runs []sample
+	for i := 0; i <= 3; i++ {
+		p.prepareInstance(dir)
+		s, err := runAs(ctx, p.cred, nil, bin, "run", "--pgdata", dir, "--checkpoint", "fast")
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			runs = append(runs, s)
+		}
+	}
+	res := &scalingResult{SmallScale: small, SmallBytes: size(dir) - size(filepath.Join(dir, "pg_wal"))}
+	res.SmallPeakMiB = summarize(pick(runs, func(s sample) float64 { return s.PeakRSS })).Median
+	res.SmallWallS = summarize(pick(runs, func(s sample) float64 { return s.Wall })).Median
+	res.BigPeakMiB = r.Summary["A pg-standby"]["peak_rss_mib"].Median
+	res.BigWallS = r.Summary["A pg-standby"]["wall_s"].Median
+	res.PeakGrowth = res.BigPeakMiB/res.SmallPeakMiB - 1
+	res.WallPerByte = (res.BigWallS / float64(r.BackupBytes)) / (res.SmallWallS / float64(res.SmallBytes))
+	return res, nil
+}
+
+func (r *results) judge() {
+	add := func(name string, v, limit float64) {
+		r.Targets = append(r.Targets, target{Name: name, Value: v, Limit: limit, Pass: v <= limit})
+	}
+	add("A/B wall (median of pairs)", r.Ratios["A/B wall"].Median, 0.90)
+	add("A/C wall (median of pairs)", r.Ratios["A/C wall"].Median, 1.3)
+	add("A peak RSS MiB", r.Summary["A pg-standby"]["peak_rss_mib"].Max, 32)
+	add("progress plumbing cost (A+/A - 1)", r.Ratios["A+/A wall (progress plumbing)"].Median-1, 0.01)
+	if r.Retry != nil {
+		add("retry total / clean", r.Retry.TotalOverClean, 1.3)
+		add("retry written / clean written", r.Retry.WrittenShare, 0.5)
+	}
+	if r.Scaling != nil {
+		add("peak RSS growth 1x->4x", r.Scaling.PeakGrowth, 0.10)
+	}
+}
+
+func (r *results) print() {
+	fmt.Printf("\npg-standby benchmark: pgbench scale %d, database %.2f GiB, backup %.2f GiB, %s, %d counted runs each\n\n",
+		r.Scale, float64(r.DatabaseBytes)/(1<<30), float64(r.BackupBytes)/(1<<30), r.Machine, len(r.Runs["A pg-standby"]))
+	fmt.Printf("%-30s %26s %26s %26s %9s\n", "contender", "wall s (min med max)", "cpu s (min med max)", "peak RSS MiB (min med max)", "MB/s")
+	for _, name := range []string{"A pg-standby", "B pg_basebackup", "C cp -a + sync", "A+ pg-standby, sd_notify on"} {
+		s := r.Summary[name]
+		fmt.Printf("%-30s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %8.1f %8.1f %9.0f\n", name,
+			s["wall_s"].Min, s["wall_s"].Median, s["wall_s"].Max, s["cpu_s"].Min, s["cpu_s"].Median, s["cpu_s"].Max,
+			s["peak_rss_mib"].Min, s["peak_rss_mib"].Median, s["peak_rss_mib"].Max, r.MBps[name])
+	}
+	fmt.Println()
+	for _, k := range []string{"A/B wall", "A/B cpu", "A/C wall", "A+/A wall (progress plumbing)"} {
+		fmt.Printf("ratio %-32s min %.3f  median %.3f  max %.3f\n", k, r.Ratios[k].Min, r.Ratios[k].Median, r.Ratios[k].Max)
+	}
+	if x := r.Retry; x != nil {
+		fmt.Printf("\nretry: killed at %.0f MB, first attempt %.2f s + retry %.2f s = %.2fx a clean run; retry wrote %.0f MB (%.0f%% of a clean run's)\n",
+			float64(x.KilledAtBytes)/1e6, x.FirstAttemptS, x.RetryS, x.TotalOverClean, float64(x.RetryWritten)/1e6, 100*x.WrittenShare)
+	}
+	if x := r.Scaling; x != nil {
+		fmt.Printf("scaling: 1x (scale %d, %.2f GiB) peak %.1f MiB %.2f s; 4x peak %.1f MiB %.2f s; peak growth %+.1f%%; time per byte 4x/1x %.2f\n",
+			x.SmallScale, float64(x.SmallBytes)/(1<<30), x.SmallPeakMiB, x.SmallWallS, x.BigPeakMiB, x.BigWallS, 100*x.PeakGrowth, x.WallPerByte)
+	}
+	fmt.Println("\ntargets:")
+	for _, t := range r.Targets {
+		mark := "PASS"
+		if !t.Pass {
+			mark = "MISS"
+		}
+		fmt.Printf("  %s %-36s %.3f (limit %.2f)\n", mark, t.Name, t.Value, t.Limit)
+	}
+}
+
+// listenNotify absorbs sd_notify datagrams as systemd would.
+func listenNotify(path string, uid, gid int) (func(), error) {
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return nil, err
+	}
+	os.Chown(path, uid, gid)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return func() { c.Close() }, nil
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
+}

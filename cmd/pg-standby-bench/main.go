@@ -1,0 +1,68 @@
+// Command pg-standby-bench measures pg-standby against pg_basebackup and a
+// plain copy on one local primary, alternating the contenders run by run so
+// a drifting machine affects them alike. It is what `make bench` runs; see
+// README.md ("Benchmark") for the scenarios and how to read the table.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	cfg := config{}
+	flag.IntVar(&cfg.scale, "scale", envInt("BENCH_SCALE", 140), "pgbench scale of the main database (140 is about 2.1 GiB)")
+	flag.IntVar(&cfg.runs, "runs", envInt("BENCH_RUNS", 3), "counted runs of each contender")
+	flag.StringVar(&cfg.binary, "pg-standby", "bin/pg-standby", "the pg-standby binary to measure")
+	flag.StringVar(&cfg.bindir, "bindir", envStr("PG_BINDIR", "/usr/lib/postgresql/15/bin"), "PostgreSQL programs")
+	flag.StringVar(&cfg.out, "json", "bench-results.json", "where to write the results")
+	flag.BoolVar(&cfg.skipScaling, "skip-scaling", false, "skip the 1x/4x memory scenario")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	res, err := run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pg-standby-bench:", err)
+		os.Exit(1)
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.WriteFile(cfg.out, append(b, '\n'), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "pg-standby-bench:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nresults written to %s\n", cfg.out)
+}
+
+type config struct {
+	scale, runs         int
+	binary, bindir, out string
+	skipScaling         bool
+}
+
+func envInt(name string, def int) int {
+	var n int
+	if _, err := fmt.Sscan(os.Getenv(name), &n); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+func envStr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+var start = time.Now()
+
+func logf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
+}
