@@ -19,6 +19,10 @@ Usage:
                                     make a minimal instance (configuration + basebackup.signal)
   pg-standby run INSTANCE           take the base backup; what pg-standby@INSTANCE.service runs
   pg-standby run --pgdata DIR       the same for a data directory given directly
+  pg-standby status [INSTANCE] [--json]
+                                    the backup's state: live from a running worker (D-Bus),
+                                    else from the instance's directory; the unit's state
+  pg-standby list [--json]          every known instance (Debian clusters, running workers), one line each
   pg-standby condition INSTANCE     postgres' ExecCondition: skip postgres while a backup is pending
   pg-standby postgres INSTANCE      exec the postgres server of a data-directory instance
   pg-standby version
@@ -65,6 +69,10 @@ func run(ctx context.Context, args []string) int {
 		return runCmd(ctx, args[1:])
 	case "init":
 		return initCmd(ctx, args[1:])
+	case "status":
+		return statusCmd(ctx, args[1:])
+	case "list":
+		return listCmd(ctx, args[1:])
 	case "condition":
 		return conditionCmd(args[1:])
 	case "postgres":

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
+	"github.com/pg-standby/pg-standby/internal/busapi"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/journald"
 	"github.com/pg-standby/pg-standby/internal/notify"
@@ -65,19 +67,31 @@ func runCmd(ctx context.Context, args []string) int {
 	log := slog.New(journald.NewHandler(name, level))
 	opt.Log = log
 	n := notify.New(log)
+	// Live status on the system bus. Cancel() stops the worker exactly as
+	// systemctl stop does: by SIGTERM to itself, which main turns into the
+	// cancellation of ctx and, at the end, death by SIGTERM (resumable, and
+	// the unit's ExecStopPost= note keeps postgres from re-enqueuing it).
+	bus := busapi.New(busapi.Config{
+		Instance: name, DataDir: in.DataDir, Log: log,
+		Cancel:    func() { syscall.Kill(os.Getpid(), syscall.SIGTERM) },
+		LastError: func() string { return pendingError(in) },
+	})
+	defer bus.Close()
 	res, err := service.Run(ctx, service.Config{
 		Backup: opt, Log: log, Notify: n, Retries: *retries, Stall: *stall,
 		Backoff: 5 * time.Second, MaxBackoff: 2 * time.Minute,
-		Sinks: []progress.Sink{n.Sink(*stall), journald.ProgressSink(log)},
+		Sinks: []progress.Sink{n.Sink(*stall), journald.ProgressSink(log), bus},
 	})
 	switch {
 	case errors.Is(err, backup.ErrAlreadyStandby):
 		log.Info("already a standby: nothing to do", "pgdata", in.DataDir)
 		return exitOK
 	case err != nil:
+		bus.Completed(false, err.Error())
 		log.Error("backup failed: "+err.Error(), "error", err, "kind", backup.KindOf(err).String(), "pgdata", in.DataDir)
 		return exitCode(err)
 	}
+	bus.Completed(true, fmt.Sprintf("standby ready (%s copied, WAL up to %s)", progress.Bytes(res.Bytes), res.End))
 	log.Info("standby ready", "pgdata", in.DataDir, "start_lsn", res.Start.String(), "end_lsn", res.End.String(),
 		"files", res.Files, "bytes", res.Bytes, "written", res.Written, "unchanged", res.Unchanged)
 	return exitOK

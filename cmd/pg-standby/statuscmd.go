@@ -1,0 +1,430 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/coreos/go-systemd/v22/unit"
+	"github.com/godbus/dbus/v5"
+
+	"github.com/pg-standby/pg-standby/internal/busapi"
+	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/progress"
+)
+
+// The states of an instance in status and list (the "state" of --json).
+const (
+	stateRunning     = "running"     // a worker holds the instance's lock
+	stateNotStarted  = "not-started" // basebackup.signal, no attempt has written yet
+	stateInterrupted = "interrupted" // basebackup.signal after an attempt: resumable, not running
+	stateStandby     = "standby"     // a complete standby
+	stateOther       = "other"       // a data directory that is neither (a primary, a plain cluster)
+	stateMissing     = "missing"     // no data directory
+	stateUnknown     = "unknown"     // unreadable (see error)
+)
+
+// instanceStatus is one instance in `status --json` (and list). The field
+// names are a stable interface, documented in README.md; fields are only
+// ever added.
+type instanceStatus struct {
+	Instance      string     `json:"instance"`
+	DataDirectory string     `json:"data_directory"`
+	State         string     `json:"state"`
+	Running       bool       `json:"running"`
+	PID           int        `json:"pid,omitempty"`
+	Attempt       int        `json:"attempt"`
+	LastError     string     `json:"last_error,omitempty"`
+	LastFailure   string     `json:"last_failure,omitempty"`
+	Error         string     `json:"error,omitempty"`
+	Job           *jobStatus `json:"job,omitempty"`
+	Unit          *unitState `json:"unit,omitempty"`
+}
+
+// jobStatus is a running worker's state, read over D-Bus.
+type jobStatus struct {
+	BusName         string   `json:"bus_name"`
+	Phase           string   `json:"phase"`
+	BytesDone       uint64   `json:"bytes_done"`
+	BytesTotal      uint64   `json:"bytes_total"`
+	Progress        *float64 `json:"progress"`
+	Rate            uint64   `json:"rate"`
+	StartTime       string   `json:"start_time,omitempty"`
+	ExpectedEndTime string   `json:"expected_end_time,omitempty"`
+	Primary         string   `json:"primary,omitempty"`
+	StartLSN        string   `json:"start_lsn,omitempty"`
+	EndLSN          string   `json:"end_lsn,omitempty"`
+	Cancelable      bool     `json:"cancelable"`
+}
+
+// unitState is the backup unit as systemd sees it.
+type unitState struct {
+	Name        string `json:"name"`
+	ActiveState string `json:"active_state"`
+	SubState    string `json:"sub_state"`
+	NRestarts   int    `json:"n_restarts"`
+}
+
+func statusCmd(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON (stable; see README.md)")
+	pgdata := fs.String("pgdata", "", "data directory of an instance given directly (instead of INSTANCE)")
+	if err := parseInterspersed(fs, args); err != nil {
+		return exitUsage
+	}
+	if *pgdata == "" && fs.NArg() == 0 {
+		printAll(knownInstances(ctx), *asJSON)
+		return exitOK
+	}
+	in, err := instanceArg(fs, *pgdata, "", false)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pg-standby status:", err)
+		return exitUsage
+	}
+	var jobs map[string]busapi.Job
+	if conn, err := busapi.Connect(); err == nil {
+		if j, ok, err := busapi.Lookup(conn, in.DataDir); err == nil && ok {
+			jobs = map[string]busapi.Job{in.DataDir: j}
+		}
+		conn.Close()
+	}
+	st := inspectInstance(ctx, in, jobs)
+	if *asJSON {
+		out, _ := json.MarshalIndent(st, "", "  ")
+		fmt.Println(string(out))
+	} else {
+		fmt.Println(fitLine(st.line()))
+	}
+	if st.State == stateUnknown || st.State == stateMissing {
+		return exitTransient
+	}
+	return exitOK
+}
+
+// parseInterspersed parses flags before and after the positional
+// arguments ("status 15-main --json").
+func parseInterspersed(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return fs.Parse(append([]string{"--"}, pos...))
+}
+
+// inspectInstance finds out what an instance is: live from its worker on
+// the bus (jobs, by data directory), else from the directory.
+func inspectInstance(ctx context.Context, in *instance.Instance, jobs map[string]busapi.Job) instanceStatus {
+	name := in.Name
+	if name == "" {
+		name = in.DataDir
+	}
+	st := instanceStatus{Instance: name, DataDirectory: in.DataDir}
+	st.PID = lockHolder(in.DataDir)
+	if j, ok := jobs[in.DataDir]; ok {
+		st.Job = jobOf(j)
+		st.Attempt = int(j.Attempt)
+		st.LastError = j.LastError
+	}
+	st.Running = st.PID != 0 || st.Job != nil
+	st.Unit = systemdUnit(ctx, in)
+	if st.Running {
+		st.State = stateRunning
+		if st.Job == nil {
+			st.fromDisk(in) // attempt and last error, as far as readable
+			st.State, st.Error = stateRunning, ""
+		}
+		return st
+	}
+	st.fromDisk(in)
+	return st
+}
+
+// fromDisk sets the state from the data directory's signal files.
+func (st *instanceStatus) fromDisk(in *instance.Instance) {
+	exists := func(name string) (bool, error) {
+		_, err := os.Lstat(filepath.Join(in.DataDir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	if _, err := os.Stat(in.DataDir); errors.Is(err, fs.ErrNotExist) {
+		st.State = stateMissing
+		return
+	}
+	pending, err := exists(instance.BackupSignal)
+	if err != nil {
+		st.State, st.Error = stateUnknown, err.Error()
+		return
+	}
+	if !pending {
+		control, err1 := exists(instance.PgControl)
+		standby, err2 := exists(instance.StandbySignal)
+		switch {
+		case err1 != nil || err2 != nil:
+			st.State, st.Error = stateUnknown, errors.Join(err1, err2).Error()
+		case control && standby:
+			st.State = stateStandby
+		default:
+			st.State = stateOther
+		}
+		return
+	}
+	p, err := readPending(in)
+	if err != nil {
+		st.State, st.Error = stateUnknown, err.Error()
+		return
+	}
+	st.State, st.Attempt, st.LastError = stateNotStarted, p.Attempts, p.LastError
+	if p.Attempts > 0 {
+		st.State = stateInterrupted
+	}
+	if !p.LastFailure.IsZero() {
+		st.LastFailure = p.LastFailure.UTC().Format(time.RFC3339)
+	}
+}
+
+// readPending reads an instance's basebackup.signal.
+func readPending(in *instance.Instance) (instance.Pending, error) {
+	root, err := os.OpenRoot(in.DataDir)
+	if err != nil {
+		return instance.Pending{}, err
+	}
+	defer root.Close()
+	return instance.ReadPending(root)
+}
+
+// pendingError is the instance's recorded last failure, for the bus's
+// LastError property.
+func pendingError(in *instance.Instance) string {
+	p, err := readPending(in)
+	if err != nil {
+		return ""
+	}
+	return p.LastError
+}
+
+func jobOf(j busapi.Job) *jobStatus {
+	js := &jobStatus{
+		BusName: j.BusName, Phase: j.Phase, BytesDone: j.BytesDone, BytesTotal: j.BytesTotal, Rate: j.Rate,
+		Primary: j.Primary, StartLSN: j.StartLSN, EndLSN: j.EndLSN, Cancelable: j.Cancelable,
+	}
+	if j.ProgressValid {
+		p := j.Progress
+		js.Progress = &p
+	}
+	if !j.StartTime.IsZero() {
+		js.StartTime = j.StartTime.UTC().Format(time.RFC3339)
+	}
+	if !j.ExpectedEndTime.IsZero() {
+		js.ExpectedEndTime = j.ExpectedEndTime.UTC().Format(time.RFC3339)
+	}
+	return js
+}
+
+// lockHolder is the pid holding the instance lock (a flock on the data
+// directory, see instance.Lock), 0 if none, read from /proc/locks so that
+// status never takes the lock itself.
+func lockHolder(dataDir string) int {
+	fi, err := os.Stat(dataDir)
+	if err != nil {
+		return 0
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0
+	}
+	dev := uint64(st.Dev)
+	major := (dev>>8)&0xfff | (dev>>32)&^uint64(0xfff)
+	minor := dev&0xff | (dev>>12)&^uint64(0xff)
+	locks, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(locks), "\n") {
+		f := strings.Fields(line)
+		// "1: FLOCK  ADVISORY  WRITE 1234 08:02:131 0 EOF"; waiters have "->".
+		if len(f) < 6 || f[1] != "FLOCK" {
+			continue
+		}
+		id := strings.Split(f[5], ":")
+		if len(id) != 3 {
+			continue
+		}
+		ma, err1 := strconv.ParseUint(id[0], 16, 64)
+		mi, err2 := strconv.ParseUint(id[1], 16, 64)
+		ino, err3 := strconv.ParseUint(id[2], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil || ma != major || mi != minor || ino != st.Ino {
+			continue
+		}
+		if pid, err := strconv.Atoi(f[4]); err == nil {
+			return pid
+		}
+	}
+	return 0
+}
+
+// unitName is the backup unit of an instance: pg-standby@15-main.service
+// for a Debian cluster, else the systemd-escaped data directory.
+func unitName(in *instance.Instance) string {
+	if in.Debian != nil {
+		return "pg-standby@" + in.Name + ".service"
+	}
+	return "pg-standby@" + unit.UnitNamePathEscape(in.DataDir) + ".service"
+}
+
+// systemdUnit asks systemctl about the instance's backup unit; nil without
+// systemd (or for a unit systemd does not know).
+func systemdUnit(ctx context.Context, in *instance.Instance) *unitState {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	name := unitName(in)
+	out, err := exec.CommandContext(ctx, "systemctl", "show", "-p", "LoadState,ActiveState,SubState,NRestarts", "--", name).Output()
+	if err != nil {
+		return nil
+	}
+	u := &unitState{Name: name}
+	loaded := false
+	for _, line := range strings.Split(string(out), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		switch k {
+		case "LoadState":
+			loaded = v == "loaded"
+		case "ActiveState":
+			u.ActiveState = v
+		case "SubState":
+			u.SubState = v
+		case "NRestarts":
+			u.NRestarts, _ = strconv.Atoi(v)
+		}
+	}
+	if !loaded {
+		return nil
+	}
+	return u
+}
+
+// line is the one-line human form.
+func (st instanceStatus) line() string {
+	var b strings.Builder
+	b.WriteString(st.Instance)
+	b.WriteString(": ")
+	switch st.State {
+	case stateRunning:
+		b.WriteString("running")
+		if j := st.Job; j != nil {
+			b.WriteString(", " + jobLine(st.Attempt, j))
+		} else if st.PID != 0 {
+			fmt.Fprintf(&b, " (pid %d; no live status on D-Bus)", st.PID)
+		}
+	case stateNotStarted:
+		b.WriteString("backup not started")
+	case stateInterrupted:
+		fmt.Fprintf(&b, "backup in progress, not running: attempt %d", st.Attempt)
+		if st.LastError != "" {
+			fmt.Fprintf(&b, " failed: %s", oneLineError(st.LastError))
+		}
+	case stateStandby:
+		b.WriteString("complete standby")
+	case stateOther:
+		b.WriteString("not a pg-standby instance")
+	case stateMissing:
+		b.WriteString("no data directory " + st.DataDirectory)
+	default:
+		b.WriteString("unknown: " + st.Error)
+	}
+	if u := st.Unit; u != nil {
+		fmt.Fprintf(&b, " [%s %s/%s", strings.TrimSuffix(u.Name, ".service"), u.ActiveState, u.SubState)
+		if u.NRestarts > 0 {
+			fmt.Fprintf(&b, ", %d restarts", u.NRestarts)
+		}
+		b.WriteString("]")
+	}
+	return b.String()
+}
+
+// jobLine is a live job as "attempt 2: copying 1.2 of 3.4 GiB (35%), 12.0 MiB/s, 1m30s left".
+func jobLine(attempt int, j *jobStatus) string {
+	var s string
+	if attempt > 0 {
+		s = fmt.Sprintf("attempt %d: ", attempt)
+	}
+	s += j.Phase
+	if j.Phase != busapi.PhaseCopying {
+		return s
+	}
+	s += " " + progress.Bytes(int64(j.BytesDone))
+	if j.Progress != nil {
+		s += fmt.Sprintf(" of %s (%d%%)", progress.Bytes(int64(j.BytesTotal)), int(*j.Progress*100))
+	}
+	if j.Rate > 0 {
+		s += fmt.Sprintf(", %s/s", progress.Bytes(int64(j.Rate)))
+	}
+	if t, err := time.Parse(time.RFC3339, j.ExpectedEndTime); err == nil {
+		if left := time.Until(t).Round(time.Second); left > 0 {
+			s += fmt.Sprintf(", %s left", left)
+		}
+	}
+	return s
+}
+
+// oneLineError makes a recorded error short enough for a status line.
+func oneLineError(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > 120 {
+		s = string(r[:120]) + "…"
+	}
+	return s
+}
+
+// fitLine cuts a line to the terminal's width when stdout is a terminal.
+func fitLine(s string) string {
+	var ws struct{ row, col, x, y uint16 }
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, os.Stdout.Fd(), syscall.TIOCGWINSZ, uintptr(unsafe.Pointer(&ws))); e != 0 || ws.col < 20 {
+		return s
+	}
+	if r := []rune(s); len(r) > int(ws.col) {
+		return string(r[:ws.col-1]) + "…"
+	}
+	return s
+}
+
+// busJobs reads every worker on the bus, by data directory; nil without a bus.
+func busJobs() map[string]busapi.Job {
+	conn, err := busapi.Connect()
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	return jobsByDir(conn)
+}
+
+func jobsByDir(conn *dbus.Conn) map[string]busapi.Job {
+	list, err := busapi.List(conn)
+	if err != nil {
+		return nil
+	}
+	m := make(map[string]busapi.Job, len(list))
+	for _, j := range list {
+		m[j.DataDirectory] = j
+	}
+	return m
+}
