@@ -3,7 +3,9 @@ package backup
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"strings"
 	"syscall"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/pg-standby/pg-standby/internal/basebackup"
 	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/replconn"
 )
 
 // Kind sorts failures by what should happen next.
@@ -59,7 +62,10 @@ func classify(err error) Kind {
 	var refused *instance.RefusedError
 	var corrupt *basebackup.ChecksumFailureError
 	var pgErr *pgconn.PgError
+	var connErr *replconn.ConnectError
 	switch {
+	case errors.As(err, &connErr) && unresolvable(connErr):
+		return Config
 	case errors.As(err, &refused):
 		return Refused
 	case errors.As(err, &corrupt):
@@ -85,27 +91,74 @@ func classify(err error) Kind {
 	return Transient
 }
 
-// explain adds the admin's next step to errors whose cause PostgreSQL names tersely.
-func explain(err error) error {
+// unresolvable reports whether err failed on name lookups that all said
+// the name does not exist (NXDOMAIN): a typo in primary_conninfo, which a
+// retry cannot fix. A lookup that timed out or found no DNS server (at boot,
+// say) is not that.
+func unresolvable(err error) bool {
+	found, notFound := false, true
+	var walk func(error)
+	walk = func(e error) {
+		if d, ok := e.(*net.DNSError); ok {
+			found, notFound = true, notFound && d.IsNotFound
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			if x := u.Unwrap(); x != nil {
+				walk(x)
+			}
+		}
+	}
+	walk(err)
+	return found && notFound
+}
+
+// explain adds the admin's next step to errors whose cause is stated
+// tersely; primary is the primary's host:port.
+func explain(err error, primary string) error {
+	if hint := hint(err, primary); hint != "" {
+		return fmt.Errorf("%w; %s", err, hint)
+	}
+	return err
+}
+
+func hint(err error, primary string) string {
+	var connErr *replconn.ConnectError
+	var netErr *net.OpError
+	lost := "the connection to the primary " + primary + " was lost"
+	retry := "pg-standby retries, and a rerun keeps what is already written"
+	switch {
+	case errors.As(err, &connErr) && unresolvable(connErr):
+		return "check the host name in primary_conninfo: DNS says it does not exist"
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return "free space on that file system (the copy needs about the size of the primary's data directory and tablespaces) " +
+			"and run again: nothing needs wiping, the rerun keeps what is already written"
+	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
-		return err
+		if connErr == nil && (errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr)) {
+			return lost + " (network, or the primary stopped); " + retry
+		}
+		return ""
 	}
-	hint := ""
 	switch pgErr.Code {
+	case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+		return "the primary " + primary + " shut down or restarted; " + retry
 	case "28P01", "28000":
-		hint = "check user and password in primary_conninfo (or ~/.pgpass) and the primary's pg_hba.conf, which must allow a \"replication\" connection from this host"
+		return "check user and password in primary_conninfo (or ~/.pgpass) and the primary's pg_hba.conf, which must allow a \"replication\" connection from this host"
 	case "42501":
-		hint = "the role in primary_conninfo needs the REPLICATION attribute: ALTER ROLE name REPLICATION on the primary"
+		return "the role in primary_conninfo needs the REPLICATION attribute: ALTER ROLE name REPLICATION on the primary"
 	case "55000":
-		hint = "set wal_level = replica (or logical) on the primary and restart it"
+		return "set wal_level = replica (or logical) on the primary and restart it"
 	case "53300":
-		hint = "raise max_wal_senders on the primary (the backup needs 2 connections: data and WAL) and restart it; with wal_level = minimal it must be 0, so set wal_level = replica too"
+		return "raise max_wal_senders on the primary (the backup needs 2 connections: data and WAL) and restart it; with wal_level = minimal it must be 0, so set wal_level = replica too"
 	case "42704":
-		hint = "create the slot on the primary, or let pg-standby create it (--create-slot), or clear primary_slot_name"
+		return "create the slot on the primary, or let pg-standby create it (--create-slot), or clear primary_slot_name"
 	}
-	if hint == "" {
-		return err
-	}
-	return fmt.Errorf("%w; %s", err, hint)
+	return ""
 }

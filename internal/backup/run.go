@@ -118,7 +118,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	}
 	res, err := b.run(ctx)
 	if err != nil {
-		return nil, explain(err)
+		return nil, explain(err, replconn.Address(connCfg))
 	}
 	return res, nil
 }

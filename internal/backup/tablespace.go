@@ -58,9 +58,8 @@ func (b *attempt) claimTablespaces(root *os.Root, list []basebackup.Tablespace) 
 		}
 		spaces = append(spaces, sp)
 	}
-	if err := root.Mkdir("pg_tblspc", b.dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("create pg_tblspc: %w", err)
-	}
+	// The locations first: one that cannot be created (permissions) then
+	// fails the attempt before anything is written in the data directory.
 	for _, sp := range spaces {
 		if err := os.MkdirAll(sp.local, b.dirMode); err != nil {
 			return nil, fmt.Errorf("create tablespace location %s: %w", sp.local, err)
@@ -68,6 +67,11 @@ func (b *attempt) claimTablespaces(root *os.Root, list []basebackup.Tablespace) 
 		if err := durable.SyncPath(filepath.Dir(sp.local)); err != nil {
 			return nil, err
 		}
+	}
+	if err := root.Mkdir("pg_tblspc", b.dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("create pg_tblspc: %w", err)
+	}
+	for _, sp := range spaces {
 		if err := extract.EnsureSymlink(root, sp.link, sp.local); err != nil {
 			return nil, err
 		}

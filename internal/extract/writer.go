@@ -177,7 +177,7 @@ func (w *Writer) contents(p []byte) error {
 		return nil
 	}
 	if _, err := w.f.WriteAt(p, w.off); err != nil {
-		return fmt.Errorf("write %s: %w", w.where(w.local), err)
+		return fmt.Errorf("write %s: %w", w.where(w.local), bare(err))
 	}
 	w.off += int64(len(p))
 	w.cfg.Progress.Written.Add(int64(len(p)))
@@ -226,6 +226,16 @@ func (w *Writer) Close() error {
 		w.f = nil
 	}
 	return nil
+}
+
+// bare drops the *fs.PathError around err: the caller names the path
+// already ("write X: write X: no space left on device" otherwise).
+func bare(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func kind(fi fs.FileInfo) string {

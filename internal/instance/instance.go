@@ -50,9 +50,18 @@ const (
 	Standby
 )
 
-func (in *Instance) exists(name string) bool {
+// exists reports whether name is in the data directory; an error other than
+// "does not exist" (permission denied) is not an answer and is returned.
+func (in *Instance) exists(name string) (bool, error) {
 	_, err := os.Lstat(filepath.Join(in.DataDir, name))
-	return err == nil
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, &RefusedError{Dir: in.DataDir, Reason: err.Error(),
+		Hint: "run pg-standby as the owner of the data directory (usually postgres), as postgres itself must run"}
 }
 
 // Inspect classifies the directory, refusing anything pg-standby must not
@@ -69,11 +78,18 @@ func (in *Instance) Inspect() (State, error) {
 	if !fi.IsDir() {
 		return 0, &RefusedError{Dir: in.DataDir, Reason: "not a directory"}
 	}
-	if !in.exists(BackupSignal) {
-		if in.exists(PgControl) && in.exists(StandbySignal) {
+	var has [4]bool
+	for i, name := range []string{BackupSignal, PgControl, StandbySignal, "PG_VERSION"} {
+		var err error
+		if has[i], err = in.exists(name); err != nil {
+			return 0, err
+		}
+	}
+	if backupSignal, pgControl, standbySignal, pgVersion := has[0], has[1], has[2], has[3]; !backupSignal {
+		if pgControl && standbySignal {
 			return Standby, nil
 		}
-		if in.exists(PgControl) || in.exists("PG_VERSION") {
+		if pgControl || pgVersion {
 			return 0, &RefusedError{Dir: in.DataDir, Reason: "it holds a PostgreSQL cluster that is not a standby and has no " + BackupSignal,
 				Hint: "pg-standby never overwrites a cluster; use an empty directory or pg-standby init"}
 		}

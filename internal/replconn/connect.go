@@ -23,10 +23,22 @@ func ParseConninfo(conninfo string) (*pgconn.Config, error) {
 	return cfg, nil
 }
 
+// MaxMessageBody bounds the body of one protocol message from the primary.
+// pgproto3 allocates a buffer of the announced length before the body
+// arrives, and its own default limit is 1 GiB: a broken or hostile server
+// could make each connection hold that much. PostgreSQL's largest messages
+// on these connections are far smaller: BASE_BACKUP's CopyData carries at
+// most one sink buffer (32 kB, about 128 kB after zstd's output buffer),
+// XLogData at most MAX_SEND_SIZE (16 WAL pages, 128 kB by default, 1 MiB
+// with the largest XLOG_BLCKSZ), and TIMELINE_HISTORY's one row a history
+// file of a few hundred bytes per timeline. 16 MiB leaves ample room.
+const MaxMessageBody = 16 << 20
+
 // Connect opens one replication connection; the primary's notices (warnings)
-// go to log.
+// go to log. Messages from the primary larger than MaxMessageBody fail.
 func Connect(ctx context.Context, cfg *pgconn.Config, log *slog.Logger) (*pgconn.PgConn, error) {
 	cfg = cfg.Copy()
+	cfg.MaxProtocolMessageBodyLen = MaxMessageBody
 	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
 		log.Warn("primary: "+n.Message, "severity", n.Severity, "sqlstate", n.Code, "detail", n.Detail)
 	}

@@ -119,20 +119,8 @@ func (r *Receiver) history(tli uint32) error {
 	if string(rows[0][0]) != name {
 		return fmt.Errorf("fetch history of timeline %d: server sent file %q, want %q", tli, rows[0][0], name)
 	}
-	f, err := r.opt.Dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, r.opt.FileMode)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if _, err := f.Write(rows[0][1]); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("fsync %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", name, err)
+	if err := durable.WriteFile(r.opt.Dir, name, rows[0][1], r.opt.FileMode); err != nil {
+		return err
 	}
 	return durable.SyncDir(r.opt.Dir, ".")
 }

@@ -1,0 +1,269 @@
+// Package faultproxy is a TCP proxy for tests that breaks a link on cue. It
+// listens on 127.0.0.1, forwards every connection to one target, and can drop
+// a connection (close both sides) or stall it (stop forwarding in both
+// directions, sockets left open) once a given number of bytes has passed in
+// one direction.
+//
+// Connections are numbered in the order they are accepted, counting from the
+// last Arm: a pg-standby attempt opens its data connection first and its WAL
+// connection second, so Conn 0 is the archive and Conn 1 the WAL stream.
+package faultproxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+)
+
+// Direction is the way bytes flow through a link.
+type Direction int
+
+const (
+	// ToServer is client → target (queries, WAL status updates).
+	ToServer Direction = iota
+	// ToClient is target → client (archives, WAL).
+	ToClient
+)
+
+func (d Direction) String() string { return [...]string{"to server", "to client"}[d] }
+
+// Action is what a Fault does to its link.
+type Action int
+
+const (
+	// Drop closes both sides of the link, as a reset connection or a dead
+	// middlebox does.
+	Drop Action = iota
+	// Stall stops forwarding in both directions and keeps both sockets
+	// open, as a black-holing network does: only a timeout notices.
+	Stall
+)
+
+func (a Action) String() string { return [...]string{"drop", "stall"}[a] }
+
+// Fault breaks connection Conn (counted from the Arm call, 0 first) once
+// After bytes have been forwarded in Dir.
+type Fault struct {
+	Conn   int
+	Dir    Direction
+	After  int64
+	Action Action
+}
+
+// Proxy forwards connections to a target; see the package comment.
+type Proxy struct {
+	// Host and Port are where clients connect.
+	Host string
+	Port int
+
+	target string
+	ln     net.Listener
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	accepted int // connections accepted in all
+	base     int // value of accepted at the last Arm
+	faults   []Fault
+	fired    []Fault
+	links    map[*link]bool
+}
+
+// Start listens on a free port of 127.0.0.1 and forwards to target (host:port).
+func Start(target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, target: target, ln: ln, links: map[*link]bool{}}
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
+}
+
+// Addr is host:port of the proxy.
+func (p *Proxy) Addr() string { return net.JoinHostPort(p.Host, strconv.Itoa(p.Port)) }
+
+// Arm replaces the faults; connection numbers count from now.
+func (p *Proxy) Arm(faults ...Fault) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.base, p.faults, p.fired = p.accepted, faults, nil
+}
+
+// Disarm removes the faults. Links already stalled stay stalled until the
+// client closes them or the proxy is closed.
+func (p *Proxy) Disarm() { p.Arm() }
+
+// Fired returns the faults that have struck since the last Arm.
+func (p *Proxy) Fired() []Fault {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Fault(nil), p.fired...)
+}
+
+// Close stops listening and closes every link.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	links := make([]*link, 0, len(p.links))
+	for l := range p.links {
+		links = append(links, l)
+	}
+	p.mu.Unlock()
+	err := p.ln.Close()
+	for _, l := range links {
+		l.close()
+	}
+	p.wg.Wait()
+	return err
+}
+
+func (p *Proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			c.Close()
+			return
+		}
+		n := p.accepted - p.base
+		p.accepted++
+		var faults []Fault
+		for _, f := range p.faults {
+			if f.Conn == n {
+				faults = append(faults, f)
+			}
+		}
+		p.mu.Unlock()
+		p.wg.Add(1)
+		go p.serve(c, faults)
+	}
+}
+
+// link is one proxied connection.
+type link struct {
+	client, server net.Conn
+	once           sync.Once
+	done           chan struct{} // closed when the link is closed
+	mu             sync.Mutex
+	stalled        bool
+}
+
+func (l *link) close() {
+	l.once.Do(func() {
+		close(l.done)
+		l.client.Close()
+		l.server.Close()
+	})
+}
+
+func (p *Proxy) serve(client net.Conn, faults []Fault) {
+	defer p.wg.Done()
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	l := &link{client: client, server: server, done: make(chan struct{})}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		l.close()
+		return
+	}
+	p.links[l] = true
+	p.mu.Unlock()
+	defer func() {
+		l.close()
+		p.mu.Lock()
+		delete(p.links, l)
+		p.mu.Unlock()
+	}()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.pipe(l, server, client, ToServer, faults) }()
+	go func() { defer wg.Done(); p.pipe(l, client, server, ToClient, faults) }()
+	wg.Wait()
+}
+
+// pipe copies src to dst until an error, applying the faults of dir. On a
+// stalled link it keeps reading and discards what it reads, so that a side
+// that gives up and closes still closes the whole link (the primary's
+// walsender then ends at once instead of at wal_sender_timeout).
+func (p *Proxy) pipe(l *link, dst, src net.Conn, dir Direction, faults []Fault) {
+	var mine []Fault
+	for _, f := range faults {
+		if f.Dir == dir {
+			mine = append(mine, f)
+		}
+	}
+	buf := make([]byte, 32<<10)
+	var sent int64
+	for {
+		n, err := src.Read(buf)
+		data := buf[:n]
+		for len(data) > 0 && !l.isStalled() {
+			chunk := data
+			var strike *Fault
+			for i := range mine {
+				if left := mine[i].After - sent; left < int64(len(chunk)) {
+					chunk, strike = data[:max(left, 0)], &mine[i]
+				}
+			}
+			if len(chunk) > 0 {
+				if _, werr := dst.Write(chunk); werr != nil {
+					l.close()
+					return
+				}
+				sent += int64(len(chunk))
+				data = data[len(chunk):]
+			}
+			if strike != nil {
+				p.strike(l, *strike)
+				mine = nil
+				if strike.Action == Drop {
+					return
+				}
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) || l.isStalled() {
+				l.close()
+				return
+			}
+			// Half-close: pass the EOF on and let the other direction finish.
+			if tc, ok := dst.(*net.TCPConn); ok {
+				tc.CloseWrite()
+			}
+			return
+		}
+	}
+}
+
+func (l *link) isStalled() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stalled
+}
+
+func (p *Proxy) strike(l *link, f Fault) {
+	p.mu.Lock()
+	p.fired = append(p.fired, f)
+	p.mu.Unlock()
+	switch f.Action {
+	case Drop:
+		l.close()
+	case Stall:
+		l.mu.Lock()
+		l.stalled = true
+		l.mu.Unlock()
+	}
+}
