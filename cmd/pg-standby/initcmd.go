@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/user"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,8 +32,8 @@ func initCmd(ctx context.Context, args []string) int {
 	fs.IntVar(&spec.Port, "port", 0, "the standby's port (default: next free cluster port for Debian clusters)")
 	pgdata := fs.String("pgdata", "", "make the instance in this data directory (instead of INSTANCE)")
 	check := fs.Bool("check", false, "connect to the primary first and check it can serve a backup")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if err := parseInterspersed(fs, args); err != nil {
+		return parseExit(err)
 	}
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "pg-standby init: "+format+"\n", a...)
@@ -43,6 +45,13 @@ func initCmd(ctx context.Context, args []string) int {
 	}
 	if spec.PrimaryConninfo == "" {
 		return fail(exitUsage, "--primary-conninfo is required: without it libpq's defaults would make the instance copy itself")
+	}
+	// The worker runs as postgres and finds passwords in its ~/.pgpass: so
+	// does the --check of an init run as root.
+	if os.Geteuid() == 0 && os.Getenv("PGPASSFILE") == "" {
+		if u, err := user.Lookup("postgres"); err == nil {
+			os.Setenv("PGPASSFILE", filepath.Join(u.HomeDir, ".pgpass"))
+		}
 	}
 	cfg, err := replconn.ParseConninfo(spec.PrimaryConninfo)
 	if err != nil {

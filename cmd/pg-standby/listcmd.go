@@ -17,8 +17,8 @@ import (
 func listCmd(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("list", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print a JSON array of status objects (see README.md)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if err := parseInterspersed(fs, args); err != nil {
+		return parseExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "pg-standby list: takes no arguments")

@@ -47,8 +47,8 @@ func runCmd(ctx context.Context, args []string) int {
 	retries := fs.Int("retries", 5, "transient failures retried in-process before exiting 1")
 	stall := fs.Duration("stall-timeout", 5*time.Minute, "fail an attempt when no data arrived for this long")
 	verbose := fs.Bool("verbose", false, "log debug detail")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if err := parseInterspersed(fs, args); err != nil {
+		return parseExit(err)
 	}
 	in, err := instanceArg(fs, *pgdata, opt.ConfFile, false)
 	if err != nil {

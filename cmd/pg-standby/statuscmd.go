@@ -81,7 +81,7 @@ func statusCmd(ctx context.Context, args []string) int {
 	asJSON := fs.Bool("json", false, "print JSON (stable; see README.md)")
 	pgdata := fs.String("pgdata", "", "data directory of an instance given directly (instead of INSTANCE)")
 	if err := parseInterspersed(fs, args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	if *pgdata == "" && fs.NArg() == 0 {
 		printAll(knownInstances(ctx), *asJSON)
@@ -110,23 +110,6 @@ func statusCmd(ctx context.Context, args []string) int {
 		return exitTransient
 	}
 	return exitOK
-}
-
-// parseInterspersed parses flags before and after the positional
-// arguments ("status 15-main --json").
-func parseInterspersed(fs *flag.FlagSet, args []string) error {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	return fs.Parse(append([]string{"--"}, pos...))
 }
 
 // inspectInstance finds out what an instance is: live from its worker on
