@@ -73,4 +73,7 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
-tool github.com/goreleaser/nfpm/v2/cmd/nfpm
+tool (
+	github.com/cpuguy83/go-md2man/v2
+	github.com/goreleaser/nfpm/v2/cmd/nfpm
+)
