@@ -2,6 +2,7 @@ package backup_test
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,5 +84,24 @@ func TestServerCompression(t *testing.T) {
 		}
 		t.Logf("%s: %d files, %d bytes", c, res.Files, res.Bytes)
 		verifyBackup(t, dir)
+	}
+}
+
+// TestHotStandbySettingsWarned: a primary with more connections than the
+// instance allows gets a warning before the copy, naming the setting.
+func TestHotStandbySettingsWarned(t *testing.T) {
+	testpg.Require(t)
+	p := testpg.Start(t, testpg.Options{Conf: map[string]string{"max_connections": "150"}})
+	dir := newInstance(t, p.ConnString())
+	var logs strings.Builder
+	opt := backup.Options{DataDir: dir, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	if _, err := run(t, opt); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	if !strings.Contains(logs.String(), "max_connections is 100 here (PostgreSQL's default) but 150 on the primary") {
+		t.Errorf("no warning about max_connections in:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "max_wal_senders is") {
+		t.Errorf("a warning about a setting that is high enough:\n%s", logs.String())
 	}
 }
