@@ -377,6 +377,9 @@ func TestFaultMaxWalSendersBusy(t *testing.T) {
 	for _, o := range others {
 		o.close()
 	}
+	// A closed connection's WAL sender slot is free only once its backend
+	// has exited, which takes a moment on a loaded machine.
+	p.WaitFor(t, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender'", "0", 30*time.Second)
 	rerun(t, e, backup.Options{})
 }
 
