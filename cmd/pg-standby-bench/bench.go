@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -158,7 +159,7 @@ func retryScenario(ctx context.Context, p *primary, bin, dir string, r *results)
 	p.prepareInstance(dir)
 	cmd := exec.CommandContext(ctx, bin, "run", "--pgdata", dir, "--checkpoint", "fast")
 	if p.cred != nil {
-		cmd.SysProcAttr = sysProcAttr(p)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
 	}
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {

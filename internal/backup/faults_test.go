@@ -304,13 +304,7 @@ func TestFaultPrimaryRestart(t *testing.T) {
 // then frees space (grows it) and reruns.
 func TestFaultDiskFull(t *testing.T) {
 	testpg.Require(t)
-	if os.Geteuid() != 0 {
-		msg := "disk full: mounting a small tmpfs needs root; run the tests as root (as CI does) to cover this case"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " [CI=true: not skipping]")
-		}
-		t.Skip(msg)
-	}
+	requireRoot(t, "disk full: mounting a small tmpfs needs root; run the tests as root (as CI does) to cover this case")
 	p := testpg.Start(t, testpg.Options{})
 	p.Pgbench(t, "-i", "-s", "2", "-q")
 	mnt := newLocation(t)
@@ -510,13 +504,7 @@ func runAsPostgres(t *testing.T, dataDir string, mapping string) (string, string
 // (exit status 77) and nothing is changed.
 func TestFaultPermissionDenied(t *testing.T) {
 	testpg.Require(t)
-	if os.Geteuid() != 0 {
-		msg := "permission denied: the test switches to the postgres user and so needs root"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " [CI=true: not skipping]")
-		}
-		t.Skip(msg)
-	}
+	requireRoot(t, "permission denied: the test switches to the postgres user and so needs root")
 	p := testpg.Start(t, testpg.Options{})
 	loc := p.CreateTablespace(t, "perm_ts")
 	p.SQL(t, "CREATE TABLE in_perm_ts TABLESPACE perm_ts AS SELECT 1 AS x")
@@ -574,4 +562,17 @@ func TestFaultPermissionDenied(t *testing.T) {
 			checkPrimaryUnharmed(t, p)
 		})
 	}
+}
+
+// requireRoot skips a case that needs root, except under CI=true, where a
+// skipped fault case would go unnoticed: there it fails.
+func requireRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why + " [CI=true: not skipping]")
+	}
+	t.Skip(why)
 }

@@ -12,12 +12,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
-	"github.com/pg-standby/pg-standby/internal/replconn"
 )
-
-func newSyncer(workers int) *durable.Syncer { return durable.NewSyncer(workers, 64) }
-
-func replconnAddress(b *attempt) string { return replconn.Address(b.connCfg) }
 
 // verify checks every file written (and every kept file's streamed bytes)
 // against the manifest, and the streamed WAL against its WAL ranges.

@@ -17,10 +17,12 @@ import (
 
 	"github.com/pg-standby/pg-standby/internal/basebackup"
 	"github.com/pg-standby/pg-standby/internal/decompress"
+	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
 	"github.com/pg-standby/pg-standby/internal/progress"
+	"github.com/pg-standby/pg-standby/internal/replconn"
 	"github.com/pg-standby/pg-standby/internal/tarstream"
 	"github.com/pg-standby/pg-standby/internal/walstream"
 )
@@ -210,7 +212,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	kept := b.kept
 	// basebackup.signal is this instance's lock-free state: never the primary's.
 	keep := func(p string) bool { return p == instance.BackupSignal || slices.Contains(kept, p) }
-	syncer := newSyncer(b.opt.SyncWorkers)
+	syncer := durable.NewSyncer(b.opt.SyncWorkers, 64)
 	defer syncer.Wait()
 	cfg := &extract.Config{
 		FileMode: b.fileMode, DirMode: b.dirMode, Keep: keep,
@@ -311,7 +313,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 		bytes += f.Size
 	}
 	return &Result{
-		Primary: replconnAddress(b), SystemID: b.sys.SystemID, Start: s.start.LSN, End: end.LSN, Timeline: end.Timeline,
+		Primary: replconn.Address(b.connCfg), SystemID: b.sys.SystemID, Start: s.start.LSN, End: end.LSN, Timeline: end.Timeline,
 		Files: len(s.res.Files), Bytes: bytes, Written: b.opt.Progress.Written.Load(), Unchanged: b.opt.Progress.Unchanged.Load(),
 		Removed: removed, Kept: kept,
 	}, nil

@@ -16,23 +16,20 @@ type Sink interface {
 func Report(ctx context.Context, t *Tracker, interval time.Duration, sinks ...Sink) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	first := t.Snapshot()
-	for _, k := range sinks {
-		k.Report(first)
+	report := func() {
+		s := t.Snapshot()
+		for _, k := range sinks {
+			k.Report(s)
+		}
 	}
+	report()
 	for {
 		select {
 		case <-ctx.Done():
-			s := t.Snapshot()
-			for _, k := range sinks {
-				k.Report(s)
-			}
+			report()
 			return
 		case <-tick.C:
-			s := t.Snapshot()
-			for _, k := range sinks {
-				k.Report(s)
-			}
+			report()
 		}
 	}
 }

@@ -1,5 +1,0 @@
-package main
-
-import "syscall"
-
-func sysProcAttr(p *primary) *syscall.SysProcAttr { return &syscall.SysProcAttr{Credential: p.cred} }
