@@ -32,4 +32,6 @@ type Options struct {
 	Progress   *progress.Tracker
 	// SyncWorkers is the number of concurrent fsyncs; default 4.
 	SyncWorkers int
+	// BufferedIO writes through the page cache instead of with O_DIRECT.
+	BufferedIO bool
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pg-standby/pg-standby/internal/basebackup"
 	"github.com/pg-standby/pg-standby/internal/decompress"
+	"github.com/pg-standby/pg-standby/internal/directio"
 	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/instance"
@@ -214,10 +215,15 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	keep := func(p string) bool { return p == instance.BackupSignal || slices.Contains(kept, p) }
 	syncer := durable.NewSyncer(b.opt.SyncWorkers, 64)
 	defer syncer.Wait()
+	files := directio.NewQueue(directio.Config{
+		Buffered: b.opt.BufferedIO, Finished: syncer.Sync,
+		Written: &b.opt.Progress.Written, Unchanged: &b.opt.Progress.Unchanged,
+	})
+	defer files.Close()
 	cfg := &extract.Config{
 		FileMode: b.fileMode, DirMode: b.dirMode, Keep: keep,
 		Divert: map[string]string{instance.PgControl: instance.PgControlPending},
-		Syncer: syncer, Progress: b.opt.Progress,
+		Files: files, Syncer: syncer, Progress: b.opt.Progress,
 	}
 	if alg != manifest.None {
 		cfg.NewHash = alg.NewHash
@@ -257,6 +263,9 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	end, err := basebackup.Run(ctx, main, opts, s)
 	if cerr := s.closeChain(); err == nil {
 		err = cerr
+	}
+	if ferr := files.Close(); err == nil {
+		err = ferr
 	}
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {

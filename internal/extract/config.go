@@ -4,6 +4,7 @@ import (
 	"hash"
 	"io/fs"
 
+	"github.com/pg-standby/pg-standby/internal/directio"
 	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/manifest"
 	"github.com/pg-standby/pg-standby/internal/progress"
@@ -21,6 +22,8 @@ type Config struct {
 	// Divert maps a manifest path to the local name it is written under
 	// instead (global/pg_control is made visible last, by the caller).
 	Divert map[string]string
+	// Files writes file contents; its Finished hands them to Syncer.
+	Files  *directio.Queue
 	Syncer *durable.Syncer
 	// Progress gets the Streamed, Written and Unchanged byte counts.
 	Progress *progress.Tracker

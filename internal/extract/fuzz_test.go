@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pg-standby/pg-standby/internal/directio"
 	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/extract"
 	fp "github.com/pg-standby/pg-standby/internal/fakeprimary"
@@ -72,7 +73,8 @@ func FuzzExtract(f *testing.F) {
 		}
 		defer root.Close()
 		syncer := durable.NewSyncer(1, 4)
-		cfg := &extract.Config{FileMode: 0o600, DirMode: 0o700, NewHash: manifest.CRC32C.NewHash, Syncer: syncer, Progress: progress.NewTracker()}
+		files := directio.NewQueue(directio.Config{BufferSize: 8192, Buffers: 2, Finished: syncer.Sync})
+		cfg := &extract.Config{FileMode: 0o600, DirMode: 0o700, NewHash: manifest.CRC32C.NewHash, Files: files, Syncer: syncer, Progress: progress.NewTracker()}
 		allowed := map[string]string{"pg_tblspc/16385": outside}
 		p := tarstream.NewParser(extract.NewWriter(cfg, extract.NewResult(), root, "", allowed))
 		for len(data) > 0 {
@@ -83,6 +85,7 @@ func FuzzExtract(f *testing.F) {
 			data = data[n:]
 		}
 		p.Close()
+		files.Close()
 		syncer.Wait()
 
 		if after := tree(t, parent, rootDir); after != before {

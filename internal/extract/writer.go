@@ -1,15 +1,14 @@
 package extract
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 
+	"github.com/pg-standby/pg-standby/internal/directio"
 	"github.com/pg-standby/pg-standby/internal/manifest"
 	"github.com/pg-standby/pg-standby/internal/tarstream"
 )
@@ -23,14 +22,10 @@ type Writer struct {
 	prefix string            // manifest path of root: "" or "pg_tblspc/<oid>/"
 	links  map[string]string // the only symlinks allowed: member name → local target
 
-	h       hash.Hash
-	scratch []byte
+	h hash.Hash
 
-	// The member being written.
-	f       *os.File // nil when the member is only hashed
-	local   string   // name under root
-	off     int64
-	oldSize int64 // size of the file an earlier attempt left; -1 if none
+	// The member being written; nil when it is only hashed.
+	out *directio.File
 }
 
 // NewWriter returns a Writer for one archive. prefix is the manifest path of
@@ -130,36 +125,38 @@ func (w *Writer) open(m *tarstream.Member) error {
 	if w.h != nil {
 		w.h.Reset()
 	}
-	w.f, w.off, w.oldSize = nil, 0, -1
+	w.out = nil
 	mpath := w.prefix + m.Name
 	if w.cfg.Keep != nil && w.cfg.Keep(mpath) {
 		return nil
 	}
-	w.local = m.Name
+	local := m.Name
 	if d, ok := w.cfg.Divert[mpath]; ok {
-		w.local = d
+		local = d
 	}
-	fi, err := w.root.Lstat(w.local)
+	var f *os.File
+	oldSize := int64(-1)
+	fi, err := w.root.Lstat(local)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		w.f, err = w.root.OpenFile(w.local, os.O_RDWR|os.O_CREATE|os.O_EXCL, w.cfg.FileMode)
+		f, err = w.root.OpenFile(local, os.O_RDWR|os.O_CREATE|os.O_EXCL, w.cfg.FileMode)
 	case err != nil:
 	case !fi.Mode().IsRegular():
-		return fmt.Errorf("write %s: a %s is in the way; remove it by hand", w.where(w.local), kind(fi))
+		return fmt.Errorf("write %s: a %s is in the way; remove it by hand", w.where(local), kind(fi))
 	default:
-		w.oldSize = fi.Size()
-		w.f, err = w.root.OpenFile(w.local, os.O_RDWR, 0)
+		oldSize = fi.Size()
+		f, err = w.root.OpenFile(local, os.O_RDWR, 0)
 		if err == nil && fi.Mode().Perm() != w.cfg.FileMode {
-			err = w.f.Chmod(w.cfg.FileMode)
+			err = f.Chmod(w.cfg.FileMode)
 		}
 	}
 	if err != nil {
-		if w.f != nil {
-			w.f.Close()
-			w.f = nil
+		if f != nil {
+			f.Close()
 		}
-		return fmt.Errorf("write %s: %w", w.where(w.local), err)
+		return fmt.Errorf("write %s: %w", w.where(local), err)
 	}
+	w.out = w.cfg.Files.Open(f, w.where(local), oldSize)
 	return nil
 }
 
@@ -168,33 +165,10 @@ func (w *Writer) contents(p []byte) error {
 		w.h.Write(p)
 	}
 	w.cfg.Progress.Streamed.Add(int64(len(p)))
-	if w.f == nil {
+	if w.out == nil {
 		return nil
 	}
-	if w.off < w.oldSize && w.same(p) {
-		w.off += int64(len(p))
-		w.cfg.Progress.Unchanged.Add(int64(len(p)))
-		return nil
-	}
-	if _, err := w.f.WriteAt(p, w.off); err != nil {
-		return fmt.Errorf("write %s: %w", w.where(w.local), bare(err))
-	}
-	w.off += int64(len(p))
-	w.cfg.Progress.Written.Add(int64(len(p)))
-	return nil
-}
-
-// same reports whether the file already holds p at the current offset.
-func (w *Writer) same(p []byte) bool {
-	if cap(w.scratch) < len(p) {
-		w.scratch = make([]byte, len(p))
-	}
-	buf := w.scratch[:len(p)]
-	n, err := w.f.ReadAt(buf, w.off)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return false
-	}
-	return n == len(p) && bytes.Equal(buf, p)
+	return w.out.Write(p)
 }
 
 func (w *Writer) finish(m *tarstream.Member) error {
@@ -203,39 +177,25 @@ func (w *Writer) finish(m *tarstream.Member) error {
 		obs.Checksum = w.h.Sum(nil)
 	}
 	w.res.Files[w.prefix+m.Name] = obs
-	if w.f == nil {
+	if w.out == nil {
 		return nil
 	}
-	f := w.f
-	w.f = nil
-	if w.oldSize > m.Size {
-		if err := f.Truncate(m.Size); err != nil {
-			f.Close()
-			return fmt.Errorf("truncate %s: %w", w.where(w.local), err)
-		}
+	out := w.out
+	w.out = nil
+	if err := out.Finish(m.Size); err != nil {
+		return err
 	}
-	w.cfg.Syncer.Sync(f)
 	return w.cfg.Syncer.Err()
 }
 
 // Close releases a member left open by a truncated archive; its file is not
 // synced and the parser reports the truncation.
 func (w *Writer) Close() error {
-	if w.f != nil {
-		w.f.Close()
-		w.f = nil
+	if w.out != nil {
+		w.out.Abort()
+		w.out = nil
 	}
 	return nil
-}
-
-// bare drops the *fs.PathError around err: the caller names the path
-// already ("write X: write X: no space left on device" otherwise).
-func bare(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 func kind(fi fs.FileInfo) string {

@@ -1,0 +1,203 @@
+package directio
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+)
+
+type sink struct {
+	files []*os.File
+}
+
+func (s *sink) take(f *os.File) {
+	s.files = append(s.files, f)
+	f.Sync()
+	f.Close()
+}
+
+func newQueue(t *testing.T, buffered bool) (*Queue, *sink, *atomic.Int64, *atomic.Int64) {
+	t.Helper()
+	s := &sink{}
+	var written, unchanged atomic.Int64
+	q := NewQueue(Config{BufferSize: 64 << 10, Buffers: 3, Buffered: buffered, Finished: s.take, Written: &written, Unchanged: &unchanged})
+	t.Cleanup(func() { q.Close() })
+	return q, s, &written, &unchanged
+}
+
+// writeChunks feeds data in random-sized pieces, the way tar members arrive.
+func writeChunks(t *testing.T, fl *File, data []byte, rng *rand.Rand) {
+	t.Helper()
+	for len(data) > 0 {
+		n := min(len(data), 1+rng.IntN(40000))
+		if err := fl.Write(data[:n]); err != nil {
+			t.Fatal(err)
+		}
+		data = data[n:]
+	}
+}
+
+func open(t *testing.T, path string) (*os.File, int64) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	old := int64(-1)
+	if err == nil {
+		old = fi.Size()
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, old
+}
+
+func TestWriteSizes(t *testing.T) {
+	for _, buffered := range []bool{false, true} {
+		q, s, written, _ := newQueue(t, buffered)
+		dir := t.TempDir()
+		rng := rand.New(rand.NewPCG(1, 2))
+		sizes := []int{0, 1, 511, 4096, 4097, 64 << 10, 64<<10 + 1, 200_001, 1 << 20}
+		want := map[string][]byte{}
+		var total int64
+		for _, n := range sizes {
+			data := make([]byte, n)
+			for i := range data {
+				data[i] = byte(rng.Uint32())
+			}
+			path := filepath.Join(dir, filepath.Base(t.Name())+"-"+string(rune('a'+len(want))))
+			f, old := open(t, path)
+			fl := q.Open(f, path, old)
+			writeChunks(t, fl, data, rng)
+			if err := fl.Finish(int64(n)); err != nil {
+				t.Fatal(err)
+			}
+			want[path] = data
+			total += int64(n)
+		}
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if len(s.files) != len(sizes) {
+			t.Fatalf("buffered=%v: %d files finished, want %d", buffered, len(s.files), len(sizes))
+		}
+		for path, data := range want {
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Errorf("buffered=%v: %s: %d bytes differ from the %d written", buffered, path, len(got), len(data))
+			}
+		}
+		if written.Load() != total {
+			t.Errorf("buffered=%v: written %d, want %d", buffered, written.Load(), total)
+		}
+	}
+}
+
+// TestDelta rewrites files an earlier attempt left: identical parts are only
+// compared, differing ones written, longer files truncated.
+func TestDelta(t *testing.T) {
+	for _, buffered := range []bool{false, true} {
+		q, _, written, unchanged := newQueue(t, buffered)
+		dir := t.TempDir()
+		rng := rand.New(rand.NewPCG(3, 4))
+		data := make([]byte, 300_000)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		cases := map[string][]byte{
+			"same":    data,
+			"longer":  append(append([]byte{}, data...), make([]byte, 70_000)...),
+			"shorter": data[:100_000],
+			"changed": func() []byte { b := append([]byte{}, data...); b[150_000] ^= 1; return b }(),
+		}
+		for name, old := range cases {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, old, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, oldSize := open(t, path)
+			fl := q.Open(f, path, oldSize)
+			writeChunks(t, fl, data, rng)
+			if err := fl.Finish(int64(len(data))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for name := range cases {
+			got, _ := os.ReadFile(filepath.Join(dir, name))
+			if !bytes.Equal(got, data) {
+				t.Errorf("buffered=%v: %s: content differs after the rewrite (%d bytes)", buffered, name, len(got))
+			}
+		}
+		// 64 KiB buffers: "same" and "longer" are unchanged, "shorter" has its
+		// first buffer unchanged, "changed" all but the buffer with byte 150000.
+		const buf = 64 << 10
+		wantUnchanged := int64(2*len(data) + buf + len(data) - buf)
+		if unchanged.Load() != wantUnchanged || written.Load() != 4*int64(len(data))-wantUnchanged {
+			t.Errorf("buffered=%v: unchanged %d written %d, want %d and %d", buffered, unchanged.Load(), written.Load(), wantUnchanged, 4*int64(len(data))-wantUnchanged)
+		}
+	}
+}
+
+func TestAbortClosesWithoutFinishing(t *testing.T) {
+	q, s, _, _ := newQueue(t, false)
+	path := filepath.Join(t.TempDir(), "f")
+	f, old := open(t, path)
+	fl := q.Open(f, path, old)
+	if err := fl.Write(make([]byte, 100_000)); err != nil {
+		t.Fatal(err)
+	}
+	fl.Abort()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.files) != 0 {
+		t.Fatal("an aborted file was handed on")
+	}
+	if err := f.Close(); err == nil {
+		t.Fatal("the aborted file is still open")
+	}
+}
+
+// TestWriteErrorStops: the first failure is reported by later calls and by
+// Close, and the rest of the queue is dropped rather than written.
+func TestWriteErrorStops(t *testing.T) {
+	q, s, _, _ := newQueue(t, false)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ro")
+	os.WriteFile(path, nil, 0o600)
+	ro, err := os.Open(path) // read-only: every write fails with EBADF
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := q.Open(ro, path, 0)
+	fl.Write(make([]byte, 200_000))
+	fl.Finish(200_000)
+	f, old := open(t, filepath.Join(dir, "next"))
+	next := q.Open(f, "next", old)
+	next.Write(make([]byte, 10))
+	next.Finish(10)
+	err = q.Close()
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("write "+path)) {
+		t.Fatalf("Close = %v, want the write error naming %s", err, path)
+	}
+	var errno syscall.Errno
+	if !errors.As(err, &errno) || errno != syscall.EBADF {
+		t.Fatalf("Close = %v, want EBADF underneath", err)
+	}
+	if len(s.files) != 0 {
+		t.Fatalf("%d files handed on after a failure", len(s.files))
+	}
+	if fl.Write([]byte("x")) == nil {
+		t.Fatal("Write after a failure succeeded")
+	}
+}

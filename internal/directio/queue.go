@@ -1,0 +1,167 @@
+package directio
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config sizes a Queue and says where finished files go.
+type Config struct {
+	// BufferSize is the size of one write (rounded up to Align); 1 MiB when
+	// zero: smaller direct writes leave the device idle between requests.
+	BufferSize int
+	// Buffers bounds the bytes in flight; 4 when zero.
+	Buffers int
+	// Buffered turns direct I/O off: every write goes through the page cache.
+	Buffered bool
+	// Finished takes each completed file (fsync and close it); it is called
+	// from the writing goroutine in the order the files were finished.
+	Finished func(*os.File)
+	// Written and Unchanged count bytes written and bytes found identical.
+	Written, Unchanged *atomic.Int64
+}
+
+// Queue runs the writes of many files, in order, on one goroutine.
+type Queue struct {
+	cfg     Config
+	jobs    chan job
+	free    chan []byte // nil entries are buffers not yet allocated
+	scratch []byte      // for reading back what an earlier attempt wrote
+	done    chan struct{}
+	once    sync.Once
+
+	mu  sync.Mutex
+	err error
+}
+
+// job is one write, or the end of a file when buf is nil.
+type job struct {
+	file *File
+	off  int64
+	buf  []byte // whole buffer; the first n bytes are data
+	n    int
+	end  bool  // last job of the file
+	keep bool  // with end: fsync and hand on, else just close
+	size int64 // with keep: the file's final size
+}
+
+// NewQueue starts the writing goroutine; Close stops it.
+func NewQueue(cfg Config) *Queue {
+	if cfg.BufferSize <= 0 {
+		cfg.BufferSize = 1 << 20
+	}
+	cfg.BufferSize = roundUp(cfg.BufferSize)
+	if cfg.Buffers <= 0 {
+		cfg.Buffers = 4
+	}
+	if cfg.Written == nil {
+		cfg.Written = new(atomic.Int64)
+	}
+	if cfg.Unchanged == nil {
+		cfg.Unchanged = new(atomic.Int64)
+	}
+	q := &Queue{cfg: cfg, jobs: make(chan job, 64), free: make(chan []byte, cfg.Buffers), done: make(chan struct{})}
+	for range cfg.Buffers {
+		q.free <- nil
+	}
+	go q.run()
+	return q
+}
+
+// Err is the first write error so far, so a producer can stop early.
+func (q *Queue) Err() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.err
+}
+
+// Close waits until every queued job is done and returns the first error.
+// It must be called once no File is written any more; more calls are no-ops.
+func (q *Queue) Close() error {
+	q.once.Do(func() { close(q.jobs) })
+	<-q.done
+	return q.Err()
+}
+
+func (q *Queue) buffer() []byte {
+	b := <-q.free
+	if b == nil {
+		b = alignedBuffer(q.cfg.BufferSize)
+	}
+	return b
+}
+
+func (q *Queue) run() {
+	defer close(q.done)
+	for j := range q.jobs {
+		if q.Err() == nil {
+			if err := q.do(j); err != nil {
+				q.mu.Lock()
+				q.err = err
+				q.mu.Unlock()
+			}
+		}
+		if j.end && (!j.keep || q.Err() != nil) {
+			j.file.f.Close() // not synced: a failed or abandoned copy
+		}
+		if j.buf != nil {
+			q.free <- j.buf
+		}
+	}
+}
+
+func (q *Queue) do(j job) error {
+	fl := j.file
+	if j.end {
+		if !j.keep {
+			return nil
+		}
+		if fl.padded || fl.oldSize > j.size {
+			if err := fl.f.Truncate(j.size); err != nil {
+				return fmt.Errorf("truncate %s: %w", fl.name, err)
+			}
+		}
+		q.cfg.Finished(fl.f)
+		return nil
+	}
+	data := j.buf[:j.n]
+	if j.off < fl.oldSize && q.same(fl, j.off, data) {
+		q.cfg.Unchanged.Add(int64(j.n))
+		return nil
+	}
+	if err := fl.writeAt(data, j.buf[:roundUp(j.n)], j.off); err != nil {
+		return fmt.Errorf("write %s: %w", fl.name, err)
+	}
+	q.cfg.Written.Add(int64(j.n))
+	return nil
+}
+
+// same reports whether the file already holds data at off. Any read error
+// just means "write it".
+func (q *Queue) same(fl *File, off int64, data []byte) bool {
+	if off+int64(len(data)) > fl.oldSize {
+		return false
+	}
+	if q.scratch == nil {
+		q.scratch = alignedBuffer(q.cfg.BufferSize)
+	}
+	buf := q.scratch[:len(data)]
+	if fl.direct {
+		buf = q.scratch[:roundUp(len(data))]
+	}
+	n, err := fl.f.ReadAt(buf, off)
+	if errors.Is(err, unix.EINVAL) && fl.direct && fl.buffered() == nil {
+		n, err = fl.f.ReadAt(q.scratch[:len(data)], off)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false
+	}
+	return n >= len(data) && bytes.Equal(q.scratch[:len(data)], data)
+}
