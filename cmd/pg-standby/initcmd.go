@@ -29,6 +29,7 @@ func initCmd(ctx context.Context, args []string) int {
 	fs.Int64Var(&spec.MaxRateKB, "max-rate", 0, "limit the primary's send rate in kB/s (32..1048576)")
 	fs.Var(mappings(spec.TablespaceMapping), "tablespace-mapping", "put the primary's tablespace at OLD at NEW here (repeatable)")
 	fs.StringVar(&spec.Compression, "compress", "", "server-side compression METHOD[:DETAIL]: gzip, lz4 or zstd (e.g. zstd:level=3); for slow links")
+	fs.StringVar(&spec.DirectIO, "direct-io", "", "on (default): write the copy with O_DIRECT; off: through the page cache")
 	fs.IntVar(&spec.Port, "port", 0, "the standby's port (default: next free cluster port for Debian clusters)")
 	pgdata := fs.String("pgdata", "", "make the instance in this data directory (instead of INSTANCE)")
 	check := fs.Bool("check", false, "connect to the primary first and check it can serve a backup")
@@ -59,6 +60,9 @@ func initCmd(ctx context.Context, args []string) int {
 	}
 	if spec.Checkpoint != "" && spec.Checkpoint != "fast" && spec.Checkpoint != "spread" {
 		return fail(exitUsage, "--checkpoint %q: want fast or spread", spec.Checkpoint)
+	}
+	if spec.DirectIO != "" && spec.DirectIO != "on" && spec.DirectIO != "off" {
+		return fail(exitUsage, "--direct-io %q: want on or off", spec.DirectIO)
 	}
 	if spec.MaxRateKB != 0 && (spec.MaxRateKB < 32 || spec.MaxRateKB > 1048576) {
 		return fail(exitUsage, "--max-rate %d: want 32 to 1048576 kB/s", spec.MaxRateKB)

@@ -32,6 +32,7 @@ type Options struct {
 	Progress   *progress.Tracker
 	// SyncWorkers is the number of concurrent fsyncs; default 4.
 	SyncWorkers int
-	// BufferedIO writes through the page cache instead of with O_DIRECT.
-	BufferedIO bool
+	// DirectIO is "on" (the default) or "off": write file contents with
+	// O_DIRECT, or through the page cache.
+	DirectIO string
 }

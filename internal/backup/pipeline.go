@@ -216,14 +216,14 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	syncer := durable.NewSyncer(b.opt.SyncWorkers, 64)
 	defer syncer.Wait()
 	files := directio.NewQueue(directio.Config{
-		Buffered: b.opt.BufferedIO, Finished: syncer.Sync,
+		Buffered: b.opt.DirectIO == "off", Finished: syncer.Sync,
 		Written: &b.opt.Progress.Written, Unchanged: &b.opt.Progress.Unchanged,
 	})
 	defer files.Close()
 	cfg := &extract.Config{
 		FileMode: b.fileMode, DirMode: b.dirMode, Keep: keep,
 		Divert: map[string]string{instance.PgControl: instance.PgControlPending},
-		Files: files, Syncer: syncer, Progress: b.opt.Progress,
+		Files:  files, Syncer: syncer, Progress: b.opt.Progress,
 	}
 	if alg != manifest.None {
 		cfg.NewHash = alg.NewHash

@@ -105,3 +105,22 @@ func TestHotStandbySettingsWarned(t *testing.T) {
 		t.Errorf("a warning about a setting that is high enough:\n%s", logs.String())
 	}
 }
+
+// TestDirectIOOff takes the backup through the page cache when the instance
+// says pg_standby.direct_io = off, and names a bad value with its file.
+func TestDirectIOOff(t *testing.T) {
+	testpg.Require(t)
+	p := testpg.Start(t, testpg.Options{})
+	p.Pgbench(t, "-i", "-s", "1", "-q")
+	dir := newInstance(t, p.ConnString(), "pg_standby.direct_io = off")
+	if _, err := run(t, backup.Options{DataDir: dir}); err != nil {
+		t.Fatalf("backup with direct_io off: %v", err)
+	}
+	verifyBackup(t, dir)
+
+	bad := newInstance(t, p.ConnString(), "pg_standby.direct_io = sometimes")
+	_, err := run(t, backup.Options{DataDir: bad})
+	if err == nil || !strings.Contains(err.Error(), "pg_standby.direct_io in "+bad+"/postgresql.conf line") || !strings.Contains(err.Error(), `"sometimes" is not a boolean`) {
+		t.Fatalf("bad pg_standby.direct_io: %v", err)
+	}
+}

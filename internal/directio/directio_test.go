@@ -61,7 +61,7 @@ func TestWriteSizes(t *testing.T) {
 		q, s, written, _ := newQueue(t, buffered)
 		dir := t.TempDir()
 		rng := rand.New(rand.NewPCG(1, 2))
-		sizes := []int{0, 1, 511, 4096, 4097, 64 << 10, 64<<10 + 1, 200_001, 1 << 20}
+		sizes := []int{0, 1, 511, 4096, 4097, 64 << 10, 64<<10 + 1, 200_001, 1 << 20, 20<<20 + 3} // the last passes flushAfter
 		want := map[string][]byte{}
 		var total int64
 		for _, n := range sizes {

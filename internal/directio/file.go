@@ -23,7 +23,8 @@ type File struct {
 	// Set by Open, then owned by the writing goroutine.
 	oldSize int64 // size an earlier attempt left; -1 for a new file
 	direct  bool
-	padded  bool // the last direct write went past the end: truncate
+	padded  bool  // the last direct write went past the end: truncate
+	dirty   int64 // buffered bytes written since the last writeback hint
 }
 
 // Open starts writing f, which holds oldSize bytes from an earlier attempt
@@ -101,8 +102,16 @@ func (fl *File) writeAt(data, padded []byte, off int64) error {
 			return err
 		}
 	}
-	_, err := fl.f.WriteAt(data, off)
-	return bare(err)
+	if _, err := fl.f.WriteAt(data, off); err != nil {
+		return bare(err)
+	}
+	fl.dirty += int64(len(data))
+	if fl.dirty >= flushAfter {
+		end := off + int64(len(data))
+		startWriteback(fl.f, end-fl.dirty, fl.dirty)
+		fl.dirty = 0
+	}
+	return nil
 }
 
 // buffered switches the file to page-cache writes.

@@ -28,6 +28,8 @@ type Spec struct {
 	MaxRateKB         int64
 	TablespaceMapping map[string]string
 	Compression       string
+	// DirectIO "off" writes through the page cache; "" leaves the default (on).
+	DirectIO string
 	// Port of the standby; 0 picks the next free cluster port (Debian) or
 	// leaves PostgreSQL's default (a data directory).
 	Port int
@@ -53,6 +55,9 @@ func (s Spec) Settings() string {
 	}
 	if s.Compression != "" {
 		fmt.Fprintf(&b, "pg_standby.compression = %s\n", pgconf.Quote(s.Compression))
+	}
+	if s.DirectIO != "" {
+		fmt.Fprintf(&b, "pg_standby.direct_io = %s\n", s.DirectIO)
 	}
 	if len(s.TablespaceMapping) > 0 {
 		fmt.Fprintf(&b, "pg_standby.tablespace_mapping = %s\n", pgconf.Quote(FormatMapping(s.TablespaceMapping)))

@@ -28,11 +28,11 @@ _pg_standby()
     case ${words[1]} in
     init)
         opts="--primary-conninfo --slot --create-slot --checkpoint --max-rate
-              --tablespace-mapping --compress --port --pgdata --check"
+              --tablespace-mapping --compress --direct-io --port --pgdata --check"
         ;;
     run)
         opts="--pgdata --config-file --checkpoint --max-rate --manifest-checksums
-              --tablespace-mapping --compress --create-slot --retries
+              --tablespace-mapping --compress --direct-io --create-slot --retries
               --stall-timeout --verbose"
         ;;
     status | list) opts="--json" ;;
@@ -58,6 +58,10 @@ _pg_standby()
         ;;
     --compress)
         COMPREPLY=($(compgen -W "gzip lz4 zstd none" -- "$cur"))
+        return
+        ;;
+    --direct-io)
+        COMPREPLY=($(compgen -W "on off" -- "$cur"))
         return
         ;;
     --primary-conninfo | --slot | --max-rate | --port | --retries | --stall-timeout)
