@@ -215,10 +215,13 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	keep := func(p string) bool { return p == instance.BackupSignal || slices.Contains(kept, p) }
 	syncer := durable.NewSyncer(b.opt.SyncWorkers, 64)
 	defer syncer.Wait()
-	files := directio.NewQueue(directio.Config{
+	files, err := directio.NewQueue(directio.Config{
 		Buffered: b.opt.DirectIO == "off", Finished: syncer.Sync,
 		Written: &b.opt.Progress.Written, Unchanged: &b.opt.Progress.Unchanged,
 	})
+	if err != nil {
+		return nil, err
+	}
 	defer files.Close()
 	cfg := &extract.Config{
 		FileMode: b.fileMode, DirMode: b.dirMode, Keep: keep,

@@ -25,7 +25,10 @@ func newQueue(t *testing.T, buffered bool) (*Queue, *sink, *atomic.Int64, *atomi
 	t.Helper()
 	s := &sink{}
 	var written, unchanged atomic.Int64
-	q := NewQueue(Config{BufferSize: 64 << 10, Buffers: 3, Buffered: buffered, Finished: s.take, Written: &written, Unchanged: &unchanged})
+	q, err := NewQueue(Config{BufferSize: 64 << 10, Buffers: 3, Buffered: buffered, Finished: s.take, Written: &written, Unchanged: &unchanged})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { q.Close() })
 	return q, s, &written, &unchanged
 }
@@ -199,5 +202,20 @@ func TestWriteErrorStops(t *testing.T) {
 	}
 	if fl.Write([]byte("x")) == nil {
 		t.Fatal("Write after a failure succeeded")
+	}
+}
+
+func TestWriteAfterCloseRefused(t *testing.T) {
+	q, _, _, _ := newQueue(t, false)
+	path := filepath.Join(t.TempDir(), "f")
+	f, old := open(t, path)
+	fl := q.Open(f, path, old)
+	fl.Write([]byte("abc"))
+	fl.Abort()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fl.Write([]byte("x")); err == nil {
+		t.Fatal("Write into unmapped buffers after Close succeeded")
 	}
 }

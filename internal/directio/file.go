@@ -40,12 +40,12 @@ func (q *Queue) Open(f *os.File, name string, oldSize int64) *File {
 
 // Write appends p. It blocks while every buffer is in flight.
 func (fl *File) Write(p []byte) error {
-	if err := fl.q.Err(); err != nil {
+	if err := fl.q.usable(); err != nil {
 		return err
 	}
 	for len(p) > 0 {
 		if fl.buf == nil {
-			fl.buf = fl.q.buffer()
+			fl.buf = <-fl.q.free
 		}
 		c := copy(fl.buf[fl.n:], p)
 		fl.n += c

@@ -32,10 +32,12 @@ type Config struct {
 type Queue struct {
 	cfg     Config
 	jobs    chan job
-	free    chan []byte // nil entries are buffers not yet allocated
+	mem     []byte      // all buffers, one mapping
+	free    chan []byte // buffers not in flight
 	scratch []byte      // for reading back what an earlier attempt wrote
 	done    chan struct{}
 	once    sync.Once
+	closed  bool // set by Close; Files refuse to write
 
 	mu  sync.Mutex
 	err error
@@ -52,8 +54,8 @@ type job struct {
 	size int64 // with keep: the file's final size
 }
 
-// NewQueue starts the writing goroutine; Close stops it.
-func NewQueue(cfg Config) *Queue {
+// NewQueue maps the buffers and starts the writing goroutine; Close stops it.
+func NewQueue(cfg Config) (*Queue, error) {
 	if cfg.BufferSize <= 0 {
 		cfg.BufferSize = 1 << 20
 	}
@@ -67,12 +69,18 @@ func NewQueue(cfg Config) *Queue {
 	if cfg.Unchanged == nil {
 		cfg.Unchanged = new(atomic.Int64)
 	}
-	q := &Queue{cfg: cfg, jobs: make(chan job, 64), free: make(chan []byte, cfg.Buffers), done: make(chan struct{})}
-	for range cfg.Buffers {
-		q.free <- nil
+	// Pages are only resident once touched: a small backup uses little.
+	mem, err := alignedBuffer((cfg.Buffers + 1) * cfg.BufferSize)
+	if err != nil {
+		return nil, fmt.Errorf("allocate %d write buffers of %d bytes: %w", cfg.Buffers+1, cfg.BufferSize, err)
 	}
+	q := &Queue{cfg: cfg, mem: mem, jobs: make(chan job, 64), free: make(chan []byte, cfg.Buffers), done: make(chan struct{})}
+	for i := range cfg.Buffers {
+		q.free <- mem[i*cfg.BufferSize : (i+1)*cfg.BufferSize : (i+1)*cfg.BufferSize]
+	}
+	q.scratch = mem[cfg.Buffers*cfg.BufferSize:]
 	go q.run()
-	return q
+	return q, nil
 }
 
 // Err is the first write error so far, so a producer can stop early.
@@ -82,20 +90,29 @@ func (q *Queue) Err() error {
 	return q.err
 }
 
-// Close waits until every queued job is done and returns the first error.
-// It must be called once no File is written any more; more calls are no-ops.
+// Close waits until every queued job is done, unmaps the buffers and returns
+// the first error. Every File must have been finished or aborted; more calls
+// are no-ops.
 func (q *Queue) Close() error {
-	q.once.Do(func() { close(q.jobs) })
-	<-q.done
+	q.once.Do(func() {
+		close(q.jobs)
+		<-q.done
+		q.mu.Lock()
+		q.closed = true
+		q.mu.Unlock()
+		unix.Munmap(q.mem)
+	})
 	return q.Err()
 }
 
-func (q *Queue) buffer() []byte {
-	b := <-q.free
-	if b == nil {
-		b = alignedBuffer(q.cfg.BufferSize)
+// usable is nil while Files may write: no error so far and not closed.
+func (q *Queue) usable() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err == nil && q.closed {
+		return errors.New("write after the queue was closed")
 	}
-	return b
+	return q.err
 }
 
 func (q *Queue) run() {
@@ -148,9 +165,6 @@ func (q *Queue) do(j job) error {
 func (q *Queue) same(fl *File, off int64, data []byte) bool {
 	if off+int64(len(data)) > fl.oldSize {
 		return false
-	}
-	if q.scratch == nil {
-		q.scratch = alignedBuffer(q.cfg.BufferSize)
 	}
 	buf := q.scratch[:len(data)]
 	if fl.direct {

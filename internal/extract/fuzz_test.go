@@ -73,7 +73,10 @@ func FuzzExtract(f *testing.F) {
 		}
 		defer root.Close()
 		syncer := durable.NewSyncer(1, 4)
-		files := directio.NewQueue(directio.Config{BufferSize: 8192, Buffers: 2, Finished: syncer.Sync})
+		files, err := directio.NewQueue(directio.Config{BufferSize: 8192, Buffers: 2, Finished: syncer.Sync})
+		if err != nil {
+			t.Fatal(err)
+		}
 		cfg := &extract.Config{FileMode: 0o600, DirMode: 0o700, NewHash: manifest.CRC32C.NewHash, Files: files, Syncer: syncer, Progress: progress.NewTracker()}
 		allowed := map[string]string{"pg_tblspc/16385": outside}
 		p := tarstream.NewParser(extract.NewWriter(cfg, extract.NewResult(), root, "", allowed))
