@@ -7,7 +7,6 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 )
 
 // bufSize is the output buffer handed to the next stage, as astreamer's
@@ -52,7 +51,10 @@ func run(method string, r io.Reader, next io.Writer) error {
 		defer z.Close()
 		dec = z
 	case "lz4":
-		dec = lz4.NewReader(r)
+		// Ours, not pierrec's lz4.Reader: that one reallocates its
+		// dictionary for every linked block, which is how the server
+		// writes them, and the garbage made RSS jump.
+		dec = newLZ4Reader(r)
 	case "zstd":
 		// One goroutine and a bounded window: memory stays flat.
 		z, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(64<<20))
