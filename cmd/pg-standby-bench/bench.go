@@ -36,6 +36,8 @@ type retryResult struct {
 	RetryS         float64 `json:"retry_s"`
 	CleanS         float64 `json:"clean_median_s"`
 	TotalOverClean float64 `json:"total_over_clean"`
+	ReceiveS       float64 `json:"receive_only_median_s"`
+	FloorOverClean float64 `json:"floor_over_clean"`
 	RetryWritten   int64   `json:"retry_written_bytes"`
 	CleanWritten   int64   `json:"clean_written_bytes"`
 	WrittenShare   float64 `json:"retry_written_share"`
@@ -100,6 +102,13 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		{"C cp -a + sync", func() { cleanDir(dirC) }, []string{"sh", "-c", "cp -a " + p.data + " " + dirC + " && sync"}, nil},
 		{"A+ pg-standby, sd_notify on", func() { p.prepareInstance(dirA) }, []string{bin, "run", "--pgdata", dirA, "--checkpoint", "fast"},
 			[]string{"NOTIFY_SOCKET=" + notifyPath}},
+		// What the primary can send at all over this transport: the same
+		// BASE_BACKUP (checksum verification, manifest checksums) read and
+		// thrown away. No copy can be faster than this.
+		{"R receive only", func() {}, []string{"sh", "-c", filepath.Join(cfg.bindir, "pg_basebackup") + " -h 127.0.0.1 -p " + strconv.Itoa(p.port) +
+			" -U postgres -D - -Ft -X none -c fast >/dev/null 2>&1"}, nil},
+		// Server-side lz4, the option for slow links, measured on loopback.
+		{"Az pg-standby --compress lz4", func() { p.prepareInstance(dirA) }, []string{bin, "run", "--pgdata", dirA, "--checkpoint", "fast", "--compress", "lz4"}, nil},
 	}
 	for i := 0; i <= cfg.runs; i++ { // run 0 warms the caches and is not counted
 		for _, c := range contenders {
@@ -147,9 +156,12 @@ func (r *results) summarize() {
 		r.MBps[name] = float64(r.BackupBytes) / 1e6 / r.Summary[name]["wall_s"].Median
 	}
 	a, b, c, an := r.Runs["A pg-standby"], r.Runs["B pg_basebackup"], r.Runs["C cp -a + sync"], r.Runs["A+ pg-standby, sd_notify on"]
+	rcv, az := r.Runs["R receive only"], r.Runs["Az pg-standby --compress lz4"]
 	r.Ratios = map[string]stats{
 		"A/B wall": ratios(a, b, wall), "A/B cpu": ratios(a, b, cpu), "A/C wall": ratios(a, c, wall),
-		"A+/A wall (progress plumbing)": ratios(an, a, wall),
+		"A+/A wall (progress plumbing)":   ratios(an, a, wall),
+		"R/C wall (primary's send floor)": ratios(rcv, c, wall), "A/R wall": ratios(a, rcv, wall),
+		"Az/C wall (lz4)": ratios(az, c, wall),
 	}
 }
 
@@ -177,7 +189,8 @@ func retryScenario(ctx context.Context, p *primary, bin, dir string, r *results)
 	if err != nil {
 		return nil, err
 	}
-	res := &retryResult{KilledAtBytes: at, FirstAttemptS: first, RetryS: s.Wall, CleanS: r.Summary["A pg-standby"]["wall_s"].Median}
+	res := &retryResult{KilledAtBytes: at, FirstAttemptS: first, RetryS: s.Wall, CleanS: r.Summary["A pg-standby"]["wall_s"].Median,
+		ReceiveS: r.Summary["R receive only"]["wall_s"].Median}
 	if m := writtenRe.FindStringSubmatch(s.Output); m != nil {
 		res.RetryWritten, _ = strconv.ParseInt(m[1], 10, 64)
 	}
@@ -185,6 +198,8 @@ func retryScenario(ctx context.Context, p *primary, bin, dir string, r *results)
 		res.CleanWritten = runs[0].Bytes
 	}
 	res.TotalOverClean = (res.FirstAttemptS + res.RetryS) / res.CleanS
+	// BASE_BACKUP cannot skip files: the retry receives every byte again.
+	res.FloorOverClean = (res.FirstAttemptS + res.ReceiveS) / res.CleanS
 	if res.CleanWritten > 0 {
 		res.WrittenShare = float64(res.RetryWritten) / float64(res.CleanWritten)
 	}
@@ -242,19 +257,20 @@ func (r *results) print() {
 	fmt.Printf("\npg-standby benchmark: pgbench scale %d, database %.2f GiB, backup %.2f GiB, %s, %d counted runs each\n\n",
 		r.Scale, float64(r.DatabaseBytes)/(1<<30), float64(r.BackupBytes)/(1<<30), r.Machine, len(r.Runs["A pg-standby"]))
 	fmt.Printf("%-30s %26s %26s %26s %9s\n", "contender", "wall s (min med max)", "cpu s (min med max)", "peak RSS MiB (min med max)", "MB/s")
-	for _, name := range []string{"A pg-standby", "B pg_basebackup", "C cp -a + sync", "A+ pg-standby, sd_notify on"} {
+	for _, name := range []string{"A pg-standby", "B pg_basebackup", "C cp -a + sync", "A+ pg-standby, sd_notify on", "R receive only", "Az pg-standby --compress lz4"} {
 		s := r.Summary[name]
 		fmt.Printf("%-30s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %8.1f %8.1f %9.0f\n", name,
 			s["wall_s"].Min, s["wall_s"].Median, s["wall_s"].Max, s["cpu_s"].Min, s["cpu_s"].Median, s["cpu_s"].Max,
 			s["peak_rss_mib"].Min, s["peak_rss_mib"].Median, s["peak_rss_mib"].Max, r.MBps[name])
 	}
 	fmt.Println()
-	for _, k := range []string{"A/B wall", "A/B cpu", "A/C wall", "A+/A wall (progress plumbing)"} {
+	for _, k := range []string{"A/B wall", "A/B cpu", "A/C wall", "A+/A wall (progress plumbing)", "R/C wall (primary's send floor)", "A/R wall", "Az/C wall (lz4)"} {
 		fmt.Printf("ratio %-32s min %.3f  median %.3f  max %.3f\n", k, r.Ratios[k].Min, r.Ratios[k].Median, r.Ratios[k].Max)
 	}
 	if x := r.Retry; x != nil {
 		fmt.Printf("\nretry: killed at %.0f MB, first attempt %.2f s + retry %.2f s = %.2fx a clean run; retry wrote %.0f MB (%.0f%% of a clean run's)\n",
 			float64(x.KilledAtBytes)/1e6, x.FirstAttemptS, x.RetryS, x.TotalOverClean, float64(x.RetryWritten)/1e6, 100*x.WrittenShare)
+		fmt.Printf("retry floor: first attempt + receiving the whole stream again (R) = %.2fx a clean run\n", x.FloorOverClean)
 	}
 	if x := r.Scaling; x != nil {
 		fmt.Printf("scaling: 1x (scale %d, %.2f GiB) peak %.1f MiB %.2f s; 4x peak %.1f MiB %.2f s; peak growth %+.1f%%; time per byte 4x/1x %.2f\n",
