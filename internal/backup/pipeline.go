@@ -270,6 +270,9 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	if ferr := files.Close(); err == nil {
 		err = ferr
 	}
+	if n, first := files.Refused(); n > 0 {
+		b.log.Info("the filesystem refused direct I/O; those files were written through the page cache", "files", n, "first", first)
+	}
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 			return nil, cause

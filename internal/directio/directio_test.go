@@ -219,3 +219,41 @@ func TestWriteAfterCloseRefused(t *testing.T) {
 		t.Fatal("Write into unmapped buffers after Close succeeded")
 	}
 }
+
+// TestRefusedFallsBack writes on ramfs, which has no direct I/O: the files
+// are written through the page cache and counted as refused.
+func TestRefusedFallsBack(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting ramfs needs root")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("ramfs", dir, "ramfs", 0, ""); err != nil {
+		t.Fatalf("mount ramfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	q, _, written, _ := newQueue(t, false)
+	data := bytes.Repeat([]byte("pg-standby"), 50_000)
+	for _, name := range []string{"a", "b"} {
+		path := filepath.Join(dir, name)
+		f, old := open(t, path)
+		fl := q.Open(f, path, old)
+		writeChunks(t, fl, data, rand.New(rand.NewPCG(5, 6)))
+		if err := fl.Finish(int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b"} {
+		if got, _ := os.ReadFile(filepath.Join(dir, name)); !bytes.Equal(got, data) {
+			t.Errorf("%s: content differs (%d bytes)", name, len(got))
+		}
+	}
+	if n, first := q.Refused(); n != 2 || first != filepath.Join(dir, "a") {
+		t.Errorf("Refused() = %d, %q; want 2 and the first file", n, first)
+	}
+	if written.Load() != 2*int64(len(data)) {
+		t.Errorf("written %d", written.Load())
+	}
+}

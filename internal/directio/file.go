@@ -34,7 +34,12 @@ func (q *Queue) Open(f *os.File, name string, oldSize int64) *File {
 	fl := &File{q: q, f: f, name: name, oldSize: oldSize}
 	// A filesystem without O_DIRECT (tmpfs before Linux 6.6, some FUSE)
 	// refuses it here; that file is written through the page cache.
-	fl.direct = !q.cfg.Buffered && setDirect(f, true) == nil
+	if !q.cfg.Buffered {
+		fl.direct = setDirect(f, true) == nil
+		if !fl.direct {
+			q.refuse(name)
+		}
+	}
 	return fl
 }
 
@@ -120,6 +125,7 @@ func (fl *File) buffered() error {
 		return err
 	}
 	fl.direct = false
+	fl.q.refuse(fl.name)
 	return nil
 }
 

@@ -39,8 +39,10 @@ type Queue struct {
 	once    sync.Once
 	closed  bool // set by Close; Files refuse to write
 
-	mu  sync.Mutex
-	err error
+	mu       sync.Mutex
+	err      error
+	refused  int    // files a filesystem would not write with O_DIRECT
+	refusedA string // the first of them
 }
 
 // job is one write, or the end of a file when buf is nil.
@@ -103,6 +105,23 @@ func (q *Queue) Close() error {
 		unix.Munmap(q.mem)
 	})
 	return q.Err()
+}
+
+// Refused reports how many files were written through the page cache because
+// their filesystem refused O_DIRECT, and the first one's name.
+func (q *Queue) Refused() (int, string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.refused, q.refusedA
+}
+
+func (q *Queue) refuse(name string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.refused == 0 {
+		q.refusedA = name
+	}
+	q.refused++
 }
 
 // usable is nil while Files may write: no error so far and not closed.
