@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 BIN=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 SCALE=${DEMO_SCALE:-10}
 PPORT=${DEMO_PORT:-55432}
+# A port pair nothing listens on: another local cluster must not stop the demo.
+in_use() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
+if [ -z "${DEMO_PORT:-}" ]; then
+  while in_use "$PPORT" || in_use $((PPORT + 1)); do PPORT=$((PPORT + 2)); done
+fi
 SPORT=$((PPORT + 1))
 
 as_pg=()
