@@ -37,12 +37,12 @@ type Queue struct {
 	scratch []byte      // for reading back what an earlier attempt wrote
 	done    chan struct{}
 	once    sync.Once
-	closed  bool // set by Close; Files refuse to write
 
-	mu       sync.Mutex
-	err      error
-	refused  int    // files a filesystem would not write with O_DIRECT
-	refusedA string // the first of them
+	mu           sync.Mutex
+	err          error
+	closed       bool   // set by Close; Files refuse to write
+	refused      int    // files a filesystem would not write with O_DIRECT
+	firstRefused string // the first of them
 }
 
 // job is one write, or the end of a file when buf is nil.
@@ -112,14 +112,14 @@ func (q *Queue) Close() error {
 func (q *Queue) Refused() (int, string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.refused, q.refusedA
+	return q.refused, q.firstRefused
 }
 
 func (q *Queue) refuse(name string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.refused == 0 {
-		q.refusedA = name
+		q.firstRefused = name
 	}
 	q.refused++
 }
