@@ -102,7 +102,7 @@ e2e: deb
 FORCE:
 
 # pg-standby against pg_basebackup -Fp -Xstream and cp -a + sync on one
-# throwaway local primary (BENCH_SCALE=140 is about 2.1 GiB; BENCH_RUNS=3):
+# throwaway local primary (BENCH_SCALE=140 is about 2.1 GiB; BENCH_RUNS=5):
 # a table on stdout, bench-results.json beside it. Run as root (postgres
 # runs as the postgres user) or as a user who can run PostgreSQL.
 bench: build

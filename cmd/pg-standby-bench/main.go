@@ -18,7 +18,7 @@ import (
 func main() {
 	cfg := config{}
 	flag.IntVar(&cfg.scale, "scale", envInt("BENCH_SCALE", 140), "pgbench scale of the main database (140 is about 2.1 GiB)")
-	flag.IntVar(&cfg.runs, "runs", envInt("BENCH_RUNS", 3), "counted runs of each contender")
+	flag.IntVar(&cfg.runs, "runs", envInt("BENCH_RUNS", 5), "counted runs of each contender (5: shared machines are noisy)")
 	flag.StringVar(&cfg.binary, "pg-standby", "bin/pg-standby", "the pg-standby binary to measure")
 	flag.StringVar(&cfg.bindir, "bindir", envStr("PG_BINDIR", "/usr/lib/postgresql/15/bin"), "PostgreSQL programs")
 	flag.StringVar(&cfg.out, "json", "bench-results.json", "where to write the results")
