@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strconv"
 	"syscall"
 	"time"
@@ -31,16 +32,17 @@ type results struct {
 }
 
 type retryResult struct {
-	KilledAtBytes  int64   `json:"killed_at_bytes"`
-	FirstAttemptS  float64 `json:"first_attempt_s"`
-	RetryS         float64 `json:"retry_s"`
-	CleanS         float64 `json:"clean_median_s"`
-	TotalOverClean float64 `json:"total_over_clean"`
-	ReceiveS       float64 `json:"receive_only_median_s"`
-	FloorOverClean float64 `json:"floor_over_clean"`
-	RetryWritten   int64   `json:"retry_written_bytes"`
-	CleanWritten   int64   `json:"clean_written_bytes"`
-	WrittenShare   float64 `json:"retry_written_share"`
+	KilledAtBytes  int64     `json:"killed_at_bytes"`
+	FirstAttemptS  float64   `json:"first_attempt_s"`
+	RetryS         float64   `json:"retry_s"`
+	CleanS         float64   `json:"clean_median_s"`
+	TotalOverClean float64   `json:"total_over_clean"`
+	ReceiveS       float64   `json:"receive_only_median_s"`
+	FloorOverClean float64   `json:"floor_over_clean"`
+	Totals         []float64 `json:"all_totals_over_clean"`
+	RetryWritten   int64     `json:"retry_written_bytes"`
+	CleanWritten   int64     `json:"clean_written_bytes"`
+	WrittenShare   float64   `json:"retry_written_share"`
 }
 
 type scalingResult struct {
@@ -97,11 +99,13 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		env  []string
 	}{
 		{"A pg-standby", func() { p.prepareInstance(dirA) }, []string{bin, "run", "--pgdata", dirA, "--checkpoint", "fast"}, nil},
+		// Right after A, so the pair shares the machine's state: the
+		// plumbing's cost is far below this machine's run-to-run noise.
+		{"A+ pg-standby, sd_notify on", func() { p.prepareInstance(dirA) }, []string{bin, "run", "--pgdata", dirA, "--checkpoint", "fast"},
+			[]string{"NOTIFY_SOCKET=" + notifyPath}},
 		{"B pg_basebackup", func() { cleanDir(dirB) }, []string{filepath.Join(cfg.bindir, "pg_basebackup"), "-h", "127.0.0.1",
 			"-p", strconv.Itoa(p.port), "-U", "postgres", "-D", dirB, "-Fp", "-Xstream", "-c", "fast"}, nil},
 		{"C cp -a + sync", func() { cleanDir(dirC) }, []string{"sh", "-c", "cp -a " + p.data + " " + dirC + " && sync"}, nil},
-		{"A+ pg-standby, sd_notify on", func() { p.prepareInstance(dirA) }, []string{bin, "run", "--pgdata", dirA, "--checkpoint", "fast"},
-			[]string{"NOTIFY_SOCKET=" + notifyPath}},
 		// What the primary can send at all over this transport: the same
 		// BASE_BACKUP (checksum verification, manifest checksums) read and
 		// thrown away. No copy can be faster than this.
@@ -133,8 +137,20 @@ func run(ctx context.Context, cfg config) (*results, error) {
 	cleanDir(dirC)
 	r.summarize()
 
-	if r.Retry, err = retryScenario(ctx, p, bin, dirA, r); err != nil {
-		return nil, err
+	// One kill-and-retry is one sample on a noisy machine: take three and
+	// report the median one (all three totals are kept).
+	var retries []*retryResult
+	for range 3 {
+		x, err := retryScenario(ctx, p, bin, dirA, r)
+		if err != nil {
+			return nil, err
+		}
+		retries = append(retries, x)
+	}
+	sort.Slice(retries, func(i, j int) bool { return retries[i].TotalOverClean < retries[j].TotalOverClean })
+	r.Retry = retries[1]
+	for _, x := range retries {
+		r.Retry.Totals = append(r.Retry.Totals, x.TotalOverClean)
 	}
 	if !cfg.skipScaling {
 		if r.Scaling, err = scalingScenario(ctx, cfg, bin, r); err != nil {
@@ -281,7 +297,7 @@ func (r *results) print() {
 	if x := r.Retry; x != nil {
 		fmt.Printf("\nretry: killed at %.0f MB, first attempt %.2f s + retry %.2f s = %.2fx a clean run; retry wrote %.0f MB (%.0f%% of a clean run's)\n",
 			float64(x.KilledAtBytes)/1e6, x.FirstAttemptS, x.RetryS, x.TotalOverClean, float64(x.RetryWritten)/1e6, 100*x.WrittenShare)
-		fmt.Printf("retry floor: first attempt + receiving the whole stream again (R) = %.2fx a clean run\n", x.FloorOverClean)
+		fmt.Printf("retry floor: first attempt + receiving the whole stream again (R) = %.2fx a clean run; the three retries: %.2f\n", x.FloorOverClean, x.Totals)
 	}
 	if x := r.Scaling; x != nil {
 		fmt.Printf("scaling: 1x (scale %d, %.2f GiB) peak %.1f MiB %.2f s; 4x peak %.1f MiB %.2f s; peak growth %+.1f%%; time per byte 4x/1x %.2f\n",
