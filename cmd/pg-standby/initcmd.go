@@ -15,6 +15,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/backup"
 	"github.com/pg-standby/pg-standby/internal/decompress"
 	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/replconn"
 )
 
@@ -61,8 +62,10 @@ func initCmd(ctx context.Context, args []string) int {
 	if spec.Checkpoint != "" && spec.Checkpoint != "fast" && spec.Checkpoint != "spread" {
 		return fail(exitUsage, "--checkpoint %q: want fast or spread", spec.Checkpoint)
 	}
-	if spec.DirectIO != "" && spec.DirectIO != "on" && spec.DirectIO != "off" {
-		return fail(exitUsage, "--direct-io %q: want on or off", spec.DirectIO)
+	if spec.DirectIO != "" {
+		if _, err := pgconf.ParseBool(spec.DirectIO); err != nil {
+			return fail(exitUsage, "--direct-io: %v", err)
+		}
 	}
 	if spec.MaxRateKB != 0 && (spec.MaxRateKB < 32 || spec.MaxRateKB > 1048576) {
 		return fail(exitUsage, "--max-rate %d: want 32 to 1048576 kB/s", spec.MaxRateKB)

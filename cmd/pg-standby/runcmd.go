@@ -16,6 +16,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/journald"
 	"github.com/pg-standby/pg-standby/internal/notify"
+	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/progress"
 	"github.com/pg-standby/pg-standby/internal/service"
 )
@@ -43,7 +44,11 @@ func runCmd(ctx context.Context, args []string) int {
 	fs.StringVar(&opt.ManifestChecksums, "manifest-checksums", "", "manifest checksums: CRC32C (default), SHA224, SHA256, SHA384, SHA512, NONE")
 	fs.Var(mappings(opt.TablespaceMapping), "tablespace-mapping", "put the primary's tablespace at OLD at NEW here (repeatable; default: pg_standby.tablespace_mapping)")
 	fs.StringVar(&opt.Compression, "compress", "", "server-side compression METHOD[:DETAIL]: gzip, lz4, zstd (e.g. zstd:level=3), or none (default: pg_standby.compression)")
-	fs.StringVar(&opt.DirectIO, "direct-io", "", "write file contents with O_DIRECT (on) or through the page cache (off) (default: pg_standby.direct_io, else on)")
+	fs.Func("direct-io", "write file contents with O_DIRECT (on) or through the page cache (off) (default: pg_standby.direct_io, else on)", func(v string) error {
+		on, err := pgconf.ParseBool(v)
+		opt.DirectIO = &on
+		return err
+	})
 	fs.BoolVar(&opt.CreateSlot, "create-slot", false, "create primary_slot_name on the primary if missing (default: pg_standby.create_slot)")
 	retries := fs.Int("retries", 5, "transient failures retried in-process before exiting 1")
 	stall := fs.Duration("stall-timeout", 5*time.Minute, "fail an attempt when no data arrived for this long")

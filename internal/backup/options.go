@@ -32,7 +32,7 @@ type Options struct {
 	Progress   *progress.Tracker
 	// SyncWorkers is the number of concurrent fsyncs; default 4.
 	SyncWorkers int
-	// DirectIO is "on" (the default) or "off": write file contents with
-	// O_DIRECT, or through the page cache.
-	DirectIO string
+	// DirectIO writes file contents with O_DIRECT (the default, nil) or,
+	// when false, through the page cache.
+	DirectIO *bool
 }

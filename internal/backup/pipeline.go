@@ -217,7 +217,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	syncer := durable.NewSyncer(b.opt.SyncWorkers, 64)
 	defer syncer.Wait()
 	files, err := directio.NewQueue(directio.Config{
-		Buffered: b.opt.DirectIO == "off", Finished: syncer.Sync,
+		Buffered: b.opt.DirectIO != nil && !*b.opt.DirectIO, Finished: syncer.Sync,
 		Written: &b.opt.Progress.Written, Unchanged: &b.opt.Progress.Unchanged,
 	})
 	if err != nil {

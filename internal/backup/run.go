@@ -380,18 +380,18 @@ func applySettings(opt *Options, conf *pgconf.Config) error {
 		opt.MaxRateKB = n
 	}
 	if s, ok := conf.Get("pg_standby.create_slot"); ok && !opt.CreateSlot {
-		on, err := parseBool(s.Value)
+		on, err := pgconf.ParseBool(s.Value)
 		if err != nil {
 			return bad(s, err)
 		}
 		opt.CreateSlot = on
 	}
-	if s, ok := conf.Get("pg_standby.direct_io"); ok && opt.DirectIO == "" {
-		on, err := parseBool(s.Value)
+	if s, ok := conf.Get("pg_standby.direct_io"); ok && opt.DirectIO == nil {
+		on, err := pgconf.ParseBool(s.Value)
 		if err != nil {
 			return bad(s, err)
 		}
-		opt.DirectIO = map[bool]string{true: "on", false: "off"}[on]
+		opt.DirectIO = &on
 	}
 	if s, ok := conf.Get("pg_standby.compression"); ok && opt.Compression == "" {
 		opt.Compression = s.Value
@@ -409,28 +409,10 @@ func applySettings(opt *Options, conf *pgconf.Config) error {
 	if opt.Checkpoint == "" {
 		opt.Checkpoint = "fast"
 	}
-	switch opt.DirectIO {
-	case "":
-		opt.DirectIO = "on"
-	case "on", "off":
-	default:
-		return configErr("direct I/O %q: want on or off", opt.DirectIO)
-	}
 	if method, _, _ := strings.Cut(opt.Compression, ":"); method != "" && method != "none" {
 		if _, ok := decompress.Methods[method]; !ok {
 			return configErr("compression %q: want gzip, lz4 or zstd, optionally with :DETAIL (e.g. zstd:level=3)", opt.Compression)
 		}
 	}
 	return nil
-}
-
-// parseBool accepts PostgreSQL's spellings of a boolean setting.
-func parseBool(v string) (bool, error) {
-	switch strings.ToLower(v) {
-	case "on", "true", "yes", "1":
-		return true, nil
-	case "off", "false", "no", "0":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not a boolean (on or off)", v)
 }

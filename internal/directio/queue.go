@@ -37,6 +37,7 @@ type Queue struct {
 	scratch []byte      // for reading back what an earlier attempt wrote
 	done    chan struct{}
 	once    sync.Once
+	stopped atomic.Bool // err or closed is set: Files check this on every Write
 
 	mu           sync.Mutex
 	err          error
@@ -102,6 +103,7 @@ func (q *Queue) Close() error {
 		q.mu.Lock()
 		q.closed = true
 		q.mu.Unlock()
+		q.stopped.Store(true)
 		unix.Munmap(q.mem)
 	})
 	return q.Err()
@@ -126,6 +128,9 @@ func (q *Queue) refuse(name string) {
 
 // usable is nil while Files may write: no error so far and not closed.
 func (q *Queue) usable() error {
+	if !q.stopped.Load() {
+		return nil
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.err == nil && q.closed {
@@ -142,6 +147,7 @@ func (q *Queue) run() {
 				q.mu.Lock()
 				q.err = err
 				q.mu.Unlock()
+				q.stopped.Store(true)
 			}
 		}
 		if j.end && (!j.keep || q.Err() != nil) {
@@ -190,7 +196,11 @@ func (q *Queue) same(fl *File, off int64, data []byte) bool {
 		buf = q.scratch[:roundUp(len(data))]
 	}
 	n, err := fl.f.ReadAt(buf, off)
-	if errors.Is(err, unix.EINVAL) && fl.direct && fl.buffered() == nil {
+	if errors.Is(err, unix.EINVAL) && fl.direct {
+		// A filesystem that took O_DIRECT but cannot read with it.
+		if fl.buffered() != nil {
+			return false
+		}
 		n, err = fl.f.ReadAt(q.scratch[:len(data)], off)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
