@@ -48,9 +48,20 @@ func Load(confFile, dataDir string) (*Config, error) {
 	return l.cfg, nil
 }
 
+// Bounds of one Load. Root's guard and the worker read these files, which
+// the postgres user (and, for postgresql.auto.conf, the primary) controls:
+// PostgreSQL reads any size, but a real configuration is a few kB.
+const (
+	MaxFileSize  = 1 << 20 // one file
+	MaxTreeSize  = 8 << 20 // all files of one Load
+	MaxTreeFiles = 1000    // files read (and directory entries considered)
+)
+
 // loader carries the state of one Load.
 type loader struct {
-	cfg *Config
+	// size and count are what this Load has read so far.
+	size, count int64
+	cfg         *Config
 	// main is true while reading the main file and its includes, the only
 	// files that can set the data directory (postgresql.auto.conf is read
 	// after the data directory is fixed).
@@ -99,17 +110,12 @@ func (l *loader) file(location string, strict bool, callingFile string, callingL
 	if callingFile != "" && abs == callingFile {
 		return fmt.Errorf("configuration file recursion in %q line %d", callingFile, callingLine)
 	}
-	f, err := os.Open(abs)
+	data, err := l.read(abs)
 	if err != nil {
 		if !strict && isMissing(err) {
 			l.cfg.skipped = append(l.cfg.skipped, abs)
 			return nil
 		}
-		return fmt.Errorf("read configuration file %q%s: %w", abs, from, err)
-	}
-	data, err := io.ReadAll(f)
-	f.Close()
-	if err != nil {
 		return fmt.Errorf("read configuration file %q%s: %w", abs, from, err)
 	}
 	l.cfg.files = append(l.cfg.files, abs)
@@ -149,11 +155,14 @@ func (l *loader) dir(location, callingFile string, callingLine, depth int) error
 		return fmt.Errorf("empty configuration directory name %q%s", location, from)
 	}
 	dir := configLocation(location, callingFile)
-	entries, err := os.ReadDir(dir)
+	entries, err := readDir(dir)
 	if err != nil {
 		return fmt.Errorf("read configuration directory %q%s: %w", dir, from, err)
 	}
 	var files []string
+	if l.count += int64(len(entries)); l.count > MaxTreeFiles {
+		return fmt.Errorf("read configuration directory %q%s: more than %d files in the configuration", dir, from, MaxTreeFiles)
+	}
 	for _, e := range entries {
 		name := e.Name()
 		if len(name) < 6 || name[0] == '.' || !strings.HasSuffix(name, ".conf") {
@@ -189,4 +198,89 @@ func includedFrom(callingFile string, callingLine int) string {
 // user: no such file, or a path component that is not a directory.
 func isMissing(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// read reads one configuration file, bounded: it must be a regular file
+// (stat'ed before it is opened, so a device or FIFO is never opened; opened
+// O_NONBLOCK and fstat'ed again, so one swapped in meanwhile cannot block),
+// of at most MaxFileSize bytes, within the Load's MaxTreeSize and
+// MaxTreeFiles. Symlinks are followed, as PostgreSQL follows them.
+func (l *loader) read(abs string) ([]byte, error) {
+	if l.count++; l.count > MaxTreeFiles {
+		return nil, fmt.Errorf("more than %d files in the configuration", MaxTreeFiles)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, err
+	}
+	if err := regular(fi); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(abs, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if err := regular(fi); err != nil {
+		return nil, err
+	}
+	limit := min(int64(MaxFileSize), MaxTreeSize-l.size)
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		if limit < MaxFileSize {
+			return nil, fmt.Errorf("the configuration's files hold more than %d bytes in all", MaxTreeSize)
+		}
+		return nil, fmt.Errorf("larger than %d bytes (no configuration file is that large)", MaxFileSize)
+	}
+	l.size += int64(len(data))
+	return data, nil
+}
+
+// regular refuses anything but a regular file, with what it is.
+func regular(fi fs.FileInfo) error {
+	if fi.Mode().IsRegular() {
+		return nil
+	}
+	kind := "not a regular file"
+	switch m := fi.Mode(); {
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a FIFO, not a regular file"
+	case m&fs.ModeCharDevice != 0:
+		kind = "a character device, not a regular file"
+	case m&fs.ModeDevice != 0:
+		kind = "a block device, not a regular file"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket, not a regular file"
+	case m.IsDir():
+		kind = "a directory, not a regular file"
+	}
+	return errors.New(kind)
+}
+
+// readDir lists a directory without ever opening anything else: a FIFO
+// named as include_dir would block an open(2).
+func readDir(dir string) ([]fs.DirEntry, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, syscall.ENOTDIR
+	}
+	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(MaxTreeFiles + 1)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	return entries, nil
 }
