@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 )
 
@@ -96,30 +94,15 @@ func (in *Instance) Inspect() (State, error) {
 		return 0, &RefusedError{Dir: in.DataDir, Reason: "it is not a pg-standby instance (no " + BackupSignal + ")",
 			Hint: "create one with pg-standby init, or create " + BackupSignal + " in a minimal instance"}
 	}
+	// A live server first: that refusal matters most, whoever runs this.
+	if why := in.liveServer(); why != "" {
+		return 0, &RefusedError{Dir: in.DataDir, Reason: why, Hint: "stop that server first"}
+	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
 		return 0, &RefusedError{Dir: in.DataDir, Reason: fmt.Sprintf("it is owned by uid %d, and this process runs as uid %d", st.Uid, os.Geteuid()),
 			Hint: "run pg-standby as the owner of the data directory (usually postgres), as postgres itself must run"}
 	}
-	if pid, live := in.livePostmaster(); live {
-		return 0, &RefusedError{Dir: in.DataDir, Reason: fmt.Sprintf("a server (pid %d in %s) is running on it", pid, PostmasterPid),
-			Hint: "stop that server first"}
-	}
 	return NeedsBackup, nil
-}
-
-// livePostmaster reads postmaster.pid and reports whether its process lives.
-func (in *Instance) livePostmaster() (int, bool) {
-	b, err := os.ReadFile(filepath.Join(in.DataDir, PostmasterPid))
-	if err != nil {
-		return 0, false
-	}
-	first, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(first))
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	err = syscall.Kill(pid, 0)
-	return pid, err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // KeptConfig lists the ConfigFiles the instance has in its data directory.

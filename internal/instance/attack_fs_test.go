@@ -1,0 +1,152 @@
+package instance
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pg-standby/pg-standby/internal/testpg"
+)
+
+// requireRoot skips a root-only attack when not root, except under CI=true,
+// where every attack must run.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("this attack test needs root (CI=true: it must not be skipped)")
+	}
+	t.Skip("needs root: the attack is on root-run code")
+}
+
+// pendingDir is a data directory awaiting its backup, as init leaves it.
+func pendingDir(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, BackupSignal), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestAttackPidFileOfOtherNamespace: a postmaster.pid whose pid is no
+// process here (a server in another PID namespace) but whose SysV segment
+// has processes attached is a live server: refused, as PostgreSQL refuses.
+func TestAttackPidFileOfOtherNamespace(t *testing.T) {
+	dir := pendingDir(t)
+	key := 0x50000000 + rand.IntN(1<<24)
+	id, err := unix.SysvShmGet(key, 4096, unix.IPC_CREAT|unix.IPC_EXCL|0o600)
+	if err != nil {
+		t.Skipf("no SysV shared memory here: %v", err)
+	}
+	t.Cleanup(func() { unix.SysvShmCtl(id, unix.IPC_RMID, nil) })
+	mem, err := unix.SysvShmAttach(id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pid 4194303 is pid_max-1 of a 64-bit kernel: no process here.
+	pidFile := fmt.Sprintf("4194303\n%s\n1700000000\n5432\n/tmp\n*\n%9d %9d\nready   \n", dir, key, id)
+	os.WriteFile(filepath.Join(dir, PostmasterPid), []byte(pidFile), 0o600)
+	in, _ := New(dir, "")
+	_, err = in.Inspect()
+	want := fmt.Sprintf("refusing data directory %s: its server's shared memory segment (key %d, id %d in postmaster.pid) has 1 processes attached: "+
+		"a server runs on it, maybe in another PID namespace (a container); stop that server first", dir, key, id)
+	if err == nil || err.Error() != want {
+		t.Fatalf("Inspect with an attached segment:\n got %v\nwant %s", err, want)
+	}
+	t.Logf("refused: %v", err)
+	unix.SysvShmDetach(mem)
+	if st, err := in.Inspect(); err != nil || st != NeedsBackup {
+		t.Fatalf("after the last detach (a dead server's segment): %v, %v; want NeedsBackup", st, err)
+	}
+	// The segment gone (EINVAL) is a dead server too.
+	unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+	if _, err := in.Inspect(); err != nil {
+		t.Fatalf("after the segment is removed: %v", err)
+	}
+}
+
+// TestAttackPidFileLink: postmaster.pid planted as a link or a FIFO is no
+// proof of anything: refused, without blocking.
+func TestAttackPidFileLink(t *testing.T) {
+	for _, kind := range []string{"symlink", "fifo"} {
+		dir := pendingDir(t)
+		p := filepath.Join(dir, PostmasterPid)
+		if kind == "symlink" {
+			os.Symlink("/dev/zero", p)
+		} else {
+			unix.Mkfifo(p, 0o600)
+		}
+		in, _ := New(dir, "")
+		_, err := in.Inspect()
+		if err == nil || !strings.Contains(err.Error(), "its postmaster.pid cannot be read") {
+			t.Errorf("%s postmaster.pid: %v", kind, err)
+		}
+		t.Logf("%s: %v", kind, err)
+	}
+}
+
+// TestAttackLiveClusterInOtherPIDNamespace: a real postgres started in its
+// own PID namespace (unshare -p -f --mount-proc) on a pending instance's
+// directory: its postmaster.pid names a pid of that namespace, yet
+// pg-standby refuses the directory before touching it.
+func TestAttackLiveClusterInOtherPIDNamespace(t *testing.T) {
+	requireRoot(t)
+	testpg.Require(t)
+	dir := filepath.Join(testpg.TempDir(t), "data")
+	bin := testpg.BinDir()
+	if out, err := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "initdb"), "-D", dir, "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	srv := exec.Command("unshare", "-p", "-f", "--kill-child", "--mount-proc", "runuser", "-u", "postgres", "--",
+		filepath.Join(bin, "postgres"), "-D", dir, "-k", dir, "-p", fmt.Sprint(port), "-c", "listen_addresses=")
+	var log strings.Builder
+	srv.Stdout, srv.Stderr = &log, &log
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Process.Kill()
+		srv.Wait()
+		if lines, _ := readPidFile(filepath.Join(dir, PostmasterPid)); len(lines) >= 7 {
+			if f := strings.Fields(lines[6]); len(f) == 2 {
+				var id int
+				fmt.Sscan(f[1], &id)
+				unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+			}
+		}
+	})
+	var lines []string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		lines, _ = readPidFile(filepath.Join(dir, PostmasterPid))
+		if len(lines) >= 8 && strings.TrimSpace(lines[7]) == "ready" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres in its PID namespace did not start:\n%s", log.String())
+		}
+	}
+	t.Logf("postmaster.pid names pid %s (of the other PID namespace), shared memory %q", lines[0], strings.TrimSpace(lines[6]))
+	os.WriteFile(filepath.Join(dir, BackupSignal), nil, 0o600)
+	in, _ := New(dir, "")
+	_, err = in.Inspect()
+	if err == nil || !strings.Contains(err.Error(), "shared memory segment") || !strings.Contains(err.Error(), "processes attached: a server runs on it") {
+		t.Fatalf("Inspect of a live cluster in another PID namespace: %v", err)
+	}
+	t.Logf("refused: %v", err)
+}
