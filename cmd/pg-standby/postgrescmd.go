@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/pg-standby/pg-standby/internal/instance"
@@ -26,12 +25,12 @@ func postgresCmd(args []string) int {
 		fmt.Fprintf(os.Stderr, "pg-standby postgres: %s still has %s: the base backup is not finished\n", in.DataDir, instance.BackupSignal)
 		return exitRefused
 	}
-	ver, err := os.ReadFile(filepath.Join(in.DataDir, "PG_VERSION"))
+	ver, err := in.PGVersion()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pg-standby postgres:", err)
 		return exitRefused
 	}
-	bin := filepath.Join("/usr/lib/postgresql", strings.TrimSpace(string(ver)), "bin", "postgres")
+	bin := filepath.Join("/usr/lib/postgresql", ver, "bin", "postgres")
 	if d := os.Getenv("PG_BINDIR"); d != "" {
 		bin = filepath.Join(d, "postgres")
 	}
