@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -32,7 +34,8 @@ func initCmd(ctx context.Context, args []string) int {
 	fs.StringVar(&spec.Compression, "compress", "", "server-side compression METHOD[:DETAIL]: gzip, lz4 or zstd (e.g. zstd:level=3); for slow links")
 	fs.StringVar(&spec.DirectIO, "direct-io", "", "on (default): write the copy with O_DIRECT; off: through the page cache")
 	fs.IntVar(&spec.Port, "port", 0, "the standby's port (default: next free cluster port for Debian clusters)")
-	pgdata := fs.String("pgdata", "", "make the instance in this data directory (instead of INSTANCE)")
+	connFile := fs.String("primary-conninfo-file", "", "read the primary's connection string from FILE (- for standard input): unlike --primary-conninfo, not visible in ps")
+	pgdata := fs.String("pgdata", "", "make the instance in this data directory (instead of INSTANCE, or as a Debian cluster's data directory)")
 	check := fs.Bool("check", false, "connect to the primary first and check it can serve a backup")
 	if err := parseInterspersed(fs, args); err != nil {
 		return parseExit(err)
@@ -41,19 +44,37 @@ func initCmd(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "pg-standby init: "+format+"\n", a...)
 		return code
 	}
-	in, err := instanceArg(fs, *pgdata, "", true)
+	in, err := resolveInitInstance(fs, *pgdata)
 	if err != nil {
+		var refused *instance.RefusedError
+		if errors.As(err, &refused) {
+			return fail(exitRefused, "%v", err)
+		}
+		return fail(exitUsage, "%v", err)
+	}
+	if err := readConninfo(&spec, *connFile); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
 	if spec.PrimaryConninfo == "" {
-		return fail(exitUsage, "--primary-conninfo is required: without it libpq's defaults would make the instance copy itself")
+		return fail(exitUsage, "--primary-conninfo (or --primary-conninfo-file) is required: without it libpq's defaults would make the instance copy itself")
+	}
+	if *connFile == "" && instance.HasPassword(spec.PrimaryConninfo) {
+		fmt.Fprintln(os.Stderr, "pg-standby init: warning: the password on the command line is visible to every local user (ps) while init runs; "+
+			"use --primary-conninfo-file FILE or - (standard input), or ~postgres/.pgpass")
 	}
 	// The worker runs as postgres and finds passwords in its ~/.pgpass: so
 	// does the --check of an init run as root.
-	if os.Geteuid() == 0 && os.Getenv("PGPASSFILE") == "" {
+	home := instance.UserHome()
+	if os.Geteuid() == 0 {
 		if u, err := user.Lookup("postgres"); err == nil {
-			os.Setenv("PGPASSFILE", filepath.Join(u.HomeDir, ".pgpass"))
+			home = u.HomeDir
+			if os.Getenv("PGPASSFILE") == "" {
+				os.Setenv("PGPASSFILE", filepath.Join(u.HomeDir, ".pgpass"))
+			}
 		}
+	}
+	if err := instance.CheckPassfile(spec.PrimaryConninfo, home); err != nil {
+		return fail(exitConfig, "%v", err)
 	}
 	cfg, err := replconn.ParseConninfo(spec.PrimaryConninfo)
 	if err != nil {
@@ -97,7 +118,8 @@ func initCmd(ctx context.Context, args []string) int {
 			return fail(exitCode(err), "check of the primary failed: %v", err)
 		}
 	}
-	if err := instance.Create(in, spec); err != nil {
+	where, err := instance.Create(in, spec)
+	if err != nil {
 		return fail(exitCode(&backup.Error{Kind: backup.KindOf(err), Err: err}), "%v", err)
 	}
 	unitName := in.Name
@@ -105,6 +127,82 @@ func initCmd(ctx context.Context, args []string) int {
 		unitName = unit.UnitNamePathEscape(in.DataDir)
 	}
 	fmt.Printf("minimal instance ready: data %s, configuration %s\n", in.DataDir, in.ConfFile)
+	// The winning primary_conninfo may be an admin's, in another file.
+	if conf, err := pgconf.Load(in.ConfFile, in.DataDir); err == nil {
+		if s, ok := conf.Get("primary_conninfo"); ok {
+			if w := instance.ExposedSecret(s.Value, s.File); w != "" {
+				fmt.Fprintln(os.Stderr, "pg-standby init: warning:", w)
+			}
+		}
+	}
+	if instance.HasPassword(spec.PrimaryConninfo) {
+		fmt.Printf("the connection string holds a password: it is in %s, mode 0600, readable by its owner only\n", where)
+	}
 	fmt.Printf("take the backup and start the standby with:  systemctl start pg-standby@%s\n", unitName)
 	return exitOK
+}
+
+// resolveInitInstance resolves init's INSTANCE or --pgdata (both: a Debian cluster
+// whose data directory the admin names). A path given here is the admin's
+// own word, so its symlinks are resolved now, once; everything init then
+// writes is reached without following any.
+func resolveInitInstance(fs *flag.FlagSet, pgdata string) (*instance.Instance, error) {
+	if pgdata != "" {
+		pgdata = realPath(pgdata)
+	}
+	switch {
+	case fs.NArg() == 1 && (pgdata == "" || !filepath.IsAbs(fs.Arg(0))):
+		in, err := instance.ResolveInit(fs.Arg(0), pgdata)
+		if err == nil && in.Debian == nil {
+			in.DataDir = realPath(in.DataDir)
+			in.ConfFile = filepath.Join(in.DataDir, "postgresql.conf")
+		}
+		return in, err
+	case fs.NArg() == 0 && pgdata != "":
+		return instance.New(pgdata, "")
+	case fs.NArg() > 1 || pgdata != "":
+		return nil, errors.New("give INSTANCE or --pgdata, not both (except a Debian cluster name with its --pgdata)")
+	}
+	return nil, errors.New("want exactly one INSTANCE (or --pgdata DIR)")
+}
+
+// realPath resolves the symlinks of p's existing part.
+func realPath(p string) string {
+	p, _ = filepath.Abs(p)
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	if parent := filepath.Dir(p); parent != p {
+		return filepath.Join(realPath(parent), filepath.Base(p))
+	}
+	return p
+}
+
+// readConninfo takes the connection string from --primary-conninfo-file
+// (a file or "-", standard input), bounded; a final newline is dropped.
+func readConninfo(spec *instance.Spec, file string) error {
+	if file == "" {
+		return nil
+	}
+	if spec.PrimaryConninfo != "" {
+		return errors.New("give --primary-conninfo or --primary-conninfo-file, not both")
+	}
+	r := io.Reader(os.Stdin)
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return fmt.Errorf("--primary-conninfo-file: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 64<<10+1))
+	if err != nil {
+		return fmt.Errorf("--primary-conninfo-file %s: %w", file, err)
+	}
+	if len(b) > 64<<10 {
+		return fmt.Errorf("--primary-conninfo-file %s: longer than 64 kB; want one connection string", file)
+	}
+	spec.PrimaryConninfo = strings.TrimRight(string(b), "\r\n")
+	return nil
 }

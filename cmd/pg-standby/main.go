@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string) int {
 	case "list":
 		return listCmd(ctx, args[1:])
 	case "condition":
-		return conditionCmd(args[1:])
+		return conditionCmd(ctx, args[1:])
 	case "postgres":
 		return postgresCmd(args[1:])
 	case "version", "--version":

@@ -94,6 +94,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, configErr("primary_conninfo in %s line %d is invalid: %w", ci.File, ci.Line, err)
 	}
+	if err := instance.CheckPassfile(ci.Value, instance.UserHome()); err != nil {
+		return nil, configErr("primary_conninfo in %s line %d: %w", ci.File, ci.Line, err)
+	}
 	if instance.PointsAtItself(connCfg, instance.Port(conf)) {
 		return nil, configErr("primary_conninfo in %s line %d points at this instance itself (%s, its own port): "+
 			"set host and port of the primary there", ci.File, ci.Line, replconn.Address(connCfg))

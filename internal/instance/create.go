@@ -3,7 +3,6 @@ package instance
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 )
@@ -36,10 +37,15 @@ type Spec struct {
 }
 
 // Settings renders the spec as postgresql.conf lines.
-func (s Spec) Settings() string {
+func (s Spec) Settings() string { return s.conninfoSetting() + s.optionSettings() }
+
+func (s Spec) conninfoSetting() string {
+	return "\n# The primary this standby copies and then follows; the only place the connection is written.\n" +
+		fmt.Sprintf("primary_conninfo = %s\n", pgconf.Quote(s.PrimaryConninfo))
+}
+
+func (s Spec) optionSettings() string {
 	var b strings.Builder
-	b.WriteString("\n# The primary this standby copies and then follows; the only place the connection is written.\n")
-	fmt.Fprintf(&b, "primary_conninfo = %s\n", pgconf.Quote(s.PrimaryConninfo))
 	if s.SlotName != "" {
 		fmt.Fprintf(&b, "primary_slot_name = %s\n", pgconf.Quote(s.SlotName))
 	}
@@ -111,113 +117,133 @@ func fileOwner() (owner, error) {
 // Create makes the minimal instance: directories, configuration and a
 // recorded basebackup.signal. It refuses a data directory holding anything
 // but a minimal instance's files, so it can be re-run to change settings.
-func Create(in *Instance, spec Spec) error {
-	if err := checkMinimal(in); err != nil {
-		return err
-	}
+// Every path is walked without following symlinks and every write goes
+// through safeDir (see there): as root, nothing the postgres user planted
+// redirects a create, chmod or chown. It returns the file that holds
+// primary_conninfo.
+func Create(in *Instance, spec Spec) (string, error) {
 	own, err := fileOwner()
 	if err != nil {
-		return err
+		return "", err
 	}
-	var keep []string
+	// Refusals first, before any write.
+	if in.Debian != nil {
+		if d, err := probeDir(in.Debian.ConfDir); err != nil {
+			var r *RefusedError
+			if errors.As(err, &r) {
+				r.What = "configuration directory"
+			}
+			return "", err
+		} else if d != nil {
+			d.Close()
+		}
+	}
+	data, err := probeDir(in.DataDir)
+	if err != nil {
+		return "", err
+	}
+	if data != nil {
+		err := checkMinimal(in, data)
+		data.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	connFile := in.ConfFile
 	if in.Debian != nil {
 		if spec.Port == 0 {
 			spec.Port = NextPort(in)
 		}
-		if err := writeDebianConfig(in, spec, own); err != nil {
-			return err
+		if connFile, err = writeDebianConfig(in, spec, own); err != nil {
+			return "", err
 		}
-	} else {
+	}
+	parent, err := openDir(filepath.Dir(in.DataDir), true)
+	if err != nil {
+		return "", refuseLink(in.DataDir, err)
+	}
+	defer parent.Close()
+	dd, err := parent.sub(filepath.Base(in.DataDir), true, 0o700, own)
+	if err != nil {
+		return "", refuseLink(in.DataDir, err)
+	}
+	defer dd.Close()
+	var keep []string
+	if in.Debian == nil {
 		conf := fmt.Sprintf("# Minimal pg-standby instance, made by pg-standby init on %s.\n", time.Now().UTC().Format(time.DateOnly))
 		if spec.Port != 0 {
 			conf += fmt.Sprintf("port = %d\n", spec.Port)
 		}
-		if err := mkdirOwned(in.DataDir, 0o700, own); err != nil {
-			return err
-		}
-		if err := writeOwned(in.ConfFile, conf+spec.Settings(), 0o600, own); err != nil {
-			return err
+		if err := dd.writeFile(filepath.Base(in.ConfFile), conf+spec.Settings(), 0o600, own); err != nil {
+			return "", err
 		}
 		// A Debian primary keeps pg_hba.conf and pg_ident.conf in /etc, so the
 		// backup may bring none: the instance has its own, like initdb's.
 		for name, content := range map[string]string{"pg_hba.conf": DefaultHBA, "pg_ident.conf": DefaultIdent} {
-			if _, err := os.Stat(filepath.Join(in.DataDir, name)); errors.Is(err, fs.ErrNotExist) {
-				if err := writeOwned(filepath.Join(in.DataDir, name), content, 0o600, own); err != nil {
-					return err
+			if _, ok, err := dd.lstat(name); err != nil {
+				return "", err
+			} else if !ok {
+				if err := dd.writeFile(name, content, 0o600, own); err != nil {
+					return "", err
 				}
 			}
 		}
 		keep = append(keep, ConfigFiles...)
 	}
-	if err := mkdirOwned(in.DataDir, 0o700, own); err != nil {
-		return err
+	return connFile, dd.writeFile(BackupSignal, Pending{Recorded: true, Keep: keep}.encode(), 0o600, own)
+}
+
+// probeDir opens an existing directory without following links (nil if it
+// does not exist); a link anywhere on the path is refused.
+func probeDir(dir string) (*safeDir, error) {
+	d, err := openDir(dir, false)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
 	}
-	root, err := os.OpenRoot(in.DataDir)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", in.DataDir, err)
+		return nil, refuseLink(dir, err)
 	}
-	defer root.Close()
-	if err := WritePending(root, Pending{Recorded: true, Keep: keep}, 0o600); err != nil {
-		return err
+	return d, nil
+}
+
+// refuseLink words a LinkError as a refusal of dir.
+func refuseLink(dir string, err error) error {
+	var le *LinkError
+	if errors.As(err, &le) {
+		return &RefusedError{Dir: dir, Reason: le.Error()}
 	}
-	return os.Lchown(filepath.Join(in.DataDir, BackupSignal), own.uid, own.gid)
+	return err
+}
+
+// isTempName reports a safeDir.writeFile temporary left by a crash.
+func isTempName(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".pg-standby-")
 }
 
 // checkMinimal refuses a data directory that holds more than a minimal
 // instance would: pg-standby init never overwrites data.
-func checkMinimal(in *Instance) error {
-	entries, err := os.ReadDir(in.DataDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+func checkMinimal(in *Instance, d *safeDir) error {
+	names, err := d.names()
 	if err != nil {
-		return fmt.Errorf("read %s: %w", in.DataDir, err)
+		return err
 	}
 	allowed := append([]string{BackupSignal, BackupSignal + ".pg-standby"}, ConfigFiles...)
 	if in.Debian == nil {
 		allowed = append(allowed, "conf.d")
 	}
-	for _, e := range entries {
-		if !slices.Contains(allowed, e.Name()) {
-			return &RefusedError{Dir: in.DataDir, Reason: fmt.Sprintf("it is not empty and not a minimal instance (it holds %s)", e.Name()),
+	for _, name := range names {
+		if !slices.Contains(allowed, name) && !isTempName(name) {
+			return &RefusedError{Dir: in.DataDir, Reason: fmt.Sprintf("it is not empty and not a minimal instance (it holds %s)", name),
 				Hint: "pg-standby init only creates new instances or updates minimal ones; choose another directory"}
 		}
 	}
-	if len(entries) > 0 {
-		if _, err := os.Stat(filepath.Join(in.DataDir, BackupSignal)); err != nil {
+	if len(names) > 0 {
+		if st, ok, err := d.lstat(BackupSignal); err != nil {
+			return err
+		} else if !ok || st.Mode&unix.S_IFMT != unix.S_IFREG {
 			return &RefusedError{Dir: in.DataDir, Reason: "it holds configuration but no " + BackupSignal,
 				Hint: "it may be a cluster's configuration; choose another directory"}
 		}
-	}
-	return nil
-}
-
-func mkdirOwned(dir string, mode os.FileMode, own owner) error {
-	if err := os.MkdirAll(dir, mode); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	if err := os.Chmod(dir, mode); err != nil {
-		return fmt.Errorf("set mode of %s: %w", dir, err)
-	}
-	if err := os.Lchown(dir, own.uid, own.gid); err != nil {
-		return fmt.Errorf("give %s to the instance's owner: %w", dir, err)
-	}
-	return nil
-}
-
-// writeOwned writes a configuration file atomically (temp file, rename).
-func writeOwned(path, content string, mode os.FileMode, own owner) error {
-	tmp := path + ".pg-standby-new"
-	if err := os.WriteFile(tmp, []byte(content), mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Lchown(tmp, own.uid, own.gid); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("give %s to the instance's owner: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,13 +12,31 @@ import (
 
 // writeDebianConfig writes the files pg_createcluster would, so pg_lsclusters
 // shows the instance and Debian's postgresql@VERSION-NAME.service runs it.
-func writeDebianConfig(in *Instance, spec Spec, own owner) error {
+// postgresql.conf is 0644 there, so a primary_conninfo holding a password
+// goes to conf.d/PrimaryFile (0600, postgres only) instead; it returns the
+// file that holds primary_conninfo.
+func writeDebianConfig(in *Instance, spec Spec, own owner) (string, error) {
 	d := in.Debian
-	for _, dir := range []string{filepath.Dir(d.ConfDir), d.ConfDir, filepath.Join(d.ConfDir, "conf.d")} {
-		if err := mkdirOwned(dir, 0o755, own); err != nil {
-			return err
-		}
+	top, err := openDir(filepath.Dir(filepath.Dir(d.ConfDir)), true)
+	if err != nil {
+		return "", refuseConfLink(d.ConfDir, err)
 	}
+	defer top.Close()
+	ver, err := top.sub(filepath.Base(filepath.Dir(d.ConfDir)), true, 0o755, own)
+	if err != nil {
+		return "", refuseConfLink(d.ConfDir, err)
+	}
+	defer ver.Close()
+	dir, err := ver.sub(filepath.Base(d.ConfDir), true, 0o755, own)
+	if err != nil {
+		return "", refuseConfLink(d.ConfDir, err)
+	}
+	defer dir.Close()
+	confd, err := dir.sub("conf.d", true, 0o755, own)
+	if err != nil {
+		return "", refuseConfLink(d.ConfDir, err)
+	}
+	defer confd.Close()
 	conf := fmt.Sprintf(`# Minimal pg-standby instance %[1]s-%[2]s, made by pg-standby init.
 # Everything else comes from the primary; postgres starts once the backup is done.
 data_directory = %[3]s
@@ -31,11 +50,26 @@ include_dir = 'conf.d'
 `, d.Version, d.Name, pgconf.Quote(in.DataDir), pgconf.Quote(filepath.Join(d.ConfDir, "pg_hba.conf")),
 		pgconf.Quote(filepath.Join(d.ConfDir, "pg_ident.conf")),
 		pgconf.Quote("/var/run/postgresql/"+d.Version+"-"+d.Name+".pid"), spec.Port, pgconf.Quote(d.Version+"/"+d.Name))
+	connFile := in.ConfFile
+	if HasPassword(spec.PrimaryConninfo) {
+		connFile = filepath.Join(d.ConfDir, "conf.d", PrimaryFile)
+		secret := "# Written by pg-standby init: mode 0600, as the connection holds a password.\n" + spec.conninfoSetting()
+		if err := confd.writeFile(PrimaryFile, secret, 0o600, own); err != nil {
+			return "", err
+		}
+		conf += "\n# primary_conninfo is in conf.d/" + PrimaryFile + " (mode 0600): it holds a password.\n" + spec.optionSettings()
+	} else {
+		// Written after include_dir, this one wins; an old secret file goes.
+		if err := confd.remove(PrimaryFile); err != nil {
+			return "", err
+		}
+		conf += spec.Settings()
+	}
 	files := []struct {
 		name, content string
 		mode          os.FileMode
 	}{
-		{"postgresql.conf", conf + spec.Settings(), 0o644},
+		{"postgresql.conf", conf, 0o644},
 		{"pg_hba.conf", DefaultHBA, 0o640},
 		{"pg_ident.conf", DefaultIdent, 0o640},
 		{"start.conf", "# Automatic startup configuration: auto, manual or disabled (see pg_createcluster(1)).\nauto\n", 0o644},
@@ -43,17 +77,18 @@ include_dir = 'conf.d'
 		{"environment", "# environment variables for postgres processes\n", 0o644},
 	}
 	for _, f := range files {
-		path := filepath.Join(d.ConfDir, f.name)
 		if f.name != "postgresql.conf" {
-			if _, err := os.Stat(path); err == nil {
+			if _, ok, err := dir.lstat(f.name); err != nil {
+				return "", err
+			} else if ok {
 				continue // an admin's edits win on a re-run
 			}
 		}
-		if err := writeOwned(path, f.content, f.mode, own); err != nil {
-			return err
+		if err := dir.writeFile(f.name, f.content, f.mode, own); err != nil {
+			return "", err
 		}
 	}
-	return nil
+	return connFile, nil
 }
 
 // DefaultIdent is an empty user name map.
@@ -100,4 +135,13 @@ func NextPort(in *Instance) int {
 		port = max(port, p)
 	}
 	return port + 1
+}
+
+// refuseConfLink words a LinkError as a refusal of the configuration directory.
+func refuseConfLink(dir string, err error) error {
+	var le *LinkError
+	if errors.As(err, &le) {
+		return &RefusedError{What: "configuration directory", Dir: dir, Reason: le.Error()}
+	}
+	return err
 }

@@ -79,6 +79,18 @@ func ReadPending(root *os.Root) (Pending, error) {
 // WritePending replaces basebackup.signal durably (write, fsync, rename,
 // fsync the directory), so a crash leaves the old or the new record.
 func WritePending(root *os.Root, p Pending, mode os.FileMode) error {
+	tmp := BackupSignal + ".pg-standby"
+	if err := durable.WriteFile(root, tmp, []byte(p.encode()), mode); err != nil {
+		return err
+	}
+	if err := root.Rename(tmp, BackupSignal); err != nil {
+		return fmt.Errorf("replace %s: %w", BackupSignal, err)
+	}
+	return durable.SyncDir(root, ".")
+}
+
+// encode is basebackup.signal's content for p.
+func (p Pending) encode() string {
 	var b strings.Builder
 	b.WriteString(pendingHeader)
 	b.WriteString("instance 1\n")
@@ -94,12 +106,5 @@ func WritePending(root *os.Root, p Pending, mode os.FileMode) error {
 		}
 		fmt.Fprintf(&b, "last-error %s\nlast-failure %s\n", msg, p.LastFailure.UTC().Format(time.RFC3339))
 	}
-	tmp := BackupSignal + ".pg-standby"
-	if err := durable.WriteFile(root, tmp, []byte(b.String()), mode); err != nil {
-		return err
-	}
-	if err := root.Rename(tmp, BackupSignal); err != nil {
-		return fmt.Errorf("replace %s: %w", BackupSignal, err)
-	}
-	return durable.SyncDir(root, ".")
+	return b.String()
 }

@@ -3,7 +3,6 @@ package instance
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,14 +72,47 @@ func resolveDebian(name, version, cluster, confDir string, forInit bool) (*Insta
 		if dd := c.DataDir(); dd != confDir {
 			dataDir = dd
 		}
-	} else if !(forInit && errors.Is(err, fs.ErrNotExist)) {
+	} else if !forInit {
 		return nil, fmt.Errorf("cluster %s: %w", name, err)
 	}
+	// For init, a configuration that cannot be read (missing, or broken by
+	// whoever owns it) names no data directory: init's default holds, and
+	// init rewrites the file.
 	in, err := New(dataDir, conf)
 	if err != nil {
 		return nil, err
 	}
 	in.Name = name
 	in.Debian = &Debian{Version: version, Name: cluster, ConfDir: confDir}
+	return in, nil
+}
+
+// ResolveInit resolves init's INSTANCE. A Debian cluster's data directory is
+// /var/lib/postgresql/VERSION/NAME, or dataDir when given (the admin's word
+// on the command line); an existing postgresql.conf naming another one is
+// refused, since the postgres user can edit that file and init, as root,
+// would create and chown whatever it names.
+func ResolveInit(name, dataDir string) (*Instance, error) {
+	in, err := Resolve(name, true)
+	if err != nil {
+		return nil, err
+	}
+	if in.Debian == nil {
+		if dataDir != "" {
+			return nil, errors.New("give INSTANCE or --pgdata, not both (--pgdata goes with a Debian cluster name only)")
+		}
+		return in, nil
+	}
+	def := filepath.Join("/var/lib/postgresql", in.Debian.Version, in.Debian.Name)
+	switch {
+	case dataDir != "":
+		if in.DataDir, err = filepath.Abs(dataDir); err != nil {
+			return nil, err
+		}
+	case in.DataDir != def:
+		return nil, &RefusedError{Dir: in.DataDir, Reason: fmt.Sprintf("%s sets data_directory to it, not to %s where pg-standby init puts a cluster's data; "+
+			"the postgres user may edit that file, so init, run as root, does not take a directory from it", in.ConfFile, def),
+			Hint: "if it is right, confirm it on the command line: pg-standby init " + name + " --pgdata " + in.DataDir + " ..."}
+	}
 	return in, nil
 }
