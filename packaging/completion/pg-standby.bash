@@ -27,7 +27,7 @@ _pg_standby()
     local opts
     case ${words[1]} in
     init)
-        opts="--primary-conninfo --slot --create-slot --checkpoint --max-rate
+        opts="--primary-conninfo --primary-conninfo-file --slot --create-slot --checkpoint --max-rate
               --tablespace-mapping --compress --direct-io --port --pgdata --check"
         ;;
     run)
@@ -46,6 +46,10 @@ _pg_standby()
         ;;
     --config-file)
         _filedir conf
+        return
+        ;;
+    --primary-conninfo-file)
+        _filedir
         return
         ;;
     --checkpoint)
