@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
 // The attacks of issue 11 on root-run code, each by the postgres user on
@@ -488,4 +490,51 @@ func TestInitWarnsExposedPassword(t *testing.T) {
 	if code != 0 || !strings.Contains(out, want) {
 		t.Errorf("init with a readable password file: %d\n%s\nwant %q", code, out, want)
 	}
+}
+
+// TestAttackRunOnLiveClusterInOtherPIDNamespace: the worker, as postgres,
+// on a pending instance whose directory a live postgres in another PID
+// namespace uses: refused (exit 77) before any write; postmaster.pid stays.
+func TestAttackRunOnLiveClusterInOtherPIDNamespace(t *testing.T) {
+	requireRoot(t)
+	testpg.Require(t)
+	dir := filepath.Join(testpg.TempDir(t), "data")
+	bin := testpg.BinDir()
+	if out, err := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "initdb"), "-D", dir, "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	srv := exec.Command("unshare", "-p", "-f", "--kill-child", "--mount-proc", "runuser", "-u", "postgres", "--",
+		filepath.Join(bin, "postgres"), "-D", dir, "-k", dir, "-p", freePort(t), "-c", "listen_addresses=")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	pidFile := filepath.Join(dir, "postmaster.pid")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if b, _ := os.ReadFile(pidFile); bytes.Contains(b, []byte("ready")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("postgres in its PID namespace did not start")
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "basebackup.signal"), nil, 0o600)
+	asPostgres(t, filepath.Join(dir, "basebackup.signal"))
+	code, out := runWorker(t, "run", "--pgdata", dir)
+	if code != exitRefused || !strings.Contains(out, "refusing data directory "+dir+": its server's shared memory segment") {
+		t.Errorf("run on a live cluster in another PID namespace: %d\n%s", code, out)
+	}
+	if _, err := os.Stat(pidFile); err != nil {
+		t.Errorf("postmaster.pid of the live cluster: %v", err)
+	}
+	t.Logf("%d %s", code, strings.TrimSpace(out))
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }

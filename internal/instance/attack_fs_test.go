@@ -98,10 +98,33 @@ func TestAttackPidFileLink(t *testing.T) {
 // TestAttackLiveClusterInOtherPIDNamespace: a real postgres started in its
 // own PID namespace (unshare -p -f --mount-proc) on a pending instance's
 // directory: its postmaster.pid names a pid of that namespace, yet
-// pg-standby refuses the directory before touching it.
+// pg-standby refuses the directory before touching it, by its shared memory
+// segment; with its own IPC namespace too (-i, the segment invisible here),
+// by its processes' working directory.
 func TestAttackLiveClusterInOtherPIDNamespace(t *testing.T) {
 	requireRoot(t)
 	testpg.Require(t)
+	for _, c := range []struct{ name, flag, want string }{
+		{"pid namespace", "-p", "processes attached: a server runs on it, maybe in another PID namespace (a container)"},
+		{"pid and ipc namespaces", "-i", "works in it (its current directory is the data directory)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := startInPIDNamespace(t, c.flag)
+			os.WriteFile(filepath.Join(dir, BackupSignal), nil, 0o600)
+			in, _ := New(dir, "")
+			_, err := in.Inspect()
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Inspect of a live cluster in another namespace: %v\nwant %q", err, c.want)
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+}
+
+// startInPIDNamespace initdb's a data directory and starts postgres on it in
+// a new PID namespace (and, with flag "-i", a new IPC namespace), until the
+// test ends; it returns the data directory once postgres is ready.
+func startInPIDNamespace(t *testing.T, flag string) string {
 	dir := filepath.Join(testpg.TempDir(t), "data")
 	bin := testpg.BinDir()
 	if out, err := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "initdb"), "-D", dir, "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
@@ -113,7 +136,7 @@ func TestAttackLiveClusterInOtherPIDNamespace(t *testing.T) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	srv := exec.Command("unshare", "-p", "-f", "--kill-child", "--mount-proc", "runuser", "-u", "postgres", "--",
+	srv := exec.Command("unshare", "-p", flag, "-f", "--kill-child", "--mount-proc", "runuser", "-u", "postgres", "--",
 		filepath.Join(bin, "postgres"), "-D", dir, "-k", dir, "-p", fmt.Sprint(port), "-c", "listen_addresses=")
 	var log strings.Builder
 	srv.Stdout, srv.Stderr = &log, &log
@@ -131,22 +154,14 @@ func TestAttackLiveClusterInOtherPIDNamespace(t *testing.T) {
 			}
 		}
 	})
-	var lines []string
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		lines, _ = readPidFile(filepath.Join(dir, PostmasterPid))
+		lines, _ := readPidFile(filepath.Join(dir, PostmasterPid))
 		if len(lines) >= 8 && strings.TrimSpace(lines[7]) == "ready" {
-			break
+			t.Logf("postmaster.pid names pid %s (of the other PID namespace), shared memory %q", lines[0], strings.TrimSpace(lines[6]))
+			return dir
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("postgres in its PID namespace did not start:\n%s", log.String())
 		}
 	}
-	t.Logf("postmaster.pid names pid %s (of the other PID namespace), shared memory %q", lines[0], strings.TrimSpace(lines[6]))
-	os.WriteFile(filepath.Join(dir, BackupSignal), nil, 0o600)
-	in, _ := New(dir, "")
-	_, err = in.Inspect()
-	if err == nil || !strings.Contains(err.Error(), "shared memory segment") || !strings.Contains(err.Error(), "processes attached: a server runs on it") {
-		t.Fatalf("Inspect of a live cluster in another PID namespace: %v", err)
-	}
-	t.Logf("refused: %v", err)
 }
