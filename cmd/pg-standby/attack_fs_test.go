@@ -456,14 +456,36 @@ func TestAttackPostgresVersionPath(t *testing.T) {
 func TestAttackPassfileMode(t *testing.T) {
 	pass := filepath.Join(t.TempDir(), "pgpass")
 	os.WriteFile(pass, []byte("*:*:*:*:S3cret\n"), 0o644)
-	cmd := exec.Command(binary, "init", "--check", "--pgdata", filepath.Join(t.TempDir(), "d"), "--primary-conninfo", attackConninfo)
-	cmd.Env = append(os.Environ(), "PGPASSFILE="+pass, "GORACE=atexit_sleep_ms=0")
-	out, _ := cmd.CombinedOutput()
-	code := cmd.ProcessState.Sys().(syscall.WaitStatus).ExitStatus()
+	if os.Geteuid() == 0 {
+		asPostgres(t, pass)
+	}
+	check := func(passfile string) (int, string) {
+		cmd := exec.Command(binary, "init", "--check", "--pgdata", filepath.Join(t.TempDir(), "d"), "--primary-conninfo", attackConninfo)
+		cmd.Env = append(os.Environ(), "PGPASSFILE="+passfile, "GORACE=atexit_sleep_ms=0")
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.Sys().(syscall.WaitStatus).ExitStatus(), string(out)
+	}
+	code, out := check(pass)
 	want := "pg-standby init: password file " + pass + " (PGPASSFILE) has group or world access (mode 0644): libpq and the standby's walreceiver ignore " +
 		"such a file, so the standby could not authenticate; run chmod 0600 " + pass + "\n"
-	if code != exitConfig || string(out) != want {
+	if code != exitConfig || out != want {
 		t.Errorf("init --check with a 0644 password file: %d\n got %q\nwant %q", code, out, want)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	// As root: a link (planted by postgres) to a file only root can read.
+	rootOnly := filepath.Join(t.TempDir(), "root-pgpass")
+	os.WriteFile(rootOnly, []byte("*:*:*:*:RootSecret\n"), 0o600)
+	link := filepath.Join(testpg.TempDir(t), ".pgpass")
+	os.Symlink(rootOnly, link)
+	asPostgres(t, link)
+	uid, _ := pgOwner(t)
+	code, out = check(link)
+	want = fmt.Sprintf("pg-standby init: password file %s (PGPASSFILE) belongs to uid 0, not to uid %d that the standby runs as, which could not read it; "+
+		"give it to that user (mode 0600)\n", link, uid)
+	if code != exitConfig || out != want {
+		t.Errorf("init --check with a link to a root-only password file: %d\n got %q\nwant %q", code, out, want)
 	}
 }
 
@@ -537,4 +559,45 @@ func freePort(t *testing.T) string {
 	}
 	defer l.Close()
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// TestAttackConditionSIGTERM: the guard ends at SIGTERM and within its own
+// bound even when what it waits for hangs (here /usr/bin/systemctl, replaced
+// in a private mount namespace by a program that never returns).
+func TestAttackConditionSIGTERM(t *testing.T) {
+	requireRoot(t)
+	hang := filepath.Join(scratch(t), "systemctl")
+	os.WriteFile(hang, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755)
+	pending := t.TempDir()
+	os.WriteFile(filepath.Join(pending, "basebackup.signal"), nil, 0o600)
+	start := func() (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command("unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+			`mount --bind "$1" /usr/bin/systemctl && exec "$2" condition "$3"`, "sh", hang, binary, pending)
+		cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &out
+	}
+	cmd, out := start()
+	time.Sleep(time.Second)
+	t0 := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if took := time.Since(t0); took > 3*time.Second || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Errorf("condition after SIGTERM: %v after %s\n%s", ws, took, out)
+	}
+	t.Logf("SIGTERM: %v after %s", ws, time.Since(t0).Round(time.Millisecond))
+
+	cmd, out = start()
+	t0 = time.Now()
+	cmd.Wait()
+	took := time.Since(t0)
+	if took > conditionTimeout+3*time.Second || cmd.ProcessState.ExitCode() != 1 || !strings.Contains(out.String(), "could not start pg-standby@") {
+		t.Errorf("condition with a hanging systemctl: status %d after %s\n%s", cmd.ProcessState.ExitCode(), took, out)
+	}
+	t.Logf("hanging systemctl: status %d after %s: %s", cmd.ProcessState.ExitCode(), took.Round(time.Millisecond), strings.TrimSpace(out.String()))
 }

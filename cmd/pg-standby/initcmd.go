@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,16 +65,17 @@ func initCmd(ctx context.Context, args []string) int {
 	}
 	// The worker runs as postgres and finds passwords in its ~/.pgpass: so
 	// does the --check of an init run as root.
-	home := instance.UserHome()
+	home, uid := instance.UserHome(), os.Geteuid()
 	if os.Geteuid() == 0 {
 		if u, err := user.Lookup("postgres"); err == nil {
 			home = u.HomeDir
+			uid, _ = strconv.Atoi(u.Uid)
 			if os.Getenv("PGPASSFILE") == "" {
 				os.Setenv("PGPASSFILE", filepath.Join(u.HomeDir, ".pgpass"))
 			}
 		}
 	}
-	if err := instance.CheckPassfile(spec.PrimaryConninfo, home); err != nil {
+	if err := instance.CheckPassfile(spec.PrimaryConninfo, home, uid); err != nil {
 		return fail(exitConfig, "%v", err)
 	}
 	cfg, err := replconn.ParseConninfo(spec.PrimaryConninfo)

@@ -94,7 +94,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, configErr("primary_conninfo in %s line %d is invalid: %w", ci.File, ci.Line, err)
 	}
-	if err := instance.CheckPassfile(ci.Value, instance.UserHome()); err != nil {
+	if err := instance.CheckPassfile(ci.Value, instance.UserHome(), os.Getuid()); err != nil {
 		return nil, configErr("primary_conninfo in %s line %d: %w", ci.File, ci.Line, err)
 	}
 	if instance.PointsAtItself(connCfg, instance.Port(conf)) {

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // PrimaryFile is the 0600 file, in a Debian instance's conf.d, that holds
@@ -84,8 +85,10 @@ func HasPassword(conninfo string) bool {
 // regardless, so without this check the backup succeeds and the standby it
 // makes cannot authenticate. The file is the one libpq would use for this
 // connection string: none if it carries a password, else its passfile, else
-// $PGPASSFILE, else ~/.pgpass of home. A missing file is no error.
-func CheckPassfile(conninfo, home string) error {
+// $PGPASSFILE, else ~/.pgpass of home. A missing file is no error. It must
+// belong to uid, the user the standby runs as: root's init --check must not
+// read, through a link postgres planted, a file postgres cannot.
+func CheckPassfile(conninfo, home string, uid int) error {
 	p := conninfoParams(conninfo)
 	if _, ok := p["password"]; ok {
 		return nil
@@ -110,6 +113,10 @@ func CheckPassfile(conninfo, home string) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("password file %s (%s) is not a plain file: libpq and the standby's walreceiver ignore it, so the standby "+
 			"could not authenticate; make it a regular file of mode 0600", file, how)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != uid {
+		return fmt.Errorf("password file %s (%s) belongs to uid %d, not to uid %d that the standby runs as, which could not read it; "+
+			"give it to that user (mode 0600)", file, how, st.Uid, uid)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		return fmt.Errorf("password file %s (%s) has group or world access (mode %04o): libpq and the standby's walreceiver ignore "+
