@@ -165,3 +165,28 @@ func startInPIDNamespace(t *testing.T, flag string) string {
 		}
 	}
 }
+
+// TestConninfoPassword: every libpq form of a password in a connection
+// string is found (it decides where init writes primary_conninfo), and the
+// passfile keyword is read as libpq reads it.
+func TestConninfoPassword(t *testing.T) {
+	for _, c := range []struct {
+		conninfo, password, passfile string
+		has                          bool
+	}{
+		{"host=h user=u", "", "", false},
+		{"host=h password=S3cret", "S3cret", "", true},
+		{"host=h password = S3cret", "S3cret", "", true},
+		{"host=h password='a b\\' c'", "a b' c", "", true},
+		{"password= host=h", "host=h", "", true}, // libpq skips blanks after "="
+		{"postgresql://u:S3cret@h/db", "S3cret", "", true},
+		{"postgres://u@h/db?password=S3cret", "S3cret", "", true},
+		{"postgresql://u@h/db?passfile=/x/y", "", "/x/y", false},
+		{"host=h passfile='/x/my pass'", "", "/x/my pass", false},
+	} {
+		p := conninfoParams(c.conninfo)
+		if HasPassword(c.conninfo) != c.has || p["password"] != c.password || p["passfile"] != c.passfile {
+			t.Errorf("%q: params %q, HasPassword %v", c.conninfo, p, HasPassword(c.conninfo))
+		}
+	}
+}
