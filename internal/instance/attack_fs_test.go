@@ -190,3 +190,26 @@ func TestConninfoPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackPidFileSocket: a dead pid and no shared memory here, but the
+// socket the lock file names accepts connections: a live server, refused.
+func TestAttackPidFileSocket(t *testing.T) {
+	dir := pendingDir(t)
+	sockDir := t.TempDir()
+	l, err := net.Listen("unix", filepath.Join(sockDir, ".s.PGSQL.5999"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	os.WriteFile(filepath.Join(dir, PostmasterPid), []byte(fmt.Sprintf("4194303\n%s\n1700000000\n5999\n%s\n*\n", dir, sockDir)), 0o600)
+	in, _ := New(dir, "")
+	_, err = in.Inspect()
+	want := fmt.Sprintf("refusing data directory %s: a server accepts connections on %s/.s.PGSQL.5999, the socket its postmaster.pid names; stop that server first", dir, sockDir)
+	if err == nil || err.Error() != want {
+		t.Fatalf("Inspect:\n got %v\nwant %s", err, want)
+	}
+	l.Close()
+	if _, err := in.Inspect(); err != nil {
+		t.Fatalf("after the socket closed: %v", err)
+	}
+}

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,7 +22,8 @@ import (
 // directory (PGSharedMemoryIsInUse): does the SysV shared memory segment
 // named in postmaster.pid line 7 still exist, with processes attached? It
 // also looks for any visible process whose working directory is the data
-// directory (every backend's is). An answer it cannot get is "unsure",
+// directory (every backend's is), and whether the Unix socket the lock file
+// names (lines 4 and 5) accepts a connection. An answer it cannot get is "unsure",
 // which refuses too.
 func (in *Instance) liveServer() string {
 	lines, err := readPidFile(in.DataDir + "/" + PostmasterPid)
@@ -34,6 +37,11 @@ func (in *Instance) liveServer() string {
 	}
 	if pid := cwdUser(in.DataDir); pid != 0 {
 		return fmt.Sprintf("postgres process %d works in it (its current directory is the data directory)", pid)
+	}
+	if len(lines) >= 5 {
+		if sock := listeningSocket(lines[4], lines[3]); sock != "" {
+			return fmt.Sprintf("a server accepts connections on %s, the socket its %s names", sock, PostmasterPid)
+		}
 	}
 	if len(lines) >= 1 {
 		if pid, err := strconv.Atoi(strings.TrimSpace(lines[0])); err == nil && pid > 0 {
@@ -127,4 +135,23 @@ func cwdUser(dir string) int {
 		}
 	}
 	return 0
+}
+
+// listeningSocket returns the socket path of postmaster.pid's socket
+// directory and port lines if a server accepts connections there, else "".
+func listeningSocket(dirLine, portLine string) string {
+	dir, port := strings.TrimSpace(dirLine), strings.TrimSpace(portLine)
+	if !strings.HasPrefix(dir, "/") || port == "" {
+		return ""
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return ""
+	}
+	sock := dir + "/.s.PGSQL." + port
+	c, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return ""
+	}
+	c.Close()
+	return sock
 }
