@@ -530,8 +530,19 @@ func TestAttackRunOnLiveClusterInOtherPIDNamespace(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
 	pidFile := filepath.Join(dir, "postmaster.pid")
+	t.Cleanup(func() {
+		srv.Process.Kill()
+		srv.Wait()
+		// A killed postmaster leaves its segment: remove it (line 7: KEY ID).
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if lines := strings.Split(string(b), "\n"); len(lines) >= 7 {
+				if f := strings.Fields(lines[6]); len(f) == 2 {
+					exec.Command("ipcrm", "-m", f[1]).Run()
+				}
+			}
+		}
+	})
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if b, _ := os.ReadFile(pidFile); bytes.Contains(b, []byte("ready")) {
 			break
