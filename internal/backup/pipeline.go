@@ -29,9 +29,6 @@ import (
 	"github.com/pg-standby/pg-standby/internal/walstream"
 )
 
-// maxManifest bounds the manifest held in memory (about 10 million files).
-const maxManifest = 1 << 30
-
 // stream is the basebackup.Handler: it demultiplexes the COPY stream, builds
 // a chain per archive (parser → writer), and collects the manifest.
 type stream struct {
@@ -50,6 +47,7 @@ type stream struct {
 	method   string // server-side compression, "" for none
 	inMan    bool
 	man      bytes.Buffer
+	manBound int64 // set at the manifest's start, when every file has been sent
 
 	recorded bool // this attempt's count is in basebackup.signal
 
@@ -115,20 +113,21 @@ func (s *stream) Message(m basebackup.Message) error {
 	switch m := m.(type) {
 	case basebackup.Data:
 		if s.inMan {
-			if s.man.Len()+len(m.Bytes) > maxManifest {
-				return errors.New("base backup stream: manifest larger than 1 GiB")
+			if int64(s.man.Len()+len(m.Bytes)) > s.manBound {
+				return &manifest.FormatError{Err: fmt.Errorf("backup manifest from the primary: more than %d bytes, "+
+					"more than any PostgreSQL server writes for the %d files it sent: a broken or hostile server", s.manBound, len(s.res.Files))}
 			}
 			s.man.Write(m.Bytes)
 			return nil
 		}
 		if s.chain == nil {
-			return errors.New("base backup stream: archive data before any archive started")
+			return basebackup.Violation("archive data before any archive started")
 		}
 		_, err := s.chain.Write(m.Bytes)
 		return err
 	case basebackup.NewArchive:
 		if s.inMan {
-			return errors.New("base backup stream: an archive after the manifest")
+			return basebackup.Violation("an archive after the manifest")
 		}
 		if err := s.closeChain(); err != nil {
 			return err
@@ -136,12 +135,26 @@ func (s *stream) Message(m basebackup.Message) error {
 		return s.openChain(m)
 	case basebackup.ManifestStart:
 		if s.inMan {
-			return errors.New("base backup stream: a second manifest")
+			return basebackup.Violation("a second manifest")
 		}
 		s.inMan = true
-		return s.closeChain()
+		if err := s.closeChain(); err != nil {
+			return err
+		}
+		s.manBound = manifestBound(s.res)
+		return nil
 	}
 	return nil
+}
+
+// manifestBound is the most manifest a server writes for the files sent: the
+// manifest comes after the last archive.
+func manifestBound(res *extract.Result) int64 {
+	var pathBytes int64
+	for p := range res.Files {
+		pathBytes += int64(len(p))
+	}
+	return manifest.SizeBound(len(res.Files), pathBytes)
 }
 
 func (s *stream) closeChain() error {
@@ -157,14 +170,14 @@ func (s *stream) closeChain() error {
 // its chain back to front: writer, then tar parser.
 func (s *stream) openChain(m basebackup.NewArchive) error {
 	if s.archives[m.Name] {
-		return fmt.Errorf("base backup stream: archive %q sent twice", m.Name)
+		return basebackup.Violation("archive %q sent twice", m.Name)
 	}
 	s.archives[m.Name] = true
 	root, prefix := s.root, ""
 	suffix := decompress.Methods[s.method]
 	if m.TablespacePath == "" {
 		if m.Name != "base.tar"+suffix {
-			return fmt.Errorf("base backup stream: unexpected archive %q for the data directory (want base.tar%s)", m.Name, suffix)
+			return basebackup.Violation("unexpected archive %q for the data directory (want base.tar%s)", m.Name, suffix)
 		}
 	} else {
 		var sp *space
@@ -174,7 +187,7 @@ func (s *stream) openChain(m basebackup.NewArchive) error {
 			}
 		}
 		if sp == nil || m.Name != strconv.FormatUint(uint64(sp.oid), 10)+".tar"+suffix {
-			return fmt.Errorf("base backup stream: archive %q for %q matches no tablespace the server listed", m.Name, m.TablespacePath)
+			return basebackup.Violation("archive %q for %q matches no tablespace the server listed", m.Name, m.TablespacePath)
 		}
 		root, prefix = sp.root, sp.link+"/"
 	}
@@ -288,7 +301,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 		return nil, err
 	}
 	if !s.inMan {
-		return nil, errors.New("base backup stream: the server sent no manifest")
+		return nil, basebackup.Violation("the server sent no manifest")
 	}
 	b.opt.Progress.EndLSN.Store(uint64(end.LSN))
 	b.opt.Progress.SetPhase(progress.WaitingWAL)
