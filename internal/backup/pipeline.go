@@ -198,7 +198,11 @@ func (s *stream) openChain(m basebackup.NewArchive) error {
 		}
 	}
 	s.b.log.Debug("receiving archive", "archive", m.Name, "location", root.Name())
-	var chain io.WriteCloser = tarstream.NewParser(extract.NewWriter(s.cfg, s.res, root, prefix, links))
+	var stage tarstream.Stage = extract.NewWriter(s.cfg, s.res, root, prefix, links)
+	if prefix == "" {
+		stage = newAutoConfFilter(stage, s.res, s.cfg.NewHash, s.b.keepPrimary, s.b.log)
+	}
+	var chain io.WriteCloser = tarstream.NewParser(stage)
 	if s.method != "" {
 		d, err := decompress.New(s.method, chain)
 		if err != nil {
