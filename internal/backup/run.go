@@ -42,9 +42,8 @@ type Result struct {
 	Kept      []string
 }
 
-// Run takes one backup attempt. Every refusal and configuration error comes
-// before the first write, so they leave the directory as it was.
-func Run(ctx context.Context, opt Options) (*Result, error) {
+// runAttempt is Run before redaction.
+func runAttempt(ctx context.Context, opt Options) (*Result, error) {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
