@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
@@ -78,5 +80,29 @@ func TestAttackPasswordNowhere(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAttackStatusEscapes: a recorded last error quoting the primary's
+// terminal escape sequences is printed escaped by status, never raw.
+func TestAttackStatusEscapes(t *testing.T) {
+	testpg.Require(t)
+	b := startBus(t)
+	p := testpg.Start(t, testpg.Options{})
+	dir := initInstance(t, p)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	evil := "primary: ERROR: \x1b]0;owned\x07\x1b[2Jgone \u202Eevil (SQLSTATE XX000)"
+	if err := instance.WritePending(root, instance.Pending{Recorded: true, Keep: []string{"postgresql.conf"}, Attempts: 1,
+		LastError: evil, LastFailure: time.Now()}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := pgStandby(t, b, "status", "--pgdata", dir)
+	want := `failed: primary: ERROR: \x1b]0;owned\x07\x1b[2Jgone \u202Eevil (SQLSTATE XX000)`
+	if strings.ContainsAny(out, "\x1b\x07\u202E") || !strings.Contains(out, want) {
+		t.Errorf("status printed %q, want it to hold %q and no control character", out, want)
 	}
 }

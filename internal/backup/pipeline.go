@@ -23,6 +23,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
+	"github.com/pg-standby/pg-standby/internal/printable"
 	"github.com/pg-standby/pg-standby/internal/progress"
 	"github.com/pg-standby/pg-standby/internal/redact"
 	"github.com/pg-standby/pg-standby/internal/replconn"
@@ -283,7 +284,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	// basebackup.signal, for pg-standby status when no worker runs.
 	defer func() {
 		if err != nil && s.recorded {
-			b.pending.LastError, b.pending.LastFailure = redact.Text(err.Error()), time.Now()
+			b.pending.LastError, b.pending.LastFailure = printable.Escape(redact.Text(err.Error())), time.Now()
 			if werr := instance.WritePending(root, b.pending, b.fileMode); werr != nil {
 				b.log.Warn("could not record the failure in "+instance.BackupSignal, "error", werr)
 			}

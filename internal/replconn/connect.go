@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pg-standby/pg-standby/internal/printable"
 	"github.com/pg-standby/pg-standby/internal/redact"
 )
 
@@ -60,7 +61,7 @@ func Connect(ctx context.Context, cfg *pgconn.Config, log *slog.Logger) (*pgconn
 	cfg = cfg.Copy()
 	cfg.MaxProtocolMessageBodyLen = MaxMessageBody
 	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		log.Warn("primary: "+n.Message, "severity", n.Severity, "sqlstate", n.Code, "detail", n.Detail)
+		log.Warn("primary: "+printable.Escape(n.Message), "severity", n.Severity, "sqlstate", n.Code, "detail", printable.Escape(n.Detail))
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
