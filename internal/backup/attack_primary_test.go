@@ -19,6 +19,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/service"
+	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
 // captureLog is a logger whose text output the test reads afterwards.
@@ -366,5 +367,117 @@ func TestAttackRetryReadsKeptConfig(t *testing.T) {
 	}
 	if got := baseBackups(srv); got != 1 {
 		t.Errorf("the instance's own primary got %d BASE_BACKUP, want 1", got)
+	}
+}
+
+// TestAttackAutoConfRealPrimary: a PostgreSQL 15 primary whose
+// postgresql.auto.conf (ALTER SYSTEM, and lines added by hand) would make
+// the standby promote itself, follow another server, run commands or fail
+// to start; the copy has every one commented out, and the standby starts,
+// stays in recovery and replays.
+func TestAttackAutoConfRealPrimary(t *testing.T) {
+	testpg.Require(t)
+	p := testpg.Start(t, testpg.Options{})
+	for _, set := range []string{
+		"restore_command = '/bin/false %f %p'", "archive_command = '/bin/false'", "archive_cleanup_command = '/bin/false'",
+		"recovery_end_command = '/bin/false'", "recovery_target = 'immediate'", "recovery_target_action = 'promote'",
+		"primary_conninfo = 'host=192.0.2.1 port=5432 connect_timeout=1'", "primary_slot_name = 'evil'",
+		"shared_preload_libraries = 'pg_standby_no_such_library'", "dynamic_library_path = '/tmp'",
+		"ssl_passphrase_command = '/bin/false'",
+	} {
+		p.SQL(t, "ALTER SYSTEM SET "+set)
+	}
+	auto := filepath.Join(p.DataDir, "postgresql.auto.conf")
+	f, err := os.OpenFile(auto, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, "include 'evil.conf'\nhba_file = '/nonexistent/pg_hba.conf'\n")
+	f.Close()
+	writeFile(t, filepath.Join(p.DataDir, "evil.conf"), "recovery_target = 'immediate'\nrecovery_target_action = 'promote'\n")
+	testpg.Chown(t, p.DataDir)
+	primaryAuto, err := os.ReadFile(auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := newInstance(t, p.ConnString(), "hot_standby = on")
+	log, logs := newCaptureLog(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := backup.Run(ctx, backup.Options{DataDir: dir, Log: log}); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "postgresql.auto.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the copy's postgresql.auto.conf:\n%s", got)
+	gotLines := strings.Split(string(got), "\n")
+	var disabled []string
+	for i, line := range strings.Split(strings.TrimSuffix(string(primaryAuto), "\n"), "\n") {
+		want := line
+		if line != "" && !strings.HasPrefix(line, "#") {
+			want = "# disabled by pg-standby (copied from the primary): " + line
+			name, _, _ := strings.Cut(line, " ")
+			disabled = append(disabled, fmt.Sprintf("%s (line %d)", name, i+1))
+		}
+		if i >= len(gotLines) || gotLines[i] != want {
+			t.Errorf("line %d of the copy: want %q", i+1, want)
+		}
+	}
+	if len(disabled) != 13 {
+		t.Errorf("%d settings disabled, want 13: %v", len(disabled), disabled)
+	}
+	if !strings.Contains(logs.String(), "libraries and file paths): "+strings.Join(disabled, ", ")+`"`) {
+		t.Errorf("no warning listing %v", disabled)
+	}
+	p.SQL(t, "CREATE TABLE after_backup AS SELECT 'marker' AS x")
+	s := testpg.StartStandby(t, dir)
+	s.WaitFor(t, "SELECT x FROM after_backup", "marker", time.Minute)
+	if got := s.SQL(t, "SELECT pg_is_in_recovery()"); got != "t" {
+		t.Errorf("standby pg_is_in_recovery = %s: it promoted itself", got)
+	}
+	for name, want := range map[string]string{"shared_preload_libraries": "", "restore_command": "", "recovery_target_action": "pause"} {
+		if got := s.SQL(t, "SHOW "+name); got != want {
+			t.Errorf("standby: %s = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestAttackTablespaceHiddenRealPrimary: a tablespace the primary keeps in
+// a hidden directory (as ~postgres/.ssh would be) is refused before any
+// write; mapped with --tablespace-mapping it is copied.
+func TestAttackTablespaceHiddenRealPrimary(t *testing.T) {
+	testpg.Require(t)
+	p := testpg.Start(t, testpg.Options{})
+	loc := filepath.Join(testpg.TempDir(t), ".ssh")
+	if err := os.Mkdir(loc, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testpg.Chown(t, loc)
+	p.SQL(t, "CREATE TABLESPACE hidden LOCATION '"+loc+"'")
+	p.SQL(t, "CREATE TABLE in_hidden TABLESPACE hidden AS SELECT 'h' AS x")
+	oid := p.SQL(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'hidden'")
+	dir := newInstance(t, p.ConnString())
+	_, err := run(t, backup.Options{DataDir: dir})
+	want := fmt.Sprintf(`tablespace %s: the primary's location %s has a hidden component ".ssh": pg-standby does not write there for the primary; `+
+		"map it to a directory of your choice with --tablespace-mapping=%s=/new/location (or pg_standby.tablespace_mapping)", oid, loc, loc)
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %v\nwant %q", err, want)
+	}
+	if got := backup.KindOf(err); got != backup.Refused {
+		t.Errorf("kind %s, want refused", got)
+	}
+	if pend, err := instance.ReadPending(mustRoot(t, dir)); err != nil || pend.Recorded || exists(filepath.Join(dir, "pg_tblspc")) {
+		t.Errorf("written before the refusal: %+v %v", pend, err)
+	}
+	mapped := newLocation(t)
+	if _, err := run(t, backup.Options{DataDir: dir, TablespaceMapping: map[string]string{loc: mapped}}); err != nil {
+		t.Fatalf("with --tablespace-mapping: %v", err)
+	}
+	s := testpg.StartStandby(t, dir)
+	if got := s.SQL(t, "SELECT x FROM in_hidden"); got != "h" {
+		t.Errorf("in_hidden on the standby = %q", got)
 	}
 }
