@@ -82,31 +82,35 @@ func TestAttackStreamKinds(t *testing.T) {
 	evil := func(e fp.Entry) [][]byte {
 		return fp.Archive("base.tar", "", fp.Tar(append(goodBase(), e), false), 4096)
 	}
+	huge := []byte{'d', 0x3e, 0x80, 0x00, 0x04, 'd'} // a CopyData announcing 1000 MiB
 	for _, c := range []struct {
 		name   string
 		stream [][]byte
 		cut    bool
 		want   string
 		kind   backup.Kind
+		raw    []byte
 	}{
+		{"oversized message", fp.Archive("base.tar", "", good[:1024], 4096), false,
+			"receive base backup stream: receive message failed: invalid body length: expected at most 16777216, but got 1048576000", backup.Protocol, huge},
 		{"member leaving the directory", stream(evil(fp.Entry{Name: "../outside/evil", Data: "x"}), man), false,
-			`tar archive: tar member "../outside/evil": path leaves the directory`, backup.Protocol},
+			`tar archive: tar member "../outside/evil": path leaves the directory`, backup.Protocol, nil},
 		{"symbolic link", stream(evil(fp.Entry{Name: "escape", Type: '2', Linkname: "/etc"}), man), false,
-			`archive member "escape" is a symbolic link to "/etc": only pg_tblspc/<oid> links to known tablespaces are allowed`, backup.Protocol},
+			`archive member "escape" is a symbolic link to "/etc": only pg_tblspc/<oid> links to known tablespaces are allowed`, backup.Protocol, nil},
 		{"archive name", stream(fp.Archive("../base.tar", "", good, 4096), man), false,
-			`base backup stream: unexpected archive "../base.tar" for the data directory (want base.tar)`, backup.Protocol},
+			`base backup stream: unexpected archive "../base.tar" for the data directory (want base.tar)`, backup.Protocol, nil},
 		{"out of order", stream(man, fp.Archive("base.tar", "", good, 4096)), false,
-			`base backup stream: an archive after the manifest`, backup.Protocol},
+			`base backup stream: an archive after the manifest`, backup.Protocol, nil},
 		{"malformed manifest", stream(fp.Archive("base.tar", "", good, 4096), fp.Manifest([]byte("{not json"))), false,
-			"backup manifest from the primary: manifest:", backup.Protocol},
+			"backup manifest from the primary: manifest:", backup.Protocol, nil},
 		{"truncated archive", stream(fp.Archive("base.tar", "", good[:512*9+100], 4096), man), false,
-			`tar archive truncated inside member "global/pg_control" (6556 bytes missing)`, backup.Transient},
+			`tar archive truncated inside member "global/pg_control" (6556 bytes missing)`, backup.Transient, nil},
 		{"connection cut", fp.Archive("base.tar", "", good[:512*9+100], 4096), true,
-			"receive base backup stream: receive message failed: unexpected EOF", backup.Transient},
+			"receive base backup stream: receive message failed: unexpected EOF", backup.Transient, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := newHostileLayout(t, "host=127.0.0.1 port=1")
-			srv := fp.Start(t, fp.Script{Stream: c.stream, Cut: c.cut})
+			srv := fp.Start(t, fp.Script{Stream: c.stream, Cut: c.cut, Raw: c.raw})
 			writeFile(t, filepath.Join(l.data, "postgresql.conf"), "primary_conninfo = "+pgconf.Quote(srv.ConnString())+"\n")
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
