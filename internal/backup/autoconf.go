@@ -39,18 +39,20 @@ func alwaysDisabled(name string) bool {
 }
 
 // runsCode reports a setting that runs a command or loads a library, or
-// names a file or directory the server reads or writes (guc_tables.c):
-// the primary's choice for its own host, not for this one.
+// names a file or directory the server reads or writes (postgresql.conf.sample
+// of 15 to 18, and Debian's extension_destdir): the primary's choice for its
+// own host, not for this one.
 func runsCode(name string) bool {
 	switch name {
 	case "restore_command", "archive_command", "archive_library", "archive_cleanup_command",
 		"ssl_passphrase_command", "dynamic_library_path", "jit_provider",
 		"external_pid_file", "log_directory", "log_filename", "unix_socket_directories",
 		"ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_crl_file", "ssl_crl_dir", "ssl_dh_params_file",
-		"krb_server_keyfile", "stats_temp_directory", "oauth_validator_libraries":
+		"krb_server_keyfile", "stats_temp_directory", "extension_control_path", "extension_destdir":
 		return true
 	}
-	return strings.HasSuffix(name, "_preload_libraries")
+	// *_preload_libraries, oauth_validator_libraries, output_plugin_libraries
+	return strings.HasSuffix(name, "_libraries")
 }
 
 // sanitizeAutoConf comments out, line by line, what the standby must not take
