@@ -485,3 +485,33 @@ func TestAttackTablespaceHiddenRealPrimary(t *testing.T) {
 		t.Errorf("in_hidden on the standby = %q", got)
 	}
 }
+
+// TestAttackKeptIncludeDir: a file the primary adds to a directory of the
+// instance's own configuration (an include_dir in the data directory) is
+// not written: postgres would read it as the instance's own.
+func TestAttackKeptIncludeDir(t *testing.T) {
+	evil := "recovery_target = 'immediate'\nrecovery_target_action = 'promote'\n"
+	files := append(append([]fp.ManifestFile(nil), goodFiles...),
+		fp.ManifestFile{Path: "conf.d/own.conf", Data: "work_mem = '4MB'\n"}, fp.ManifestFile{Path: "conf.d/evil.conf", Data: evil})
+	base := append(goodBase(), fp.Entry{Name: "conf.d/", Type: '5'},
+		fp.Entry{Name: "conf.d/own.conf", Data: "work_mem = '4MB'\n"}, fp.Entry{Name: "conf.d/evil.conf", Data: evil})
+	l := newHostileLayout(t, "host=127.0.0.1 port=1")
+	srv := fp.Start(t, fp.Script{Stream: stream(fp.Archive("base.tar", "", fp.Tar(base, false), 4096),
+		fp.Manifest(fp.RenderManifest(files, 1, fp.DefaultStart, fp.DefaultEnd)))})
+	if err := os.Mkdir(filepath.Join(l.data, "conf.d"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(l.data, "conf.d/own.conf"), "work_mem = '8MB'\n")
+	writeFile(t, filepath.Join(l.data, "postgresql.conf"), "primary_conninfo = "+pgconf.Quote(srv.ConnString())+"\ninclude_dir 'conf.d'\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := backup.Run(ctx, backup.Options{DataDir: l.data, Log: testLogger(t)}); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	if exists(filepath.Join(l.data, "conf.d/evil.conf")) {
+		t.Errorf("the primary's conf.d/evil.conf was written into the instance's include_dir")
+	}
+	if got, _ := os.ReadFile(filepath.Join(l.data, "conf.d/own.conf")); string(got) != "work_mem = '8MB'\n" {
+		t.Errorf("conf.d/own.conf = %q: the instance's own file was replaced", got)
+	}
+}

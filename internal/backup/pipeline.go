@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"runtime"
 	"slices"
 	"strconv"
@@ -232,7 +233,9 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	}
 	kept := b.kept
 	// basebackup.signal is this instance's lock-free state: never the primary's.
-	keep := func(p string) bool { return p == instance.BackupSignal || slices.Contains(kept, p) }
+	keep := func(p string) bool {
+		return p == instance.BackupSignal || slices.Contains(kept, p) || inKeptDir(kept, p)
+	}
 	syncer := durable.NewSyncer(b.opt.SyncWorkers, 64)
 	defer syncer.Wait()
 	files, err := directio.NewQueue(directio.Config{
@@ -359,6 +362,22 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 		Files: len(s.res.Files), Bytes: bytes, Written: b.opt.Progress.Written.Load(), Unchanged: b.opt.Progress.Unchanged.Load(),
 		Removed: removed, Kept: kept,
 	}, nil
+}
+
+// inKeptDir reports whether p is in a subdirectory that holds kept
+// configuration (an include_dir in the data directory): a file the primary
+// adds there would be read as the instance's own, so it is not written.
+func inKeptDir(kept []string, p string) bool {
+	dir := path.Dir(p)
+	if dir == "." {
+		return false
+	}
+	for _, k := range kept {
+		if path.Dir(k) == dir {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *attempt) label() string {
