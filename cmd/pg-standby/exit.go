@@ -15,6 +15,7 @@ const (
 	exitTransient = 1  // may succeed when retried (network, primary restart, disk full)
 	exitUsage     = 2  // bad command line
 	exitCorrupt   = 65 // EX_DATAERR: the primary reported data checksum failures
+	exitProtocol  = 76 // EX_PROTOCOL: the primary's stream broke the archive or protocol rules
 	exitRefused   = 77 // EX_NOPERM: the directory or a tablespace location must not be written
 	exitConfig    = 78 // EX_CONFIG: misconfiguration (conninfo, authentication, REPLICATION, wal_level, slot)
 	exitCancelled = 143
@@ -34,6 +35,8 @@ func exitCode(err error) int {
 		return exitRefused
 	case backup.Corrupt:
 		return exitCorrupt
+	case backup.Protocol:
+		return exitProtocol
 	default:
 		return exitTransient
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/pg-standby/pg-standby/internal/busapi"
 	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/printable"
 	"github.com/pg-standby/pg-standby/internal/progress"
 )
 
@@ -380,6 +381,7 @@ func oneLineError(s string) string {
 
 // fitLine cuts a line to the terminal's width when stdout is a terminal.
 func fitLine(s string) string {
+	s = printable.Escape(s) // the last error quotes the primary
 	var ws struct{ row, col, x, y uint16 }
 	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, os.Stdout.Fd(), syscall.TIOCGWINSZ, uintptr(unsafe.Pointer(&ws))); e != 0 || ws.col < 20 {
 		return s

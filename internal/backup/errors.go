@@ -10,10 +10,14 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pg-standby/pg-standby/internal/basebackup"
+	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/manifest"
 	"github.com/pg-standby/pg-standby/internal/replconn"
+	"github.com/pg-standby/pg-standby/internal/tarstream"
 )
 
 // Kind sorts failures by what should happen next.
@@ -29,10 +33,14 @@ const (
 	Refused
 	// Corrupt: the primary reported data checksum failures.
 	Corrupt
+	// Protocol: the stream broke the archive or protocol rules (a forbidden
+	// member, link or archive name, an oversized or malformed manifest,
+	// messages out of order): a broken or hostile server, not a cut stream.
+	Protocol
 )
 
 func (k Kind) String() string {
-	return [...]string{"transient", "configuration", "refused", "corrupt primary"}[k]
+	return [...]string{"transient", "configuration", "refused", "corrupt primary", "protocol violation"}[k]
 }
 
 // Error is a failed attempt with its Kind.
@@ -70,6 +78,8 @@ func classify(err error) Kind {
 		return Refused
 	case errors.As(err, &corrupt):
 		return Corrupt
+	case breaksProtocol(err):
+		return Protocol
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
 		return Refused
 	case errors.As(err, &pgErr):
@@ -89,6 +99,21 @@ func classify(err error) Kind {
 		}
 	}
 	return Transient
+}
+
+// breaksProtocol reports whether err is the primary breaking the stream's
+// rules, as the stages below type it.
+func breaksProtocol(err error) bool {
+	var (
+		msg     *basebackup.ProtocolError
+		order   *basebackup.StreamError
+		tar     *tarstream.FormatError
+		member  *extract.ForbiddenError
+		man     *manifest.FormatError
+		tooLong *pgproto3.ExceededMaxBodyLenErr
+	)
+	return errors.As(err, &msg) || errors.As(err, &order) || errors.As(err, &tar) ||
+		errors.As(err, &member) || errors.As(err, &man) || errors.As(err, &tooLong)
 }
 
 // unresolvable reports whether err failed on name lookups that all said

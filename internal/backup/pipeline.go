@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"runtime"
 	"slices"
 	"strconv"
@@ -23,14 +24,13 @@ import (
 	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
+	"github.com/pg-standby/pg-standby/internal/printable"
 	"github.com/pg-standby/pg-standby/internal/progress"
+	"github.com/pg-standby/pg-standby/internal/redact"
 	"github.com/pg-standby/pg-standby/internal/replconn"
 	"github.com/pg-standby/pg-standby/internal/tarstream"
 	"github.com/pg-standby/pg-standby/internal/walstream"
 )
-
-// maxManifest bounds the manifest held in memory (about 10 million files).
-const maxManifest = 1 << 30
 
 // stream is the basebackup.Handler: it demultiplexes the COPY stream, builds
 // a chain per archive (parser → writer), and collects the manifest.
@@ -50,6 +50,7 @@ type stream struct {
 	method   string // server-side compression, "" for none
 	inMan    bool
 	man      bytes.Buffer
+	manBound int64 // set at the manifest's start, when every file has been sent
 
 	recorded bool // this attempt's count is in basebackup.signal
 
@@ -115,20 +116,21 @@ func (s *stream) Message(m basebackup.Message) error {
 	switch m := m.(type) {
 	case basebackup.Data:
 		if s.inMan {
-			if s.man.Len()+len(m.Bytes) > maxManifest {
-				return errors.New("base backup stream: manifest larger than 1 GiB")
+			if int64(s.man.Len()+len(m.Bytes)) > s.manBound {
+				return &manifest.FormatError{Err: fmt.Errorf("backup manifest from the primary: more than %d bytes, "+
+					"more than any PostgreSQL server writes for the %d files it sent: a broken or hostile server", s.manBound, len(s.res.Files))}
 			}
 			s.man.Write(m.Bytes)
 			return nil
 		}
 		if s.chain == nil {
-			return errors.New("base backup stream: archive data before any archive started")
+			return basebackup.Violation("archive data before any archive started")
 		}
 		_, err := s.chain.Write(m.Bytes)
 		return err
 	case basebackup.NewArchive:
 		if s.inMan {
-			return errors.New("base backup stream: an archive after the manifest")
+			return basebackup.Violation("an archive after the manifest")
 		}
 		if err := s.closeChain(); err != nil {
 			return err
@@ -136,12 +138,26 @@ func (s *stream) Message(m basebackup.Message) error {
 		return s.openChain(m)
 	case basebackup.ManifestStart:
 		if s.inMan {
-			return errors.New("base backup stream: a second manifest")
+			return basebackup.Violation("a second manifest")
 		}
 		s.inMan = true
-		return s.closeChain()
+		if err := s.closeChain(); err != nil {
+			return err
+		}
+		s.manBound = manifestBound(s.res)
+		return nil
 	}
 	return nil
+}
+
+// manifestBound is the most manifest a server writes for the files sent: the
+// manifest comes after the last archive.
+func manifestBound(res *extract.Result) int64 {
+	var pathBytes int64
+	for p := range res.Files {
+		pathBytes += int64(len(p))
+	}
+	return manifest.SizeBound(len(res.Files), pathBytes)
 }
 
 func (s *stream) closeChain() error {
@@ -157,14 +173,14 @@ func (s *stream) closeChain() error {
 // its chain back to front: writer, then tar parser.
 func (s *stream) openChain(m basebackup.NewArchive) error {
 	if s.archives[m.Name] {
-		return fmt.Errorf("base backup stream: archive %q sent twice", m.Name)
+		return basebackup.Violation("archive %q sent twice", m.Name)
 	}
 	s.archives[m.Name] = true
 	root, prefix := s.root, ""
 	suffix := decompress.Methods[s.method]
 	if m.TablespacePath == "" {
 		if m.Name != "base.tar"+suffix {
-			return fmt.Errorf("base backup stream: unexpected archive %q for the data directory (want base.tar%s)", m.Name, suffix)
+			return basebackup.Violation("unexpected archive %q for the data directory (want base.tar%s)", m.Name, suffix)
 		}
 	} else {
 		var sp *space
@@ -174,7 +190,7 @@ func (s *stream) openChain(m basebackup.NewArchive) error {
 			}
 		}
 		if sp == nil || m.Name != strconv.FormatUint(uint64(sp.oid), 10)+".tar"+suffix {
-			return fmt.Errorf("base backup stream: archive %q for %q matches no tablespace the server listed", m.Name, m.TablespacePath)
+			return basebackup.Violation("archive %q for %q matches no tablespace the server listed", m.Name, m.TablespacePath)
 		}
 		root, prefix = sp.root, sp.link+"/"
 	}
@@ -185,7 +201,11 @@ func (s *stream) openChain(m basebackup.NewArchive) error {
 		}
 	}
 	s.b.log.Debug("receiving archive", "archive", m.Name, "location", root.Name())
-	var chain io.WriteCloser = tarstream.NewParser(extract.NewWriter(s.cfg, s.res, root, prefix, links))
+	var stage tarstream.Stage = extract.NewWriter(s.cfg, s.res, root, prefix, links)
+	if prefix == "" {
+		stage = newAutoConfFilter(stage, s.res, s.cfg.NewHash, s.b.keepPrimary, s.b.log)
+	}
+	var chain io.WriteCloser = tarstream.NewParser(stage)
 	if s.method != "" {
 		d, err := decompress.New(s.method, chain)
 		if err != nil {
@@ -213,7 +233,9 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	}
 	kept := b.kept
 	// basebackup.signal is this instance's lock-free state: never the primary's.
-	keep := func(p string) bool { return p == instance.BackupSignal || slices.Contains(kept, p) }
+	keep := func(p string) bool {
+		return p == instance.BackupSignal || slices.Contains(kept, p) || inKeptDir(kept, p)
+	}
 	syncer := durable.NewSyncer(b.opt.SyncWorkers, 64)
 	defer syncer.Wait()
 	files, err := directio.NewQueue(directio.Config{
@@ -265,7 +287,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	// basebackup.signal, for pg-standby status when no worker runs.
 	defer func() {
 		if err != nil && s.recorded {
-			b.pending.LastError, b.pending.LastFailure = err.Error(), time.Now()
+			b.pending.LastError, b.pending.LastFailure = printable.Escape(redact.Text(err.Error())), time.Now()
 			if werr := instance.WritePending(root, b.pending, b.fileMode); werr != nil {
 				b.log.Warn("could not record the failure in "+instance.BackupSignal, "error", werr)
 			}
@@ -288,7 +310,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 		return nil, err
 	}
 	if !s.inMan {
-		return nil, errors.New("base backup stream: the server sent no manifest")
+		return nil, basebackup.Violation("the server sent no manifest")
 	}
 	b.opt.Progress.EndLSN.Store(uint64(end.LSN))
 	b.opt.Progress.SetPhase(progress.WaitingWAL)
@@ -340,6 +362,22 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 		Files: len(s.res.Files), Bytes: bytes, Written: b.opt.Progress.Written.Load(), Unchanged: b.opt.Progress.Unchanged.Load(),
 		Removed: removed, Kept: kept,
 	}, nil
+}
+
+// inKeptDir reports whether p is in a subdirectory that holds kept
+// configuration (an include_dir in the data directory): a file the primary
+// adds there would be read as the instance's own, so it is not written.
+func inKeptDir(kept []string, p string) bool {
+	dir := path.Dir(p)
+	if dir == "." {
+		return false
+	}
+	for _, k := range kept {
+		if path.Dir(k) == dir {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *attempt) label() string {

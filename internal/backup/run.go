@@ -42,9 +42,8 @@ type Result struct {
 	Kept      []string
 }
 
-// Run takes one backup attempt. Every refusal and configuration error comes
-// before the first write, so they leave the directory as it was.
-func Run(ctx context.Context, opt Options) (*Result, error) {
+// runAttempt is Run before redaction.
+func runAttempt(ctx context.Context, opt Options) (*Result, error) {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
@@ -81,7 +80,11 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		return nil, err
 	}
 
-	conf, err := pgconf.Load(in.ConfFile, in.DataDir)
+	pending, err := readPending(in)
+	if err != nil {
+		return nil, err
+	}
+	conf, err := loadOwnConfig(in, pending)
 	if err != nil {
 		return nil, configErr("read the instance's configuration: %w", err)
 	}
@@ -104,6 +107,12 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err := applySettings(&opt, conf); err != nil {
 		return nil, err
 	}
+	keepPrimary := false
+	if s, ok := conf.Get(KeepPrimarySettings); ok {
+		if keepPrimary, err = pgconf.ParseBool(s.Value); err != nil {
+			return nil, configErr("%s in %s line %d: %w", s.Name, s.File, s.Line, err)
+		}
+	}
 	if opt.ManifestChecksums == "" {
 		opt.ManifestChecksums = "CRC32C"
 	}
@@ -111,10 +120,8 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if s, ok := conf.Get("primary_slot_name"); ok {
 		slot = s.Value
 	}
-	b := &attempt{opt: opt, in: in, log: opt.Log.With("primary", replconn.Address(connCfg)), connCfg: connCfg, slot: slot, conf: conf}
-	if b.pending, err = readPending(in); err != nil {
-		return nil, err
-	}
+	b := &attempt{opt: opt, in: in, log: opt.Log.With("primary", replconn.Address(connCfg)), connCfg: connCfg, slot: slot, conf: conf, keepPrimary: keepPrimary}
+	b.pending = pending
 	b.kept = b.pending.Keep
 	if !b.pending.Recorded {
 		b.kept = keptFiles(in, conf)
@@ -143,6 +150,8 @@ type attempt struct {
 	dirMode   os.FileMode
 	tempSlot  string
 	serverVer int
+	// keepPrimary keeps the primary's commands, libraries and paths (KeepPrimarySettings).
+	keepPrimary bool
 }
 
 func (b *attempt) run(ctx context.Context) (*Result, error) {
@@ -352,6 +361,23 @@ func keptFiles(in *instance.Instance, conf *pgconf.Config) []string {
 		}
 	}
 	return kept
+}
+
+// loadOwnConfig reads the instance's configuration. Once an attempt has
+// written, files in the data directory other than the kept ones may be the
+// primary's (its postgresql.auto.conf, say): they are not read, or the
+// primary could choose whom the retry copies.
+func loadOwnConfig(in *instance.Instance, pending instance.Pending) (*pgconf.Config, error) {
+	if !pending.Recorded {
+		return pgconf.Load(in.ConfFile, in.DataDir)
+	}
+	return pgconf.LoadOnly(in.ConfFile, in.DataDir, func(abs string) bool {
+		rel, err := filepath.Rel(in.DataDir, abs)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			return true // outside the data directory: nothing of the primary's
+		}
+		return slices.Contains(pending.Keep, rel)
+	})
 }
 
 func readPending(in *instance.Instance) (instance.Pending, error) {

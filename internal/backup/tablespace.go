@@ -48,11 +48,16 @@ func (b *attempt) claimTablespaces(root *os.Root, list []basebackup.Tablespace) 
 		if ts.OID == 0 {
 			continue
 		}
-		local := ts.Location
-		if m, ok := b.opt.TablespaceMapping[ts.Location]; ok {
-			local = m
+		local, mapped := b.opt.TablespaceMapping[ts.Location]
+		if !mapped {
+			local = ts.Location
 		}
 		sp := &space{oid: ts.OID, primary: ts.Location, local: filepath.Clean(local), link: "pg_tblspc/" + strconv.FormatUint(uint64(ts.OID), 10)}
+		if !mapped {
+			if err := allowedLocation(sp); err != nil {
+				return nil, err
+			}
+		}
 		if err := b.checkLocation(root, sp, spaces); err != nil {
 			return nil, err
 		}

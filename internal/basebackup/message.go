@@ -46,6 +46,18 @@ func (e *ProtocolError) Error() string {
 	return fmt.Sprintf("base backup stream: CopyData message %q of %d bytes: %s", e.Tag, e.Length, e.Reason)
 }
 
+// StreamError is a stream whose messages come in an order or shape the
+// protocol does not allow (an archive after the manifest, an unknown backend
+// message): a broken or hostile server, never a cut connection.
+type StreamError struct{ Reason string }
+
+func (e *StreamError) Error() string { return "base backup stream: " + e.Reason }
+
+// Violation returns a *StreamError.
+func Violation(format string, args ...any) error {
+	return &StreamError{Reason: fmt.Sprintf(format, args...)}
+}
+
 // Decode turns one CopyData payload into a Message. A Data message aliases p.
 func Decode(p []byte) (Message, error) {
 	if len(p) == 0 {

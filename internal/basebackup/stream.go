@@ -81,7 +81,7 @@ func Run(ctx context.Context, conn *pgconn.PgConn, opts Options, h Handler) (End
 		return End{}, r.err
 	}
 	if !r.ended {
-		return End{}, errors.New("base backup stream: the server finished without reporting the end position")
+		return End{}, Violation("the server finished without reporting the end position")
 	}
 	return r.end, nil
 }
@@ -112,7 +112,7 @@ func (r *reader) handle(msg pgproto3.BackendMessage) error {
 		r.sets = append(r.sets, nil)
 	case *pgproto3.DataRow:
 		if len(r.sets) == 0 {
-			return errors.New("base backup stream: data row before row description")
+			return Violation("data row before row description")
 		}
 		row := make([]*string, len(m.Values))
 		for i, v := range m.Values {
@@ -125,7 +125,7 @@ func (r *reader) handle(msg pgproto3.BackendMessage) error {
 	case *pgproto3.CommandComplete, *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
 	case *pgproto3.CopyOutResponse:
 		if r.copying || r.copied {
-			return errors.New("base backup stream: a second COPY stream (server older than PostgreSQL 15?)")
+			return Violation("a second COPY stream (server older than PostgreSQL 15?)")
 		}
 		start, err := parseStart(r.sets)
 		if err != nil {
@@ -135,7 +135,7 @@ func (r *reader) handle(msg pgproto3.BackendMessage) error {
 		return r.h.Started(start)
 	case *pgproto3.CopyData:
 		if !r.copying {
-			return errors.New("base backup stream: CopyData outside the COPY stream")
+			return Violation("CopyData outside the COPY stream")
 		}
 		dm, err := Decode(m.Data)
 		if err != nil {
@@ -144,7 +144,7 @@ func (r *reader) handle(msg pgproto3.BackendMessage) error {
 		return r.h.Message(dm)
 	case *pgproto3.CopyDone:
 		if !r.copying {
-			return errors.New("base backup stream: CopyDone outside the COPY stream")
+			return Violation("CopyDone outside the COPY stream")
 		}
 		r.copying, r.copied = false, true
 	case *pgproto3.ErrorResponse:
@@ -164,14 +164,14 @@ func (r *reader) handle(msg pgproto3.BackendMessage) error {
 			r.end, r.ended = end, true
 		}
 	default:
-		return fmt.Errorf("base backup stream: unexpected message %T", msg)
+		return Violation("unexpected message %T", msg)
 	}
 	return nil
 }
 
 func parseStart(sets [][][]*string) (Start, error) {
 	if len(sets) != 2 || len(sets[0]) != 1 || len(sets[0][0]) != 2 {
-		return Start{}, fmt.Errorf("base backup stream: want a start position and a tablespace list before the COPY stream, got %d result sets", len(sets))
+		return Start{}, Violation("want a start position and a tablespace list before the COPY stream, got %d result sets", len(sets))
 	}
 	lsn, tli, err := parsePosition(sets[0][0])
 	if err != nil {
@@ -207,7 +207,7 @@ func parseStart(sets [][][]*string) (Start, error) {
 
 func parseEnd(sets [][][]*string) (End, error) {
 	if len(sets) != 1 || len(sets[0]) != 1 || len(sets[0][0]) != 2 {
-		return End{}, fmt.Errorf("base backup stream: want one end position after the COPY stream, got %d result sets", len(sets))
+		return End{}, Violation("want one end position after the COPY stream, got %d result sets", len(sets))
 	}
 	lsn, tli, err := parsePosition(sets[0][0])
 	if err != nil {

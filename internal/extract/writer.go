@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 
 	"github.com/pg-standby/pg-standby/internal/directio"
 	"github.com/pg-standby/pg-standby/internal/manifest"
@@ -46,6 +47,9 @@ func (w *Writer) where(name string) string { return path.Join(w.root.Name(), nam
 func (w *Writer) Write(part tarstream.Part, m *tarstream.Member, p []byte) error {
 	switch part {
 	case tarstream.Header:
+		if err := w.throughLink(m.Name); err != nil {
+			return err
+		}
 		switch m.Type {
 		case tarstream.Dir:
 			return w.dir(m.Name)
@@ -59,6 +63,18 @@ func (w *Writer) Write(part tarstream.Part, m *tarstream.Member, p []byte) error
 	case tarstream.Trailer:
 		if m.Type == tarstream.File {
 			return w.finish(m)
+		}
+	}
+	return nil
+}
+
+// throughLink refuses a member below one of the archive's tablespace links:
+// tablespace files come in the tablespace's own archive.
+func (w *Writer) throughLink(name string) error {
+	for link := range w.links {
+		if strings.HasPrefix(name, link+"/") {
+			return &ForbiddenError{Err: fmt.Errorf("archive member %q lies below the tablespace link %s: "+
+				"a tablespace's files come in its own archive", w.prefix+name, link)}
 		}
 	}
 	return nil
@@ -91,7 +107,7 @@ func (w *Writer) dir(name string) error {
 func (w *Writer) symlink(m *tarstream.Member) error {
 	target, ok := w.links[m.Name]
 	if !ok {
-		return fmt.Errorf("archive member %q is a symbolic link to %q: only pg_tblspc/<oid> links to known tablespaces are allowed", w.prefix+m.Name, m.Linkname)
+		return &ForbiddenError{Err: fmt.Errorf("archive member %q is a symbolic link to %q: only pg_tblspc/<oid> links to known tablespaces are allowed", w.prefix+m.Name, m.Linkname)}
 	}
 	w.res.Links[w.prefix+m.Name] = target
 	return EnsureSymlink(w.root, m.Name, target)

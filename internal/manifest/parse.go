@@ -85,6 +85,14 @@ const (
 // range, and the byte offset. Parse does not limit len(data); the caller
 // should.
 func Parse(data []byte) (*Manifest, error) {
+	m, err := parse(data)
+	if err != nil {
+		return nil, &FormatError{Err: err}
+	}
+	return m, nil
+}
+
+func parse(data []byte) (*Manifest, error) {
 	if !utf8.Valid(data) {
 		return nil, fmt.Errorf("manifest: invalid UTF-8 near byte %d", invalidUTF8Offset(data))
 	}

@@ -27,6 +27,16 @@ const autoConfName = "postgresql.auto.conf"
 // confFile; postgresql.auto.conf there may be missing. A relative confFile or
 // dataDir is taken from the current directory.
 func Load(confFile, dataDir string) (*Config, error) {
+	return load(confFile, dataDir, nil)
+}
+
+// LoadOnly is Load reading only the files for which allow(absolute path)
+// is true; any other named file is skipped as if it did not exist.
+func LoadOnly(confFile, dataDir string, allow func(string) bool) (*Config, error) {
+	return load(confFile, dataDir, allow)
+}
+
+func load(confFile, dataDir string, allow func(string) bool) (*Config, error) {
 	if isBlankName(confFile) {
 		return nil, fmt.Errorf("empty configuration file name %q", confFile)
 	}
@@ -34,7 +44,7 @@ func Load(confFile, dataDir string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &loader{cfg: &Config{settings: make(map[string]Setting)}, main: true}
+	l := &loader{cfg: &Config{settings: make(map[string]Setting)}, main: true, allow: allow}
 	if err := l.file(conf, true, "", 0, 0); err != nil {
 		return nil, err
 	}
@@ -68,6 +78,8 @@ type loader struct {
 	main bool
 	// dataDirSetting is the last data_directory of the main files, if any.
 	dataDirSetting *Setting
+	// allow, if set, says which files may be read (LoadOnly).
+	allow func(string) bool
 }
 
 // resolveDataDir picks the data directory as documented on Load.
@@ -109,6 +121,10 @@ func (l *loader) file(location string, strict bool, callingFile string, callingL
 	// loops end at the depth limit.
 	if callingFile != "" && abs == callingFile {
 		return fmt.Errorf("configuration file recursion in %q line %d", callingFile, callingLine)
+	}
+	if l.allow != nil && !l.allow(abs) {
+		l.cfg.skipped = append(l.cfg.skipped, abs)
+		return nil
 	}
 	data, err := l.read(abs)
 	if err != nil {

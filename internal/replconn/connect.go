@@ -7,6 +7,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pg-standby/pg-standby/internal/printable"
+	"github.com/pg-standby/pg-standby/internal/redact"
 )
 
 // ParseConninfo parses a libpq conninfo the way pgconn (and so libpq's
@@ -14,13 +17,31 @@ import (
 func ParseConninfo(conninfo string) (*pgconn.Config, error) {
 	cfg, err := pgconn.ParseConfig(conninfo)
 	if err != nil {
-		return nil, err
+		return nil, &ConninfoError{conninfo: conninfo, err: err}
 	}
 	cfg.RuntimeParams["replication"] = "true"
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "pg-standby"
 	}
 	return cfg, nil
+}
+
+// ConninfoError is a conninfo pgconn cannot parse. Its message shows the
+// conninfo with every password redacted, in any form (pgconn's own message
+// misses some, e.g. password = 'a b'); it has no Unwrap, so that nothing
+// prints the cause's text by accident.
+type ConninfoError struct {
+	conninfo string
+	err      error
+}
+
+func (e *ConninfoError) Error() string {
+	reason := e.err.Error()
+	// pgconn words it "cannot parse `CONNINFO`: REASON"; keep only the reason.
+	if i := strings.LastIndex(reason, "`: "); strings.HasPrefix(reason, "cannot parse `") && i >= 0 {
+		reason = reason[i+3:]
+	}
+	return "cannot parse " + redact.Conninfo(e.conninfo) + ": " + redact.Text(reason)
 }
 
 // MaxMessageBody bounds the body of one protocol message from the primary.
@@ -40,7 +61,7 @@ func Connect(ctx context.Context, cfg *pgconn.Config, log *slog.Logger) (*pgconn
 	cfg = cfg.Copy()
 	cfg.MaxProtocolMessageBodyLen = MaxMessageBody
 	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		log.Warn("primary: "+n.Message, "severity", n.Severity, "sqlstate", n.Code, "detail", n.Detail)
+		log.Warn("primary: "+printable.Escape(n.Message), "severity", n.Severity, "sqlstate", n.Code, "detail", printable.Escape(n.Detail))
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {

@@ -75,7 +75,7 @@ func (p *Parser) Write(b []byte) (int, error) {
 			// Only zero padding may follow the end-of-archive blocks.
 			for _, c := range b {
 				if c != 0 {
-					return 0, errors.New("tar archive: data after the end-of-archive marker")
+					return 0, &FormatError{Err: errors.New("tar archive: data after the end-of-archive marker")}
 				}
 			}
 			b = nil
@@ -94,11 +94,11 @@ func (p *Parser) header() error {
 		return nil
 	}
 	if p.zeros != 0 {
-		return errors.New("tar archive: a single zero block inside the archive")
+		return &FormatError{Err: errors.New("tar archive: a single zero block inside the archive")}
 	}
 	m, err := parseHeader(&p.hdr)
 	if err != nil {
-		return fmt.Errorf("tar archive: %w", err)
+		return &FormatError{Err: fmt.Errorf("tar archive: %w", err)}
 	}
 	p.member = m
 	if err := p.next.Write(Header, &p.member, nil); err != nil {

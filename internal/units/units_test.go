@@ -108,8 +108,8 @@ func TestSettings(t *testing.T) {
 		{"pg-standby@.service", "Unit", "OnSuccess", []string{"postgresql@%i.service pg-standby-postgres@%i.service"}},
 		{"pg-standby@.service", "Unit", "Requires", nil},
 		{"pg-standby@.service", "Service", "Restart", []string{"on-failure"}},
-		// Exit statuses 2 (usage), 65 (corrupt), 77 (refused), 78 (configuration).
-		{"pg-standby@.service", "Service", "RestartPreventExitStatus", []string{"2 65 77 78"}},
+		// Exit statuses 2 (usage), 65 (corrupt), 76 (protocol), 77 (refused), 78 (configuration).
+		{"pg-standby@.service", "Service", "RestartPreventExitStatus", []string{"2 65 76 77 78"}},
 		{"pg-standby@.service", "Service", "ReadWritePaths", []string{"/var/lib/postgresql", "-%f"}},
 		// It would remove a running postgres' shared memory.
 		{"pg-standby@.service", "Service", "RemoveIPC", nil},
