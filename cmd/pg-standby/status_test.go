@@ -135,7 +135,9 @@ func pgStandby(t *testing.T, b *testbus.Bus, args ...string) string {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), b.Env())
 	out, err := cmd.Output()
-	if err != nil {
+	// status exits 3 for a state that needs the admin (a copied standby whose
+	// postgres these tests do not start): the output is still the answer.
+	if err != nil && !(args[0] == "status" && cmd.ProcessState.ExitCode() == exitFailedState) {
 		t.Fatalf("pg-standby %v: %v\n%s", args, err, out)
 	}
 	return string(out)
@@ -235,10 +237,10 @@ func TestBusDuringBackup(t *testing.T) {
 	}
 
 	st = status(t, b, "--pgdata", dir)
-	if st.State != stateStandby || st.Running || st.Job != nil {
-		t.Errorf("status --json after the backup: %+v, want standby, not running", st)
+	if st.State != stateNotRunning || st.Running || st.Job != nil {
+		t.Errorf("status --json after the backup: %+v, want not-running (copied, postgres not started)", st)
 	}
-	if line := pgStandby(t, b, "status", "--pgdata", dir); !strings.Contains(line, "complete standby") {
+	if line := pgStandby(t, b, "status", "--pgdata", dir); !strings.Contains(line, "copied but not starting: postgres is not running") {
 		t.Errorf("status after the backup: %q", line)
 	}
 }
@@ -298,8 +300,8 @@ func TestBusCancel(t *testing.T) {
 	if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
 		t.Fatalf("resumed run: status %d\n%s", code, out)
 	}
-	if st := status(t, b, "--pgdata", dir); st.State != stateStandby {
-		t.Errorf("status --json after the resumed run: %+v, want standby", st)
+	if st := status(t, b, "--pgdata", dir); st.State != stateNotRunning {
+		t.Errorf("status --json after the resumed run: %+v, want not-running (copied, postgres not started)", st)
 	}
 	verifyBackup(t, dir)
 }

@@ -70,7 +70,7 @@ func (s *stream) Started(start basebackup.Start) error {
 		s.res.Links[sp.link] = sp.local
 	}
 	// First write of this attempt: record what the instance keeps and count it.
-	s.b.pending.Recorded, s.b.pending.Keep = true, s.b.kept
+	s.b.pending.Recorded, s.b.pending.Keep, s.b.pending.Written = true, s.b.kept, true
 	s.b.pending.Attempts++
 	s.b.opt.Progress.Attempt.Store(int64(s.b.pending.Attempts))
 	if err := instance.WritePending(s.root, s.b.pending, s.b.fileMode); err != nil {

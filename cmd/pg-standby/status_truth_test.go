@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pg-standby/pg-standby/internal/testpg"
+)
+
+// statusOf runs pg-standby status (text and --json) without a bus, as
+// root when the test is root: the health probe then runs as postgres.
+func statusOf(t *testing.T, args ...string) (instanceStatus, string, int) {
+	t.Helper()
+	var st instanceStatus
+	out, err := exec.Command(binary, append([]string{"status", "--json"}, args...)...).Output()
+	if jerr := json.Unmarshal(out, &st); jerr != nil {
+		t.Fatalf("status --json %v: %v %v\n%s", args, err, jerr, out)
+	}
+	cmd := exec.Command(binary, append([]string{"status"}, args...)...)
+	line, _ := cmd.Output()
+	return st, strings.TrimSpace(string(line)), cmd.ProcessState.ExitCode()
+}
+
+// waitState polls status until the state is want.
+func waitState(t *testing.T, dir, want string) (instanceStatus, string, int) {
+	t.Helper()
+	var st instanceStatus
+	var line string
+	var code int
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if st, line, code = statusOf(t, "--pgdata", dir); st.State == want {
+			return st, line, code
+		}
+	}
+	t.Fatalf("status never %s; last: %q %+v health %+v", want, line, st, st.Health)
+	return st, line, code
+}
+
+// TestStandbyHealth: status of a standby pg-standby made, against the real
+// thing: not started; streaming; the walreceiver refused by the primary's
+// pg_hba.conf; postgres stopped; the WAL it needs removed on the primary.
+func TestStandbyHealth(t *testing.T) {
+	testpg.Require(t)
+	p := testpg.Start(t, testpg.Options{})
+	p.Pgbench(t, "-i", "-s", "1", "-q")
+	dir := initInstance(t, p)
+	if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
+		t.Fatalf("run: %d\n%s", code, out)
+	}
+
+	st, line, code := statusOf(t, "--pgdata", dir)
+	t.Logf("copied, postgres not started: %q exit %d", line, code)
+	if st.State != stateNotRunning || code != exitFailedState ||
+		line != dir+": copied but not starting: postgres is not running (no postmaster.pid)" {
+		t.Errorf("before postgres: %q exit %d %+v", line, code, st)
+	}
+
+	s := testpg.StartStandby(t, dir)
+	st, line, code = waitState(t, dir, stateStandby)
+	t.Logf("streaming: %q exit %d; health %+v", line, code, *st.Health)
+	h := st.Health
+	if code != 0 || !h.Streaming || h.WALReceiver != "streaming" || h.ReplayLSN == "" || h.LagBytes == nil ||
+		!strings.HasPrefix(line, dir+": complete standby, streaming from 127.0.0.1:") {
+		t.Errorf("streaming: %q exit %d %+v", line, code, h)
+	}
+
+	// The primary now refuses the replication role: the walreceiver is
+	// thrown out and cannot come back.
+	hba := filepath.Join(p.DataDir, "pg_hba.conf")
+	orig, err := os.ReadFile(hba)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hba, append([]byte("host replication replicator 127.0.0.1/32 reject\n"), orig...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.SQL(t, "SELECT pg_reload_conf()")
+	time.Sleep(500 * time.Millisecond)
+	p.SQL(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
+	st, line, code = waitState(t, dir, stateNotStream)
+	t.Logf("refused by pg_hba.conf: %q exit %d; health %+v", line, code, *st.Health)
+	if code != exitFailedState || !strings.HasPrefix(line, dir+": not streaming: ") || !strings.Contains(line, "pg_hba.conf rejects replication connection") {
+		t.Errorf("refused by pg_hba.conf: %q exit %d", line, code)
+	}
+	if err := os.WriteFile(hba, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.SQL(t, "SELECT pg_reload_conf()")
+	waitState(t, dir, stateStandby)
+
+	s.Stop(t)
+	st, line, code = statusOf(t, "--pgdata", dir)
+	t.Logf("postgres stopped: %q exit %d", line, code)
+	if st.State != stateNotRunning || code != exitFailedState {
+		t.Errorf("postgres stopped: %q exit %d", line, code)
+	}
+
+	// No slot, no wal_keep_size: a few segments and checkpoints later the
+	// primary has recycled what the standby needs.
+	for i := 0; i < 4; i++ {
+		p.SQL(t, "CREATE TABLE IF NOT EXISTS churn(x int); INSERT INTO churn SELECT generate_series(1, 1000); SELECT pg_switch_wal(); CHECKPOINT")
+	}
+	testpg.StartStandby(t, dir)
+	st, line, code = waitState(t, dir, stateFellBehind)
+	t.Logf("WAL removed: %q exit %d; health %+v", line, code, *st.Health)
+	if code != exitFailedState || line != dir+": fell behind: WAL removed on the primary (resync: the standby cannot catch up by streaming)" ||
+		!strings.Contains(st.Health.Reason, "has already been removed") {
+		t.Errorf("WAL removed: %q exit %d %+v", line, code, st.Health)
+	}
+}
