@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,5 +112,40 @@ func TestStandbyHealth(t *testing.T) {
 	if code != exitFailedState || line != dir+": fell behind: WAL removed on the primary (resync: the standby cannot catch up by streaming)" ||
 		!strings.Contains(st.Health.Reason, "has already been removed") {
 		t.Errorf("WAL removed: %q exit %d %+v", line, code, st.Health)
+	}
+}
+
+// TestStatusFailedBeforeWrite: an authentication failure before anything
+// was written is recorded: status says "attempt N failed: REASON", exits 3,
+// and attempts count from 1 (journal field, JSON).
+func TestStatusFailedBeforeWrite(t *testing.T) {
+	testpg.Require(t)
+	p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
+	dir := filepath.Join(testpg.TempDir(t), "standby")
+	conninfo := strings.Replace(p.ConnString(), "password="+p.Password, "password=wrong", 1)
+	if code, out := runWorker(t, "init", "--pgdata", dir, "--primary-conninfo", conninfo, "--port", "1"); code != 0 {
+		t.Fatalf("init: %d\n%s", code, out)
+	}
+	st, line, code := statusOf(t, "--pgdata", dir)
+	if st.State != stateNotStarted || code != 0 || line != dir+": backup not started" {
+		t.Errorf("before the first run: %q exit %d %+v", line, code, st)
+	}
+	for n := 1; n <= 2; n++ {
+		code, out := runWorker(t, "run", "--pgdata", dir, "--retries", "0")
+		if code != exitConfig {
+			t.Fatalf("run %d: exit %d, want %d\n%s", n, code, exitConfig, out)
+		}
+		if n == 1 {
+			t.Logf("run output:\n%s", out)
+			if !strings.Contains(out, `"attempt":1`) && !strings.Contains(out, "attempt=1") {
+				t.Errorf("run output has no attempt 1:\n%s", out)
+			}
+		}
+		st, line, code = statusOf(t, "--pgdata", dir)
+		want := fmt.Sprintf(`%s: backup not started: attempt %d failed: cannot connect to the primary 127.0.0.1:%d: FATAL: password authentication failed for user "replicator" (SQLSTATE 28P01)`, dir, n, p.Port)
+		t.Logf("after run %d: %q exit %d", n, line, code)
+		if !strings.HasPrefix(line, want) || code != exitFailedState || st.State != stateFailed || st.Attempt != n || st.LastError == "" || st.LastFailure == "" {
+			t.Errorf("after run %d: %q exit %d %+v\nwant %q, exit 3", n, line, code, st, want)
+		}
 	}
 }

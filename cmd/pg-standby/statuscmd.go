@@ -448,11 +448,12 @@ func jobLine(attempt int, j *jobStatus) string {
 	return s
 }
 
-// oneLineError makes a recorded error short enough for a status line.
+// oneLineError makes a recorded error one bounded line (fitLine cuts it
+// to a terminal's width).
 func oneLineError(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > 120 {
-		s = string(r[:120]) + "…"
+	if r := []rune(s); len(r) > 500 {
+		s = string(r[:500]) + "…"
 	}
 	return s
 }

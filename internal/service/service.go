@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
+	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/progress"
 )
 
@@ -80,6 +82,8 @@ func Run(ctx context.Context, cfg Config) (*backup.Result, error) {
 func attempt(ctx context.Context, cfg Config) (*backup.Result, error) {
 	tracker := progress.NewTracker()
 	opt := cfg.Backup
+	// The first report already carries this attempt's number (from 1).
+	tracker.Attempt.Store(int64(recordedAttempts(opt) + 1))
 	opt.Progress = tracker
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -137,4 +141,23 @@ func oneLine(err error) string {
 		s = s[:200] + "…"
 	}
 	return s
+}
+
+// recordedAttempts is the attempt count basebackup.signal holds (0 when
+// unreadable: backup.Run reports why).
+func recordedAttempts(opt backup.Options) int {
+	dir := opt.DataDir
+	if opt.Instance != nil {
+		dir = opt.Instance.DataDir
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return 0
+	}
+	defer root.Close()
+	p, err := instance.ReadPending(root)
+	if err != nil {
+		return 0
+	}
+	return p.Attempts
 }
