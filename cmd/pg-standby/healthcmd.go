@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pg-standby/pg-standby/internal/backup"
 	"github.com/pg-standby/pg-standby/internal/health"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/progress"
@@ -24,8 +25,8 @@ import (
 const exitFailedState = 3
 
 // stoppedError is the last error an attempt stopped by SIGTERM/SIGINT or
-// Cancel() records (the cancellation cause's text).
-const stoppedError = "stopped"
+// Cancel() records.
+const stoppedError = backup.Stopped
 
 // standbyHealth probes a copied standby. As root it runs the probe in a
 // child as the data directory's owner (pg-standby health-probe DIR): root

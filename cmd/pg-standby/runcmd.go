@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
@@ -73,35 +72,63 @@ func runCmd(ctx context.Context, args []string) int {
 	log := slog.New(journald.NewHandler(name, level))
 	opt.Log = log
 	n := notify.New(log)
-	// Live status on the system bus. Cancel() stops the worker exactly as
-	// systemctl stop does: by SIGTERM to itself, which main turns into the
-	// cancellation of ctx and, at the end, death by SIGTERM (resumable, and
-	// the unit's ExecStopPost= note keeps postgres from re-enqueuing it).
+	// Live status on the system bus. Cancel() stops the backup as SIGTERM
+	// does, then the worker exits exitBusCancel (not death by SIGTERM:
+	// before READY=1 systemd calls that a 'protocol' failure and restarts
+	// the unit). The unit lists it in RestartPreventExitStatus=, and its
+	// ExecStopPost= leaves the stop note for postgres' guard.
+	ctx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
 	bus := busapi.New(busapi.Config{
 		Instance: name, DataDir: in.DataDir, Log: log,
-		Cancel:    func() { syscall.Kill(os.Getpid(), syscall.SIGTERM) },
+		Cancel:    func() { cancelRun(errBusCancel) },
 		LastError: func() string { return pendingError(in) },
 	})
 	defer bus.Close()
 	res, err := service.Run(ctx, service.Config{
 		Backup: opt, Log: log, Notify: n, Retries: *retries, Stall: *stall,
 		Backoff: 5 * time.Second, MaxBackoff: 2 * time.Minute,
-		Sinks: []progress.Sink{n.Sink(*stall), journald.ProgressSink(log), bus},
+		Sinks: []progress.Sink{n.Sink(*stall), journald.ProgressSink(log, progress.Connecting, progress.Done), bus}, RetrySinks: []progress.Sink{bus},
 	})
 	switch {
 	case errors.Is(err, backup.ErrAlreadyStandby):
 		log.Info("already a standby: nothing to do", "pgdata", in.DataDir)
 		return exitOK
+	case errors.Is(err, context.Canceled):
+		bus.Completed(false, "stopped")
+		log.Info("stopped; the instance resumes at the next start", "by", context.Cause(ctx).Error(), "pgdata", in.DataDir)
+		if errors.Is(context.Cause(ctx), errBusCancel) {
+			return exitBusCancel
+		}
+		return exitCancelled
 	case err != nil:
 		bus.Completed(false, err.Error())
-		log.Error("backup failed: "+err.Error(), "error", err, "kind", backup.KindOf(err).String(), "pgdata", in.DataDir)
+		attempt := 0
+		if p, perr := readPending(in); perr == nil {
+			attempt = p.Attempts // the failed attempt, as basebackup.signal records it
+		}
+		log.Error("backup failed: "+err.Error(), "error", err, "kind", backup.KindOf(err).String(), "attempt", attempt, "pgdata", in.DataDir)
 		return exitCode(err)
 	}
 	bus.Completed(true, fmt.Sprintf("standby ready (%s copied, WAL up to %s)", progress.Bytes(res.Bytes), res.End))
-	log.Info("standby ready", "pgdata", in.DataDir, "start_lsn", res.Start.String(), "end_lsn", res.End.String(),
+	log.Info("standby ready", "phase", string(progress.Done), "pgdata", in.DataDir, "start_lsn", res.Start.String(), "end_lsn", res.End.String(),
 		"files", res.Files, "bytes", res.Bytes, "written", res.Written, "unchanged", res.Unchanged)
 	return exitOK
 }
+
+// exitBusCancel is run's exit after Cancel() on D-Bus: a stop, which the
+// unit neither restarts (RestartPreventExitStatus=) nor lets postgres
+// follow (its ExecStopPost= note).
+const exitBusCancel = 80
+
+// errBusCancel is the cancellation cause of Cancel(); a context.Canceled
+// to errors.Is, as a signal's is.
+var errBusCancel error = busCancel{}
+
+type busCancel struct{}
+
+func (busCancel) Error() string        { return "Cancel() on D-Bus" }
+func (busCancel) Is(target error) bool { return target == context.Canceled }
 
 // instanceArg resolves the one INSTANCE argument, or --pgdata.
 func instanceArg(fs *flag.FlagSet, pgdata, confFile string, forInit bool) (*instance.Instance, error) {

@@ -283,18 +283,21 @@ func TestBusCancel(t *testing.T) {
 	if out, err := exec.Command("busctl", call...).CombinedOutput(); err != nil {
 		t.Fatalf("Cancel as root: %v\n%s", err, out)
 	}
-	if code := wk.wait(t); code != -int(syscall.SIGTERM) {
-		t.Errorf("after Cancel: status %d, want death by SIGTERM like systemctl stop\n%s", code, wk.output.String())
+	if code := wk.wait(t); code != exitBusCancel {
+		t.Errorf("after Cancel: status %d, want %d (a stop the unit does not restart)\n%s", code, exitBusCancel, wk.output.String())
+	}
+	if out := wk.output.String(); !strings.Contains(out, `msg="stopped; the instance resumes at the next start"`) || strings.Contains(out, "backup failed") {
+		t.Errorf("after Cancel: want the stop said as such, no failure:\n%s", out)
 	}
 	if body := w.completed(t); len(body) != 2 || body[0] != false {
 		t.Errorf("Completed%v, want (false, …)", body)
 	}
 	st = status(t, b, "--pgdata", dir)
 	t.Logf("status --json after Cancel: %+v", st)
-	if st.State != stateInterrupted || st.Running || st.Attempt != 1 || st.LastError == "" || st.LastFailure == "" {
-		t.Errorf("status --json after Cancel: %+v, want interrupted, attempt 1, last error and time", st)
+	if st.State != stateInterrupted || st.Running || st.Attempt != 1 || st.LastError != "stopped" || st.LastFailure == "" || st.exitStatus() != 0 {
+		t.Errorf("status --json after Cancel: %+v, want interrupted, attempt 1, stopped and when, exit 0", st)
 	}
-	if line := pgStandby(t, b, "status", "--pgdata", dir); !strings.Contains(line, "backup in progress, not running: attempt 1 failed") {
+	if line := pgStandby(t, b, "status", "--pgdata", dir); line != dir+": backup in progress, not running: attempt 1 stopped\n" {
 		t.Errorf("status after Cancel: %q", line)
 	}
 	if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {

@@ -3,13 +3,16 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pg-standby/pg-standby/internal/busapi"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
@@ -137,7 +140,7 @@ func TestStatusFailedBeforeWrite(t *testing.T) {
 		}
 		if n == 1 {
 			t.Logf("run output:\n%s", out)
-			if !strings.Contains(out, `"attempt":1`) && !strings.Contains(out, "attempt=1") {
+			if !regexp.MustCompile(`msg="backup failed: [^\n]* attempt=1 `).MatchString(out) {
 				t.Errorf("run output has no attempt 1:\n%s", out)
 			}
 		}
@@ -147,5 +150,46 @@ func TestStatusFailedBeforeWrite(t *testing.T) {
 		if !strings.HasPrefix(line, want) || code != exitFailedState || st.State != stateFailed || st.Attempt != n || st.LastError == "" || st.LastFailure == "" {
 			t.Errorf("after run %d: %q exit %d %+v\nwant %q, exit 3", n, line, code, st, want)
 		}
+	}
+}
+
+// TestBackoffVisible: a primary that refuses connections: the back-off says
+// why in the journal message, in STATUS= and in status (D-Bus phase
+// waiting-retry and LastError), and the count of retries is bounded.
+func TestBackoffVisible(t *testing.T) {
+	testpg.Require(t)
+	b := startBus(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := filepath.Join(testpg.TempDir(t), "standby")
+	if code, out := runWorker(t, "init", "--pgdata", dir, "--primary-conninfo", fmt.Sprintf("host=127.0.0.1 port=%d user=replicator", port), "--port", "1"); code != 0 {
+		t.Fatalf("init: %d\n%s", code, out)
+	}
+	reason := fmt.Sprintf("cannot connect to the primary 127.0.0.1:%d: connection refused", port)
+	nl := listenNotify(t)
+	w := watch(t, b, dir)
+	wk := startWorker(t, []string{b.Env(), "NOTIFY_SOCKET=" + nl.path}, "run", "--pgdata", dir, "--retries", "1")
+	w.waitPhase(t, wk, busapi.PhaseRetry)
+	line := strings.TrimSpace(pgStandby(t, b, "status", "--pgdata", dir))
+	if want := dir + ": running, attempt 1 failed, waiting to retry: " + reason; line != want {
+		t.Errorf("status while backing off:\n%q\nwant\n%q", line, want)
+	}
+	if code := wk.wait(t); code != exitTransient {
+		t.Fatalf("run: exit %d, want %d\n%s", code, exitTransient, wk.output.String())
+	}
+	out := wk.output.String()
+	if want := fmt.Sprintf(`msg="attempt 1 failed: %s; attempt 2 in 5s (retry 1 of 1)"`, reason); !strings.Contains(out, want) {
+		t.Errorf("log has no %s:\n%s", want, out)
+	}
+	msgs := strings.Join(nl.drain(), "\n")
+	if want := "STATUS=attempt 2 in 5s: " + reason; !strings.Contains(msgs, want) {
+		t.Errorf("no %q in the notifications:\n%s", want, msgs)
+	}
+	if _, line, code := statusOf(t, "--pgdata", dir); line != dir+": backup not started: attempt 2 failed: "+reason || code != exitFailedState {
+		t.Errorf("status after the retries: %q exit %d", line, code)
 	}
 }

@@ -390,6 +390,9 @@ func (st instanceStatus) line() string {
 		b.WriteString("running")
 		if j := st.Job; j != nil {
 			b.WriteString(", " + jobLine(st.Attempt, j))
+			if j.Phase == busapi.PhaseRetry && st.LastError != "" {
+				b.WriteString(": " + oneLineError(st.LastError))
+			}
 		} else if st.PID != 0 {
 			fmt.Fprintf(&b, " (pid %d; no live status on D-Bus)", st.PID)
 		}
@@ -425,6 +428,9 @@ func (st instanceStatus) line() string {
 
 // jobLine is a live job as "attempt 2: copying 1.2 of 3.4 GiB (35%), 12.0 MiB/s, 1m30s left".
 func jobLine(attempt int, j *jobStatus) string {
+	if j.Phase == busapi.PhaseRetry {
+		return fmt.Sprintf("attempt %d failed, waiting to retry", attempt)
+	}
 	var s string
 	if attempt > 0 {
 		s = fmt.Sprintf("attempt %d: ", attempt)

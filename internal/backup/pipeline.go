@@ -265,7 +265,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	// basebackup.signal, for pg-standby status when no worker runs.
 	defer func() {
 		if err != nil && s.recorded {
-			b.pending.LastError, b.pending.LastFailure = err.Error(), time.Now()
+			b.pending.LastError, b.pending.LastFailure = failureText(err), time.Now()
 			if werr := instance.WritePending(root, b.pending, b.fileMode); werr != nil {
 				b.log.Warn("could not record the failure in "+instance.BackupSignal, "error", werr)
 			}

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"os"
 	"time"
 
@@ -35,8 +36,19 @@ func (b *attempt) recordUnwritten(ctx context.Context, before int, err error) {
 		return
 	}
 	b.pending.Attempts++
-	b.pending.LastError, b.pending.LastFailure = err.Error(), time.Now()
+	b.pending.LastError, b.pending.LastFailure = failureText(err), time.Now()
 	if werr := instance.WritePending(root, b.pending, fi.Mode().Perm()); werr != nil {
 		b.log.Warn("could not record the failure in "+instance.BackupSignal, "error", werr)
 	}
+}
+
+// Stopped is what basebackup.signal records for an attempt that was
+// stopped (SIGTERM, SIGINT, Cancel()): not a failure.
+const Stopped = "stopped"
+
+func failureText(err error) string {
+	if errors.Is(err, context.Canceled) {
+		return Stopped
+	}
+	return err.Error()
 }
