@@ -5,8 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,7 +42,7 @@ func runCmd(ctx context.Context, args []string) int {
 	pgdata := fs.String("pgdata", "", "data directory of an instance given directly (instead of INSTANCE)")
 	fs.StringVar(&opt.ConfFile, "config-file", "", "with --pgdata: the instance's postgresql.conf (default DIR/postgresql.conf)")
 	fs.StringVar(&opt.Checkpoint, "checkpoint", "", "checkpoint mode on the primary: fast or spread (default: pg_standby.checkpoint, else fast)")
-	fs.Int64Var(&opt.MaxRateKB, "max-rate", 0, "limit the primary's send rate in kB/s, 32..1048576 (default: pg_standby.max_rate)")
+	fs.Int64Var(&opt.MaxRateKB, "max-rate", 0, "limit the primary's send rate in kB/s, 32..1048576; 0: no limit for this run (default: pg_standby.max_rate)")
 	fs.StringVar(&opt.ManifestChecksums, "manifest-checksums", "", "manifest checksums: CRC32C (default), SHA224, SHA256, SHA384, SHA512, NONE")
 	fs.Var(mappings(opt.TablespaceMapping), "tablespace-mapping", "put the primary's tablespace at OLD at NEW here (repeatable; default: pg_standby.tablespace_mapping)")
 	fs.StringVar(&opt.Compression, "compress", "", "server-side compression METHOD[:DETAIL]: gzip, lz4, zstd (e.g. zstd:level=3), or none (default: pg_standby.compression)")
@@ -55,6 +58,11 @@ func runCmd(ctx context.Context, args []string) int {
 	if err := parseInterspersed(fs, args); err != nil {
 		return parseExit(err)
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "max-rate" && opt.MaxRateKB == 0 {
+			opt.MaxRateKB = backup.NoMaxRate // lifts a stored limit, for this run
+		}
+	})
 	in, err := instanceArg(fs, *pgdata, opt.ConfFile, false)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pg-standby run:", err)
@@ -72,6 +80,13 @@ func runCmd(ctx context.Context, args []string) int {
 	log := slog.New(journald.NewHandler(name, level))
 	opt.Log = log
 	n := notify.New(log)
+	// A finished standby: nothing to do, and nothing to publish on the bus
+	// (a publisher that is closed while it connects would only log noise).
+	if st, err := in.Inspect(); err == nil && st == instance.Standby {
+		n.Ready("already a standby: nothing to do")
+		log.Info("already a standby: nothing to do", "pgdata", in.DataDir)
+		return exitOK
+	}
 	// Live status on the system bus. Cancel() stops the backup as SIGTERM
 	// does, then the worker exits exitBusCancel (not death by SIGTERM:
 	// before READY=1 systemd calls that a 'protocol' failure and restarts
@@ -140,5 +155,23 @@ func instanceArg(fs *flag.FlagSet, pgdata, confFile string, forInit bool) (*inst
 	case fs.NArg() != 1:
 		return nil, errors.New("want exactly one INSTANCE (or --pgdata DIR)")
 	}
-	return instance.Resolve(fs.Arg(0), forInit)
+	in, err := instance.Resolve(fs.Arg(0), forInit)
+	if err == nil && !forInit && in.Debian == nil {
+		err = typoedCluster(fs.Arg(0), in.DataDir)
+	}
+	return in, err
+}
+
+// typoedCluster: a name like a Debian cluster's (15-nope) that is none and
+// whose reading as an escaped path names no directory either is a typo;
+// say that rather than "/15/nope does not exist".
+func typoedCluster(name, path string) error {
+	ver, cluster, ok := strings.Cut(name, "-")
+	if _, err := strconv.Atoi(ver); !ok || err != nil || cluster == "" || strings.HasPrefix(name, "/") {
+		return nil
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("no Debian cluster %s (%s) and not a path (no directory %s)", name, filepath.Join(instance.ConfRoot(), ver, cluster), path)
 }

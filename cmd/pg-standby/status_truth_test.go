@@ -193,3 +193,74 @@ func TestBackoffVisible(t *testing.T) {
 		t.Errorf("status after the retries: %q exit %d", line, code)
 	}
 }
+
+// TestRunOnStandbyQuiet: run on a finished standby, with the bus up, says
+// one line and nothing about D-Bus.
+func TestRunOnStandbyQuiet(t *testing.T) {
+	b := startBus(t)
+	dir := filepath.Join(testpg.TempDir(t), "standby")
+	for _, f := range []string{"global/pg_control", "standby.signal", "postgresql.conf"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o700)
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testpg.Chown(t, dir)
+	wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir)
+	if code := wk.wait(t); code != 0 {
+		t.Fatalf("run: %d\n%s", code, wk.output.String())
+	}
+	out := strings.TrimSpace(wk.output.String())
+	if strings.Count(out, "\n") != 0 || !strings.Contains(out, `msg="already a standby: nothing to do"`) || strings.Contains(out, "D-Bus") {
+		t.Errorf("run on a standby said:\n%s\nwant one line, already a standby, nothing about D-Bus", out)
+	}
+}
+
+// TestTypoInstance: a cluster name that is no cluster says so.
+func TestTypoInstance(t *testing.T) {
+	root := t.TempDir()
+	for _, args := range [][]string{{"status", "15-nope"}, {"run", "15-nope"}} {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(os.Environ(), "PG_CLUSTER_CONF_ROOT="+root)
+		out, _ := cmd.CombinedOutput()
+		want := fmt.Sprintf("pg-standby %s: no Debian cluster 15-nope (%s/15/nope) and not a path (no directory /15/nope)\n", args[0], root)
+		if string(out) != want || cmd.ProcessState.ExitCode() != exitUsage {
+			t.Errorf("%v: %q exit %d, want %q exit %d", args, out, cmd.ProcessState.ExitCode(), want, exitUsage)
+		}
+	}
+}
+
+// TestInitHelp: init -h names the command's arguments.
+func TestInitHelp(t *testing.T) {
+	cmd := exec.Command(binary, "init", "-h")
+	out, _ := cmd.CombinedOutput()
+	want := "Usage:\n  pg-standby init INSTANCE --primary-conninfo CONNINFO [options]\n  pg-standby init --pgdata DIR --primary-conninfo CONNINFO [options]\n\nOptions:\n"
+	if !strings.HasPrefix(string(out), want) || cmd.ProcessState.ExitCode() != 0 {
+		t.Errorf("init -h: exit %d\n%s\nwant it to begin with\n%s", cmd.ProcessState.ExitCode(), out, want)
+	}
+}
+
+// TestMaxRateZeroLiftsLimit: run --max-rate 0 copies at full speed although
+// the instance stores 32 kB/s (which would take minutes); the journal says
+// connecting and standby ready once each.
+func TestMaxRateZeroLiftsLimit(t *testing.T) {
+	testpg.Require(t)
+	p := testpg.Start(t, testpg.Options{})
+	p.Pgbench(t, "-i", "-s", "1", "-q")
+	dir := initInstance(t, p, "--max-rate", "32")
+	began := time.Now()
+	code, out := runWorker(t, "run", "--pgdata", dir, "--max-rate", "0")
+	took := time.Since(began)
+	t.Logf("run --max-rate 0 over a stored 32 kB/s: exit %d in %v", code, took.Round(time.Millisecond))
+	if code != 0 || took > time.Minute {
+		t.Fatalf("run --max-rate 0: exit %d in %v\n%s", code, took, out)
+	}
+	for _, msg := range []string{`msg="standby ready"`, `msg="connecting to primary"`} {
+		if n := strings.Count(out, msg); n != 1 {
+			t.Errorf("%d lines with %s, want 1:\n%s", n, msg, out)
+		}
+	}
+	if n := strings.Count(out, "msg=connecting "); n != 0 {
+		t.Errorf("the progress sink repeats connecting:\n%s", out)
+	}
+}

@@ -249,7 +249,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 
 	b.opt.Progress.SetPhase(progress.Checkpoint)
 	opts := basebackup.Options{
-		Label: b.label(), Checkpoint: b.opt.Checkpoint, ManifestChecksums: alg.String(), MaxRateKB: b.opt.MaxRateKB,
+		Label: b.label(), Checkpoint: b.opt.Checkpoint, ManifestChecksums: alg.String(), MaxRateKB: max(b.opt.MaxRateKB, 0), // NoMaxRate: none
 	}
 	if method, detail, _ := strings.Cut(b.opt.Compression, ":"); method != "" && method != "none" {
 		s.method, opts.Compression, opts.CompressionDetail = method, method, detail
