@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -77,7 +78,16 @@ func runCmd(ctx context.Context, args []string) int {
 	if name == "" {
 		name = in.DataDir
 	}
-	log := slog.New(journald.NewHandler(name, level))
+	// On a terminal (and not the journal's stream), one live progress line.
+	var term *progress.Terminal
+	var logTo io.Writer = os.Stderr
+	if os.Getenv("JOURNAL_STREAM") == "" {
+		if term = progress.NewTerminal(os.Stderr); term != nil {
+			logTo = term
+			defer term.Close()
+		}
+	}
+	log := slog.New(journald.NewHandlerTo(logTo, name, level))
 	opt.Log = log
 	n := notify.New(log)
 	// A finished standby: nothing to do, and nothing to publish on the bus
@@ -103,7 +113,7 @@ func runCmd(ctx context.Context, args []string) int {
 	res, err := service.Run(ctx, service.Config{
 		Backup: opt, Log: log, Notify: n, Retries: *retries, Stall: *stall,
 		Backoff: 5 * time.Second, MaxBackoff: 2 * time.Minute,
-		Sinks: []progress.Sink{n.Sink(*stall), journald.ProgressSink(log, progress.Connecting, progress.Done), bus}, RetrySinks: []progress.Sink{bus},
+		Sinks: sinks(n.Sink(*stall), journald.ProgressSink(log, progress.Connecting, progress.Done), bus, term), RetrySinks: []progress.Sink{bus},
 	})
 	switch {
 	case errors.Is(err, backup.ErrAlreadyStandby):
@@ -129,6 +139,14 @@ func runCmd(ctx context.Context, args []string) int {
 	log.Info("standby ready", "phase", string(progress.Done), "pgdata", in.DataDir, "start_lsn", res.Start.String(), "end_lsn", res.End.String(),
 		"files", res.Files, "bytes", res.Bytes, "written", res.Written, "unchanged", res.Unchanged)
 	return exitOK
+}
+
+// sinks are the non-nil ones of ks (term is nil off a terminal).
+func sinks(n, j, bus progress.Sink, term *progress.Terminal) []progress.Sink {
+	if term == nil {
+		return []progress.Sink{n, j, bus}
+	}
+	return []progress.Sink{n, j, bus, term}
 }
 
 // exitBusCancel is run's exit after Cancel() on D-Bus: a stop, which the

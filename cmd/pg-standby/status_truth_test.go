@@ -6,11 +6,16 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pg-standby/pg-standby/internal/busapi"
 	"github.com/pg-standby/pg-standby/internal/testpg"
@@ -263,4 +268,94 @@ func TestMaxRateZeroLiftsLimit(t *testing.T) {
 	if n := strings.Count(out, "msg=connecting "); n != 0 {
 		t.Errorf("the progress sink repeats connecting:\n%s", out)
 	}
+}
+
+// openPTY opens a pseudo-terminal pair of 100 columns (the master is read).
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 100}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// TestTerminalProgress: on a terminal, run redraws one progress line with
+// \r (phase, bytes, %, rate, time left), cut to the terminal's width; log
+// lines go above it.
+func TestTerminalProgress(t *testing.T) {
+	testpg.Require(t)
+	p := testpg.Start(t, testpg.Options{})
+	p.Pgbench(t, "-i", "-s", "2", "-q")
+	dir := initInstance(t, p, "--max-rate", "8192")
+	m, s := openPTY(t)
+	var out strings.Builder
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := m.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	wk := &worker{cmd: exec.Command(binary, "run", "--pgdata", dir)}
+	wk.cmd.Stdout, wk.cmd.Stderr = s, s
+	wk.cmd.Env = append(os.Environ(), "JOURNAL_STREAM=")
+	if os.Geteuid() == 0 {
+		wk.cmd.SysProcAttr = postgresCred(t)
+	}
+	if err := wk.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if code := wk.wait(t); code != 0 {
+		t.Fatalf("run on a terminal: exit %d", code)
+	}
+	s.Close()
+	m.SetReadDeadline(time.Now().Add(2 * time.Second))
+	<-done
+	got := out.String()
+	redraws := regexp.MustCompile(`\r(attempt \d+: )?copying [0-9.]+ [KMG]?i?B of [0-9.]+ [KMG]iB \(\d+%\), [0-9.]+ [KMG]iB/s, \d+s left\x1b\[K`).FindAllString(got, -1)
+	t.Logf("%d redraws of the progress line, e.g. %q", len(redraws), redraws[len(redraws)/2:][0])
+	if len(redraws) < 2 {
+		t.Errorf("want the progress line redrawn with \\r several times:\n%q", got)
+	}
+	for _, l := range strings.Split(strings.ReplaceAll(got, "\r\n", "\n"), "\r") {
+		if line := strings.TrimSuffix(strings.SplitN(l, "\n", 2)[0], "\x1b[K"); len([]rune(line)) >= 100 && strings.HasPrefix(line, "copying") {
+			t.Errorf("progress line wider than the terminal: %q", line)
+		}
+	}
+	if !strings.Contains(got, `msg="standby ready"`) {
+		t.Errorf("no log lines on the terminal:\n%q", got)
+	}
+}
+
+// postgresCred runs a child as postgres (the instance's owner under root).
+func postgresCred(t *testing.T) *syscall.SysProcAttr {
+	t.Helper()
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 }
