@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,21 +41,31 @@ func standbyHealth(ctx context.Context, in *instance.Instance) (*health.Report, 
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if os.Geteuid() != 0 || !ok || st.Uid == 0 {
 		// Not root, or a directory of root's (where no postgres runs).
-		r := health.Probe(ctx, in.DataDir)
+		r := health.Probe(ctx, in.DataDir, serverLog(in))
 		return &r, nil
 	}
-	return probeAsOwner(ctx, in.DataDir, st.Uid, st.Gid)
+	return probeAsOwner(ctx, in.DataDir, serverLog(in), st.Uid, st.Gid)
+}
+
+// serverLog is where pg_ctlcluster has a Debian cluster's server log by
+// default; "" for a path instance (no known place when it is not running).
+func serverLog(in *instance.Instance) string {
+	if in.Debian == nil {
+		return ""
+	}
+	ver, cluster, _ := strings.Cut(in.Name, "-")
+	return "/var/log/postgresql/postgresql-" + ver + "-" + cluster + ".log"
 }
 
 // probeAsOwner runs "pg-standby health-probe DIR" as uid/gid, reading its JSON.
-func probeAsOwner(ctx context.Context, dataDir string, uid, gid uint32) (*health.Report, error) {
+func probeAsOwner(ctx context.Context, dataDir, logFile string, uid, gid uint32) (*health.Report, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, "health-probe", dataDir)
+	cmd := exec.CommandContext(ctx, exe, "health-probe", dataDir, logFile)
 	env := []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
 	if u, err := user.LookupId(strconv.Itoa(int(uid))); err == nil {
 		env = append(env, "HOME="+u.HomeDir, "USER="+u.Username)
@@ -89,10 +100,10 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 
 // healthProbeCmd is the child of standbyHealth: the probe as JSON.
 func healthProbeCmd(ctx context.Context, args []string) int {
-	if len(args) != 1 {
+	if len(args) != 2 {
 		return exitUsage
 	}
-	out, _ := json.Marshal(health.Probe(ctx, args[0]))
+	out, _ := json.Marshal(health.Probe(ctx, args[0], args[1]))
 	fmt.Println(string(out))
 	return exitOK
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -37,13 +39,22 @@ type Report struct {
 }
 
 // Probe inspects the standby in dataDir. It never fails: what it cannot
-// find out is said in Reason.
-func Probe(ctx context.Context, dataDir string) Report {
+// find out is said in Reason. logFile, if not "", is where the server logs
+// when it is not running (Debian's pg_ctlcluster: /var/log/postgresql/
+// postgresql-VERSION-CLUSTER.log): its last FATAL line says why it stopped.
+func Probe(ctx context.Context, dataDir, logFile string) Report {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	pm, err := readPostmaster(dataDir)
 	if err != nil {
-		return Report{Postmaster: "not-running", Reason: err.Error()}
+		r := Report{Postmaster: "not-running", Reason: err.Error()}
+		if logFile != "" {
+			if f, err := os.OpenFile(logFile, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+				r.ServerLog = lastFatalIn(f)
+				f.Close()
+			}
+		}
+		return r
 	}
 	r := Report{Postmaster: "running", PID: pm.pid, ServerLog: lastFatal(pm.pid)}
 	switch pm.status {

@@ -64,6 +64,11 @@ func lastFatal(pid int) string {
 		return ""
 	}
 	defer f.Close()
+	return lastFatalIn(f)
+}
+
+// lastFatalIn is the last FATAL line in the last 64 KiB of f, if a regular file.
+func lastFatalIn(f *os.File) string {
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
 		return ""
