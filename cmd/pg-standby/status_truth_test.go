@@ -114,13 +114,27 @@ func TestStandbyHealth(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		p.SQL(t, "CREATE TABLE IF NOT EXISTS churn(x int); INSERT INTO churn SELECT generate_series(1, 1000); SELECT pg_switch_wal(); CHECKPOINT")
 	}
-	testpg.StartStandby(t, dir)
+	s = testpg.StartStandby(t, dir)
 	st, line, code = waitState(t, dir, stateFellBehind)
 	t.Logf("WAL removed: %q exit %d; health %+v", line, code, *st.Health)
 	if code != exitFailedState || line != dir+": fell behind: WAL removed on the primary (resync: the standby cannot catch up by streaming)" ||
 		!strings.Contains(st.Health.Reason, "has already been removed") {
 		t.Errorf("WAL removed: %q exit %d %+v", line, code, st.Health)
 	}
+
+	// The resync README.md describes: stop postgres, basebackup.signal as
+	// the owner, run again (it reuses what is unchanged), start postgres.
+	s.Stop(t)
+	if err := os.WriteFile(filepath.Join(dir, "basebackup.signal"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testpg.Chown(t, dir)
+	if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
+		t.Fatalf("re-seed run: %d\n%s", code, out)
+	}
+	testpg.StartStandby(t, dir)
+	_, line, _ = waitState(t, dir, stateStandby)
+	t.Logf("re-seeded: %q", line)
 }
 
 // TestStatusFailedBeforeWrite: an authentication failure before anything
