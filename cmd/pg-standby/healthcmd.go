@@ -39,6 +39,9 @@ func standbyHealth(ctx context.Context, in *instance.Instance) (*health.Report, 
 		return nil, err
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok && os.Geteuid() != 0 && uint32(os.Geteuid()) != st.Uid {
+		return nil, fmt.Errorf("the standby's health is known to root and to the data directory's owner (uid %d) only", st.Uid)
+	}
 	if os.Geteuid() != 0 || !ok || st.Uid == 0 {
 		// Not root, or a directory of root's (where no postgres runs).
 		r := health.Probe(ctx, in.DataDir, serverLog(in))
