@@ -3,12 +3,28 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
+	"strings"
 )
+
+// synopses are the commands' usage lines for -h (as in main's usage).
+var synopses = map[string]string{
+	"init":   "init INSTANCE --primary-conninfo CONNINFO [options]\ninit --pgdata DIR --primary-conninfo CONNINFO [options]",
+	"run":    "run INSTANCE [options]\nrun --pgdata DIR [options]",
+	"status": "status [INSTANCE | --pgdata DIR] [--json]",
+	"list":   "list [--json]",
+}
 
 // parseInterspersed parses flags before and after the positional arguments
 // ("init 15-standby --primary-conninfo …"): the flag package alone stops at
 // the first argument that is not a flag.
 func parseInterspersed(fs *flag.FlagSet, args []string) error {
+	if syn, ok := synopses[fs.Name()]; ok {
+		fs.Usage = func() {
+			fmt.Fprintf(fs.Output(), "Usage:\n  pg-standby %s\n\nOptions:\n", strings.ReplaceAll(syn, "\n", "\n  pg-standby "))
+			fs.PrintDefaults()
+		}
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

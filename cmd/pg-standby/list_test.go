@@ -48,7 +48,7 @@ func TestListDebian(t *testing.T) {
 		}
 		return string(out)
 	}
-	want := "15-pending: backup not started\n15-ready: complete standby\n"
+	want := "15-pending: backup not started\n15-ready: copied but not starting: postgres is not running (no postmaster.pid)\n"
 	if got := run("list"); got != want {
 		t.Errorf("list:\n%s\nwant:\n%s", got, want)
 	}
@@ -72,7 +72,7 @@ func TestListDebian(t *testing.T) {
 		t.Errorf("status --json 15-pending: %s", out)
 	}
 	var all []instanceStatus
-	if err := json.Unmarshal([]byte(run("list", "--json")), &all); err != nil || len(all) != 2 || all[1].State != stateStandby {
+	if err := json.Unmarshal([]byte(run("list", "--json")), &all); err != nil || len(all) != 2 || all[1].State != stateNotRunning {
 		t.Errorf("list --json: %v %+v", err, all)
 	}
 }

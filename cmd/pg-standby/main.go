@@ -77,6 +77,8 @@ func run(ctx context.Context, args []string) int {
 		return conditionCmd(ctx, args[1:])
 	case "postgres":
 		return postgresCmd(args[1:])
+	case "health-probe": // status' child as the data directory's owner; not for users
+		return healthProbeCmd(ctx, args[1:])
 	case "version", "--version":
 		fmt.Println("pg-standby", version)
 		return exitOK

@@ -235,6 +235,10 @@ func TestSIGTERMMidCopy(t *testing.T) {
 	if code := w.wait(t); code != -int(syscall.SIGTERM) {
 		t.Errorf("after SIGTERM: status %d, want death by SIGTERM\n%s", code, w.output.String())
 	}
+	// A stop is said as one: not "backup failed: stopped by terminated".
+	if out := w.output.String(); !strings.Contains(out, `msg="stopped; the instance resumes at the next start" instance=`+dir+` by="stopped by terminated"`) || strings.Contains(out, "backup failed") {
+		t.Errorf("after SIGTERM the log says:\n%s", out)
+	}
 	msgs := l.drain()
 	if len(msgs) == 0 || !strings.Contains(msgs[len(msgs)-1], "STOPPING=1") {
 		t.Errorf("last notifications %q, want STOPPING=1", msgs)

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
@@ -40,7 +43,7 @@ func runCmd(ctx context.Context, args []string) int {
 	pgdata := fs.String("pgdata", "", "data directory of an instance given directly (instead of INSTANCE)")
 	fs.StringVar(&opt.ConfFile, "config-file", "", "with --pgdata: the instance's postgresql.conf (default DIR/postgresql.conf)")
 	fs.StringVar(&opt.Checkpoint, "checkpoint", "", "checkpoint mode on the primary: fast or spread (default: pg_standby.checkpoint, else fast)")
-	fs.Int64Var(&opt.MaxRateKB, "max-rate", 0, "limit the primary's send rate in kB/s, 32..1048576 (default: pg_standby.max_rate)")
+	fs.Int64Var(&opt.MaxRateKB, "max-rate", 0, "limit the primary's send rate in kB/s, 32..1048576; 0: no limit for this run (default: pg_standby.max_rate)")
 	fs.StringVar(&opt.ManifestChecksums, "manifest-checksums", "", "manifest checksums: CRC32C (default), SHA224, SHA256, SHA384, SHA512, NONE")
 	fs.Var(mappings(opt.TablespaceMapping), "tablespace-mapping", "put the primary's tablespace at OLD at NEW here (repeatable; default: pg_standby.tablespace_mapping)")
 	fs.StringVar(&opt.Compression, "compress", "", "server-side compression METHOD[:DETAIL]: gzip, lz4, zstd (e.g. zstd:level=3), or none (default: pg_standby.compression)")
@@ -56,6 +59,11 @@ func runCmd(ctx context.Context, args []string) int {
 	if err := parseInterspersed(fs, args); err != nil {
 		return parseExit(err)
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "max-rate" && opt.MaxRateKB == 0 {
+			opt.MaxRateKB = backup.NoMaxRate // lifts a stored limit, for this run
+		}
+	})
 	in, err := instanceArg(fs, *pgdata, opt.ConfFile, false)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pg-standby run:", err)
@@ -70,38 +78,90 @@ func runCmd(ctx context.Context, args []string) int {
 	if name == "" {
 		name = in.DataDir
 	}
-	log := slog.New(journald.NewHandler(name, level))
+	// On a terminal (and not the journal's stream), one live progress line.
+	var term *progress.Terminal
+	var logTo io.Writer = os.Stderr
+	if os.Getenv("JOURNAL_STREAM") == "" {
+		if term = progress.NewTerminal(os.Stderr); term != nil {
+			logTo = term
+			defer term.Close()
+		}
+	}
+	log := slog.New(journald.NewHandlerTo(logTo, name, level))
 	opt.Log = log
 	n := notify.New(log)
-	// Live status on the system bus. Cancel() stops the worker exactly as
-	// systemctl stop does: by SIGTERM to itself, which main turns into the
-	// cancellation of ctx and, at the end, death by SIGTERM (resumable, and
-	// the unit's ExecStopPost= note keeps postgres from re-enqueuing it).
+	// A finished standby: nothing to do, and nothing to publish on the bus
+	// (a publisher that is closed while it connects would only log noise).
+	if st, err := in.Inspect(); err == nil && st == instance.Standby {
+		n.Ready("already a standby: nothing to do")
+		log.Info("already a standby: nothing to do", "pgdata", in.DataDir)
+		return exitOK
+	}
+	// Live status on the system bus. Cancel() stops the backup as SIGTERM
+	// does, then the worker exits exitBusCancel (not death by SIGTERM:
+	// before READY=1 systemd calls that a 'protocol' failure and restarts
+	// the unit). The unit lists it in RestartPreventExitStatus=, and its
+	// ExecStopPost= leaves the stop note for postgres' guard.
+	ctx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
 	bus := busapi.New(busapi.Config{
 		Instance: name, DataDir: in.DataDir, Log: log,
-		Cancel:    func() { syscall.Kill(os.Getpid(), syscall.SIGTERM) },
+		Cancel:    func() { cancelRun(errBusCancel) },
 		LastError: func() string { return pendingError(in) },
 	})
 	defer bus.Close()
 	res, err := service.Run(ctx, service.Config{
 		Backup: opt, Log: log, Notify: n, Retries: *retries, Stall: *stall,
 		Backoff: 5 * time.Second, MaxBackoff: 2 * time.Minute,
-		Sinks: []progress.Sink{n.Sink(*stall), journald.ProgressSink(log), bus},
+		Sinks: sinks(n.Sink(*stall), journald.ProgressSink(log, progress.Connecting, progress.Done), bus, term), RetrySinks: []progress.Sink{bus},
 	})
 	switch {
 	case errors.Is(err, backup.ErrAlreadyStandby):
 		log.Info("already a standby: nothing to do", "pgdata", in.DataDir)
 		return exitOK
+	case errors.Is(err, context.Canceled):
+		bus.Completed(false, "stopped")
+		log.Info("stopped; the instance resumes at the next start", "by", context.Cause(ctx).Error(), "pgdata", in.DataDir)
+		if errors.Is(context.Cause(ctx), errBusCancel) {
+			return exitBusCancel
+		}
+		return exitCancelled
 	case err != nil:
 		bus.Completed(false, err.Error())
-		log.Error("backup failed: "+err.Error(), "error", err, "kind", backup.KindOf(err).String(), "pgdata", in.DataDir)
+		attempt := 0
+		if p, perr := readPending(in); perr == nil {
+			attempt = p.Attempts // the failed attempt, as basebackup.signal records it
+		}
+		log.Error("backup failed: "+err.Error(), "error", err, "kind", backup.KindOf(err).String(), "attempt", attempt, "pgdata", in.DataDir)
 		return exitCode(err)
 	}
 	bus.Completed(true, fmt.Sprintf("standby ready (%s copied, WAL up to %s)", progress.Bytes(res.Bytes), res.End))
-	log.Info("standby ready", "pgdata", in.DataDir, "start_lsn", res.Start.String(), "end_lsn", res.End.String(),
+	log.Info("standby ready", "phase", string(progress.Done), "pgdata", in.DataDir, "start_lsn", res.Start.String(), "end_lsn", res.End.String(),
 		"files", res.Files, "bytes", res.Bytes, "written", res.Written, "unchanged", res.Unchanged)
 	return exitOK
 }
+
+// sinks are the non-nil ones of ks (term is nil off a terminal).
+func sinks(n, j, bus progress.Sink, term *progress.Terminal) []progress.Sink {
+	if term == nil {
+		return []progress.Sink{n, j, bus}
+	}
+	return []progress.Sink{n, j, bus, term}
+}
+
+// exitBusCancel is run's exit after Cancel() on D-Bus: a stop, which the
+// unit neither restarts (RestartPreventExitStatus=) nor lets postgres
+// follow (its ExecStopPost= note).
+const exitBusCancel = 80
+
+// errBusCancel is the cancellation cause of Cancel(); a context.Canceled
+// to errors.Is, as a signal's is.
+var errBusCancel error = busCancel{}
+
+type busCancel struct{}
+
+func (busCancel) Error() string        { return "Cancel() on D-Bus" }
+func (busCancel) Is(target error) bool { return target == context.Canceled }
 
 // instanceArg resolves the one INSTANCE argument, or --pgdata.
 func instanceArg(fs *flag.FlagSet, pgdata, confFile string, forInit bool) (*instance.Instance, error) {
@@ -113,5 +173,23 @@ func instanceArg(fs *flag.FlagSet, pgdata, confFile string, forInit bool) (*inst
 	case fs.NArg() != 1:
 		return nil, errors.New("want exactly one INSTANCE (or --pgdata DIR)")
 	}
-	return instance.Resolve(fs.Arg(0), forInit)
+	in, err := instance.Resolve(fs.Arg(0), forInit)
+	if err == nil && !forInit && in.Debian == nil {
+		err = typoedCluster(fs.Arg(0), in.DataDir)
+	}
+	return in, err
+}
+
+// typoedCluster: a name like a Debian cluster's (15-nope) that is none and
+// whose reading as an escaped path names no directory either is a typo;
+// say that rather than "/15/nope does not exist".
+func typoedCluster(name, path string) error {
+	ver, cluster, ok := strings.Cut(name, "-")
+	if _, err := strconv.Atoi(ver); !ok || err != nil || cluster == "" || strings.HasPrefix(name, "/") {
+		return nil
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("no Debian cluster %s (%s) and not a path (no directory %s)", name, filepath.Join(instance.ConfRoot(), ver, cluster), path)
 }

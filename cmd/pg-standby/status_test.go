@@ -135,7 +135,9 @@ func pgStandby(t *testing.T, b *testbus.Bus, args ...string) string {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), b.Env())
 	out, err := cmd.Output()
-	if err != nil {
+	// status exits 3 for a state that needs the admin (a copied standby whose
+	// postgres these tests do not start): the output is still the answer.
+	if err != nil && !(args[0] == "status" && cmd.ProcessState.ExitCode() == exitFailedState) {
 		t.Fatalf("pg-standby %v: %v\n%s", args, err, out)
 	}
 	return string(out)
@@ -235,10 +237,10 @@ func TestBusDuringBackup(t *testing.T) {
 	}
 
 	st = status(t, b, "--pgdata", dir)
-	if st.State != stateStandby || st.Running || st.Job != nil {
-		t.Errorf("status --json after the backup: %+v, want standby, not running", st)
+	if st.State != stateNotRunning || st.Running || st.Job != nil {
+		t.Errorf("status --json after the backup: %+v, want not-running (copied, postgres not started)", st)
 	}
-	if line := pgStandby(t, b, "status", "--pgdata", dir); !strings.Contains(line, "complete standby") {
+	if line := pgStandby(t, b, "status", "--pgdata", dir); !strings.Contains(line, "copied but not starting: postgres is not running") {
 		t.Errorf("status after the backup: %q", line)
 	}
 }
@@ -281,25 +283,28 @@ func TestBusCancel(t *testing.T) {
 	if out, err := exec.Command("busctl", call...).CombinedOutput(); err != nil {
 		t.Fatalf("Cancel as root: %v\n%s", err, out)
 	}
-	if code := wk.wait(t); code != -int(syscall.SIGTERM) {
-		t.Errorf("after Cancel: status %d, want death by SIGTERM like systemctl stop\n%s", code, wk.output.String())
+	if code := wk.wait(t); code != exitBusCancel {
+		t.Errorf("after Cancel: status %d, want %d (a stop the unit does not restart)\n%s", code, exitBusCancel, wk.output.String())
+	}
+	if out := wk.output.String(); !strings.Contains(out, `msg="stopped; the instance resumes at the next start"`) || strings.Contains(out, "backup failed") {
+		t.Errorf("after Cancel: want the stop said as such, no failure:\n%s", out)
 	}
 	if body := w.completed(t); len(body) != 2 || body[0] != false {
 		t.Errorf("Completed%v, want (false, …)", body)
 	}
 	st = status(t, b, "--pgdata", dir)
 	t.Logf("status --json after Cancel: %+v", st)
-	if st.State != stateInterrupted || st.Running || st.Attempt != 1 || st.LastError == "" || st.LastFailure == "" {
-		t.Errorf("status --json after Cancel: %+v, want interrupted, attempt 1, last error and time", st)
+	if st.State != stateInterrupted || st.Running || st.Attempt != 1 || st.LastError != "stopped" || st.LastFailure == "" || st.exitStatus() != 0 {
+		t.Errorf("status --json after Cancel: %+v, want interrupted, attempt 1, stopped and when, exit 0", st)
 	}
-	if line := pgStandby(t, b, "status", "--pgdata", dir); !strings.Contains(line, "backup in progress, not running: attempt 1 failed") {
+	if line := pgStandby(t, b, "status", "--pgdata", dir); line != dir+": backup in progress, not running: attempt 1 stopped\n" {
 		t.Errorf("status after Cancel: %q", line)
 	}
 	if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
 		t.Fatalf("resumed run: status %d\n%s", code, out)
 	}
-	if st := status(t, b, "--pgdata", dir); st.State != stateStandby {
-		t.Errorf("status --json after the resumed run: %+v, want standby", st)
+	if st := status(t, b, "--pgdata", dir); st.State != stateNotRunning {
+		t.Errorf("status --json after the resumed run: %+v, want not-running (copied, postgres not started)", st)
 	}
 	verifyBackup(t, dir)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/pg-standby/pg-standby/internal/busapi"
+	"github.com/pg-standby/pg-standby/internal/health"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/printable"
 	"github.com/pg-standby/pg-standby/internal/progress"
@@ -30,7 +31,13 @@ const (
 	stateRunning     = "running"     // a worker holds the instance's lock
 	stateNotStarted  = "not-started" // basebackup.signal, no attempt has written yet
 	stateInterrupted = "interrupted" // basebackup.signal after an attempt: resumable, not running
-	stateStandby     = "standby"     // a complete standby
+	stateFailed      = "failed"      // basebackup.signal, every attempt failed before writing
+	stateStandby     = "standby"     // a complete standby: postgres runs, in recovery, streaming
+	stateStarting    = "starting"    // copied; postgres is starting (not yet accepting connections)
+	stateNotRunning  = "not-running" // copied, but postgres is not running
+	stateNotStream   = "not-streaming"
+	stateFellBehind  = "fell-behind" // the primary removed the WAL the standby needs: resync
+	statePromoted    = "promoted"    // copied, but no longer in recovery
 	stateOther       = "other"       // a data directory that is neither (a primary, a plain cluster)
 	stateMissing     = "missing"     // no data directory
 	stateUnknown     = "unknown"     // unreadable (see error)
@@ -51,6 +58,9 @@ type instanceStatus struct {
 	Error         string     `json:"error,omitempty"`
 	Job           *jobStatus `json:"job,omitempty"`
 	Unit          *unitState `json:"unit,omitempty"`
+	// Health of a copied standby (absent while a backup is pending).
+	Health       *health.Report `json:"health,omitempty"`
+	PostgresUnit *unitState     `json:"postgres_unit,omitempty"`
 }
 
 // jobStatus is a running worker's state, read over D-Bus.
@@ -75,6 +85,7 @@ type unitState struct {
 	ActiveState string `json:"active_state"`
 	SubState    string `json:"sub_state"`
 	NRestarts   int    `json:"n_restarts"`
+	Result      string `json:"result,omitempty"`
 }
 
 func statusCmd(ctx context.Context, args []string) int {
@@ -107,10 +118,29 @@ func statusCmd(ctx context.Context, args []string) int {
 	} else {
 		fmt.Println(fitLine(st.line()))
 	}
-	if st.State == stateUnknown || st.State == stateMissing {
+	return st.exitStatus()
+}
+
+// exitStatus of status: 0 for a working standby or a backup that is
+// pending, running or was stopped; 1 when the state cannot be known (no
+// data directory, unreadable); 3 for a failure that needs the admin.
+func (st instanceStatus) exitStatus() int {
+	switch st.State {
+	case stateUnknown, stateMissing:
 		return exitTransient
+	case stateFailed, stateNotRunning, stateNotStream, stateFellBehind, statePromoted:
+		return exitFailedState
+	case stateInterrupted:
+		if st.LastError != "" && !st.stopped() {
+			return exitFailedState
+		}
 	}
 	return exitOK
+}
+
+// stopped: the last attempt was stopped (systemctl stop, Cancel), not failed.
+func (st instanceStatus) stopped() bool {
+	return st.LastError == stoppedError
 }
 
 // inspectInstance finds out what an instance is: live from its worker on
@@ -138,7 +168,35 @@ func inspectInstance(ctx context.Context, in *instance.Instance, jobs map[string
 		return st
 	}
 	st.fromDisk(in)
+	if st.State == stateStandby {
+		st.PostgresUnit = postgresUnit(ctx, in)
+		h, err := standbyHealth(ctx, in)
+		if err != nil {
+			st.State, st.Error = stateUnknown, err.Error()
+			return st
+		}
+		st.Health, st.State = h, healthState(h)
+	}
 	return st
+}
+
+// healthState is the state a copied standby's health makes.
+func healthState(h *health.Report) string {
+	switch {
+	case h.Postmaster == "not-running":
+		return stateNotRunning
+	case h.Postmaster != "running":
+		return stateStarting
+	case h.InRecovery == nil:
+		return stateUnknown
+	case !*h.InRecovery:
+		return statePromoted
+	case h.WALRemoved:
+		return stateFellBehind
+	case !h.Streaming:
+		return stateNotStream
+	}
+	return stateStandby
 }
 
 // fromDisk sets the state from the data directory's signal files.
@@ -178,8 +236,11 @@ func (st *instanceStatus) fromDisk(in *instance.Instance) {
 		return
 	}
 	st.State, st.Attempt, st.LastError = stateNotStarted, p.Attempts, p.LastError
-	if p.Attempts > 0 {
+	switch {
+	case p.Written:
 		st.State = stateInterrupted
+	case p.Attempts > 0 && p.LastError != "":
+		st.State = stateFailed
 	}
 	if !p.LastFailure.IsZero() {
 		st.LastFailure = p.LastFailure.UTC().Format(time.RFC3339)
@@ -278,10 +339,22 @@ func unitName(in *instance.Instance) string {
 // systemdUnit asks systemctl about the instance's backup unit; nil without
 // systemd (or for a unit systemd does not know).
 func systemdUnit(ctx context.Context, in *instance.Instance) *unitState {
+	return unitNamed(ctx, unitName(in))
+}
+
+// postgresUnit is the unit that runs the instance's postgres: Debian's
+// postgresql@ or pg-standby-postgres@ for a path instance.
+func postgresUnit(ctx context.Context, in *instance.Instance) *unitState {
+	if in.Debian != nil {
+		return unitNamed(ctx, "postgresql@"+in.Name+".service")
+	}
+	return unitNamed(ctx, "pg-standby-postgres@"+unit.UnitNamePathEscape(in.DataDir)+".service")
+}
+
+func unitNamed(ctx context.Context, name string) *unitState {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	name := unitName(in)
-	out, err := exec.CommandContext(ctx, "systemctl", "show", "-p", "LoadState,ActiveState,SubState,NRestarts", "--", name).Output()
+	out, err := exec.CommandContext(ctx, "/usr/bin/systemctl", "show", "-p", "LoadState,ActiveState,SubState,NRestarts,Result", "--", name).Output()
 	if err != nil {
 		return nil
 	}
@@ -298,6 +371,8 @@ func systemdUnit(ctx context.Context, in *instance.Instance) *unitState {
 			u.SubState = v
 		case "NRestarts":
 			u.NRestarts, _ = strconv.Atoi(v)
+		case "Result":
+			u.Result = v
 		}
 	}
 	if !loaded {
@@ -316,18 +391,25 @@ func (st instanceStatus) line() string {
 		b.WriteString("running")
 		if j := st.Job; j != nil {
 			b.WriteString(", " + jobLine(st.Attempt, j))
+			if j.Phase == busapi.PhaseRetry && st.LastError != "" {
+				b.WriteString(": " + oneLineError(st.LastError))
+			}
 		} else if st.PID != 0 {
 			fmt.Fprintf(&b, " (pid %d; no live status on D-Bus)", st.PID)
 		}
 	case stateNotStarted:
 		b.WriteString("backup not started")
+	case stateFailed:
+		fmt.Fprintf(&b, "backup not started: attempt %d failed: %s", st.Attempt, oneLineError(st.LastError))
 	case stateInterrupted:
 		fmt.Fprintf(&b, "backup in progress, not running: attempt %d", st.Attempt)
-		if st.LastError != "" {
+		if st.stopped() {
+			b.WriteString(" stopped")
+		} else if st.LastError != "" {
 			fmt.Fprintf(&b, " failed: %s", oneLineError(st.LastError))
 		}
-	case stateStandby:
-		b.WriteString("complete standby")
+	case stateStandby, stateStarting, stateNotRunning, stateNotStream, stateFellBehind, statePromoted:
+		b.WriteString(healthLine(st.State, st.Health, st.PostgresUnit))
 	case stateOther:
 		b.WriteString("not a pg-standby instance")
 	case stateMissing:
@@ -347,6 +429,9 @@ func (st instanceStatus) line() string {
 
 // jobLine is a live job as "attempt 2: copying 1.2 of 3.4 GiB (35%), 12.0 MiB/s, 1m30s left".
 func jobLine(attempt int, j *jobStatus) string {
+	if j.Phase == busapi.PhaseRetry {
+		return fmt.Sprintf("attempt %d failed, waiting to retry", attempt)
+	}
 	var s string
 	if attempt > 0 {
 		s = fmt.Sprintf("attempt %d: ", attempt)
@@ -370,11 +455,12 @@ func jobLine(attempt int, j *jobStatus) string {
 	return s
 }
 
-// oneLineError makes a recorded error short enough for a status line.
+// oneLineError makes a recorded error one bounded line (fitLine cuts it
+// to a terminal's width).
 func oneLineError(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > 120 {
-		s = string(r[:120]) + "…"
+	if r := []rune(s); len(r) > 500 {
+		s = string(r[:500]) + "…"
 	}
 	return s
 }

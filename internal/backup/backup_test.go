@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -161,8 +160,8 @@ func TestRetryOverwritesHalfWrittenInstance(t *testing.T) {
 	if root, err := os.OpenRoot(dir); err == nil {
 		pend, err := instance.ReadPending(root)
 		root.Close()
-		if err != nil || pend.Attempts != 1 || !strings.Contains(pend.LastError, "canceled") || pend.LastFailure.IsZero() {
-			t.Errorf("recorded state after the interruption: %+v, %v; want attempt 1 and its error", pend, err)
+		if err != nil || pend.Attempts != 1 || pend.LastError != backup.Stopped || !pend.Written || pend.LastFailure.IsZero() {
+			t.Errorf("recorded state after the interruption: %+v, %v; want attempt 1, written, stopped", pend, err)
 		}
 	}
 	stale := filepath.Join(dir, "base", "1", "999999")

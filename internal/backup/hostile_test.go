@@ -94,13 +94,16 @@ func snapshotExcept(t *testing.T, dir string, skip ...string) string {
 		if err != nil {
 			return err
 		}
-		line := fmt.Sprintf("%s %v %d", p, fi.Mode(), fi.Size())
+		line := fmt.Sprintf("%s %v", p, fi.Mode())
 		if fi.Mode().IsRegular() {
 			b, err := os.ReadFile(p)
 			if err != nil {
 				return err
 			}
-			line += " " + string(b)
+			b = signalRecordless(p, b)
+			line += fmt.Sprintf(" %d %s", len(b), b)
+		} else {
+			line += fmt.Sprintf(" %d", fi.Size())
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
 			target, _ := os.Readlink(p)

@@ -24,9 +24,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
-	"github.com/pg-standby/pg-standby/internal/printable"
 	"github.com/pg-standby/pg-standby/internal/progress"
-	"github.com/pg-standby/pg-standby/internal/redact"
 	"github.com/pg-standby/pg-standby/internal/replconn"
 	"github.com/pg-standby/pg-standby/internal/tarstream"
 	"github.com/pg-standby/pg-standby/internal/walstream"
@@ -71,7 +69,7 @@ func (s *stream) Started(start basebackup.Start) error {
 		s.res.Links[sp.link] = sp.local
 	}
 	// First write of this attempt: record what the instance keeps and count it.
-	s.b.pending.Recorded, s.b.pending.Keep = true, s.b.kept
+	s.b.pending.Recorded, s.b.pending.Keep, s.b.pending.Written = true, s.b.kept, true
 	s.b.pending.Attempts++
 	s.b.opt.Progress.Attempt.Store(int64(s.b.pending.Attempts))
 	if err := instance.WritePending(s.root, s.b.pending, s.b.fileMode); err != nil {
@@ -271,7 +269,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 
 	b.opt.Progress.SetPhase(progress.Checkpoint)
 	opts := basebackup.Options{
-		Label: b.label(), Checkpoint: b.opt.Checkpoint, ManifestChecksums: alg.String(), MaxRateKB: b.opt.MaxRateKB,
+		Label: b.label(), Checkpoint: b.opt.Checkpoint, ManifestChecksums: alg.String(), MaxRateKB: max(b.opt.MaxRateKB, 0), // NoMaxRate: none
 	}
 	if method, detail, _ := strings.Cut(b.opt.Compression, ":"); method != "" && method != "none" {
 		s.method, opts.Compression, opts.CompressionDetail = method, method, detail
@@ -287,7 +285,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	// basebackup.signal, for pg-standby status when no worker runs.
 	defer func() {
 		if err != nil && s.recorded {
-			b.pending.LastError, b.pending.LastFailure = printable.Escape(redact.Text(err.Error())), time.Now()
+			b.pending.LastError, b.pending.LastFailure = failureText(err), time.Now()
 			if werr := instance.WritePending(root, b.pending, b.fileMode); werr != nil {
 				b.log.Warn("could not record the failure in "+instance.BackupSignal, "error", werr)
 			}

@@ -126,9 +126,12 @@ func runAttempt(ctx context.Context, opt Options) (*Result, error) {
 	if !b.pending.Recorded {
 		b.kept = keptFiles(in, conf)
 	}
+	before := b.numberAttempt()
 	res, err := b.run(ctx)
 	if err != nil {
-		return nil, explain(err, replconn.Address(connCfg))
+		err = explain(err, replconn.Address(connCfg))
+		b.recordUnwritten(ctx, before, err)
+		return nil, err
 	}
 	return res, nil
 }

@@ -86,6 +86,9 @@ func (p *Publisher) loop() {
 		case <-retry.C:
 			c, err := p.connect()
 			if err != nil {
+				if p.ctx.Err() != nil {
+					continue // closed while connecting: nothing to say
+				}
 				if !down {
 					if ever {
 						p.log.Warn("cannot publish status on D-Bus; retrying in the background", "error", err.Error())

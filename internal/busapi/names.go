@@ -72,20 +72,22 @@ const (
 	PhaseSyncing    = "syncing"
 	PhaseHandover   = "handover"
 	PhaseDone       = "done"
+	PhaseRetry      = "waiting-retry" // back-off after a failed attempt; LastError says why
 	PhaseFailed     = "failed"
 	PhaseCancelled  = "cancelled"
 )
 
 var phaseIDs = map[progress.Phase]string{
-	progress.Inspecting: PhaseInspecting,
-	progress.Connecting: PhaseConnecting,
-	progress.Checkpoint: PhaseCheckpoint,
-	progress.Copying:    PhaseCopying,
-	progress.WaitingWAL: PhaseWAL,
-	progress.Verifying:  PhaseVerifying,
-	progress.Syncing:    PhaseSyncing,
-	progress.Handover:   PhaseHandover,
-	progress.Done:       PhaseDone,
+	progress.Inspecting:   PhaseInspecting,
+	progress.Connecting:   PhaseConnecting,
+	progress.Checkpoint:   PhaseCheckpoint,
+	progress.Copying:      PhaseCopying,
+	progress.WaitingWAL:   PhaseWAL,
+	progress.Verifying:    PhaseVerifying,
+	progress.Syncing:      PhaseSyncing,
+	progress.Handover:     PhaseHandover,
+	progress.Done:         PhaseDone,
+	progress.WaitingRetry: PhaseRetry,
 }
 
 // PhaseID is the stable name of p: one of the Phase constants, or p's text

@@ -23,8 +23,13 @@ type Pending struct {
 	Recorded bool
 	// Keep lists the data-directory paths of the instance's own configuration.
 	Keep []string
-	// Attempts counts the attempts that got as far as writing.
+	// Attempts counts the attempts made: those that wrote, and those that
+	// failed before their first write (recorded by the worker so that status
+	// can say "attempt N failed: REASON").
 	Attempts int
+	// Written: an attempt has written into the directory (a backup is in
+	// progress there), as opposed to every attempt failing before writing.
+	Written bool
 	// LastError is why the last such attempt failed ("" if none did), and
 	// LastFailure when.
 	LastError   string
@@ -46,6 +51,7 @@ func ReadPending(root *os.Root) (Pending, error) {
 		return Pending{}, fmt.Errorf("read %s: %w", BackupSignal, err)
 	}
 	var p Pending
+	written := ""
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -64,6 +70,8 @@ func ReadPending(root *os.Root) (Pending, error) {
 			if p.LastFailure, err = time.Parse(time.RFC3339, val); err != nil {
 				return Pending{}, fmt.Errorf("%s line %d: bad time %q", BackupSignal, n, val)
 			}
+		case "written":
+			written = val
 		case "attempts":
 			p.Attempts, err = strconv.Atoi(val)
 			if err != nil {
@@ -73,6 +81,8 @@ func ReadPending(root *os.Root) (Pending, error) {
 			return Pending{}, fmt.Errorf("%s line %d: unknown entry %q (written by a newer pg-standby?)", BackupSignal, n, key)
 		}
 	}
+	// Files from before the "written" entry counted only attempts that wrote.
+	p.Written = written == "1" || (written == "" && p.Attempts > 0)
 	return p, nil
 }
 
@@ -93,11 +103,19 @@ func WritePending(root *os.Root, p Pending, mode os.FileMode) error {
 func (p Pending) encode() string {
 	var b strings.Builder
 	b.WriteString(pendingHeader)
-	b.WriteString("instance 1\n")
+	// Not recorded (made by touch): no "instance" line, so that the first
+	// attempt that writes still takes the list of kept files.
+	if p.Recorded {
+		b.WriteString("instance 1\n")
+	}
 	for _, k := range p.Keep {
 		fmt.Fprintf(&b, "keep %s\n", k)
 	}
-	fmt.Fprintf(&b, "attempts %d\n", p.Attempts)
+	written := 0
+	if p.Written {
+		written = 1
+	}
+	fmt.Fprintf(&b, "attempts %d\nwritten %d\n", p.Attempts, written)
 	if p.LastError != "" {
 		// One line, bounded: it is read back line by line.
 		msg := strings.Join(strings.Fields(p.LastError), " ")

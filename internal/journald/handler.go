@@ -55,7 +55,13 @@ var journalEnabled = journal.Enabled
 // Otherwise NewHandler returns slog's TextHandler on stderr, with an instance
 // attribute. level nil means slog.LevelInfo.
 func NewHandler(instance string, level slog.Leveler) slog.Handler {
-	text := newTextHandler(os.Stderr, instance, level)
+	return NewHandlerTo(os.Stderr, instance, level)
+}
+
+// NewHandlerTo is NewHandler with the text (when not the journal) written
+// to w instead of stderr: a progress.Terminal on a terminal.
+func NewHandlerTo(w io.Writer, instance string, level slog.Leveler) slog.Handler {
+	text := newTextHandler(w, instance, level)
 	if !stderrIsJournal() {
 		return text
 	}

@@ -3,6 +3,7 @@ package journald
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,16 +28,18 @@ const (
 // and attempt; through NewHandler they become the journal fields
 // PG_STANDBY_PHASE, PG_STANDBY_BYTES_DONE, PG_STANDBY_BYTES_TOTAL and
 // PG_STANDBY_ATTEMPT. A new attempt counts as a phase change. log nil means
-// slog.Default().
-func ProgressSink(log *slog.Logger) progress.Sink {
+// slog.Default(). Entering a phase in told logs nothing: another line of the
+// caller's says it (with more detail), and the journal should not say it twice.
+func ProgressSink(log *slog.Logger, told ...progress.Phase) progress.Sink {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &progressSink{log: log}
+	return &progressSink{log: log, told: told}
 }
 
 type progressSink struct {
-	log *slog.Logger
+	log  *slog.Logger
+	told []progress.Phase
 
 	mu      sync.Mutex // Report is called from one goroutine; this keeps a misuse safe
 	started bool
@@ -64,7 +67,7 @@ func (k *progressSink) Report(s progress.Snapshot) {
 		k.started, k.phase, k.attempt, k.step, k.at = true, s.Phase, s.Attempt, step, now
 	}
 	k.mu.Unlock()
-	if !changed && !due {
+	if !changed && !due || changed && slices.Contains(k.told, s.Phase) {
 		return
 	}
 

@@ -18,6 +18,8 @@ const (
 	Syncing    Phase = "syncing to disk"
 	Handover   Phase = "writing standby configuration"
 	Done       Phase = "standby ready"
+	// WaitingRetry is the back-off between a failed attempt and the next.
+	WaitingRetry Phase = "waiting to retry"
 )
 
 // Tracker holds the live counters of one backup attempt.

@@ -70,22 +70,15 @@ func Connect(ctx context.Context, cfg *pgconn.Config, log *slog.Logger) (*pgconn
 	return conn, nil
 }
 
-// ConnectError is a failed connection to the primary. pgconn reports each
-// address and TLS attempt on its own line; the message folds them into one,
-// as the journal and systemctl status show one line.
+// ConnectError is a failed connection to the primary, said in one line
+// (Reason): the journal and systemctl status show one line.
 type ConnectError struct {
 	Addr string
 	Err  error
 }
 
 func (e *ConnectError) Error() string {
-	var parts []string
-	for _, line := range strings.Split(e.Err.Error(), "\n") {
-		if line = strings.TrimSuffix(strings.Join(strings.Fields(line), " "), ":"); line != "" {
-			parts = append(parts, line)
-		}
-	}
-	return "connect to primary " + e.Addr + ": " + strings.Join(parts, "; ")
+	return "cannot connect to the primary " + e.Addr + ": " + Reason(e.Err)
 }
 
 func (e *ConnectError) Unwrap() error { return e.Err }

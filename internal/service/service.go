@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
+	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/progress"
 )
 
@@ -25,7 +27,10 @@ type Config struct {
 	Log    *slog.Logger
 	Notify Notifier
 	// Sinks observe each attempt's progress (sampled every ReportInterval).
-	Sinks          []progress.Sink
+	Sinks []progress.Sink
+	// RetrySinks are told of each back-off (phase WaitingRetry, the failed
+	// attempt's number): the bus, whose LastError then says why.
+	RetrySinks     []progress.Sink
 	ReportInterval time.Duration
 	// Retries is how many transient failures are retried in-process before
 	// the worker exits 1 and leaves the next try to systemd's Restart=.
@@ -63,9 +68,12 @@ func Run(ctx context.Context, cfg Config) (*backup.Result, error) {
 			cfg.Notify.Status("failed: " + oneLine(err))
 			return nil, err
 		}
-		cfg.Log.Warn("backup attempt failed; retrying", "error", err, "retry_in", backoff.String(), "try", try)
-		cfg.Notify.Status(fmt.Sprintf("attempt failed (%s); retrying in %s", oneLine(err), backoff))
+		n := recordedAttempts(cfg.Backup)
+		cfg.Log.Warn(fmt.Sprintf("attempt %d failed: %s; attempt %d in %s (retry %d of %d)", n, oneLine(err), n+1, backoff, try, cfg.Retries),
+			"error", err, "retry_in", backoff.String(), "try", try, "attempt", n)
+		cfg.Notify.Status(fmt.Sprintf("attempt %d in %s: %s", n+1, backoff, oneLine(err)))
 		cfg.Notify.ExtendTimeout(backoff + time.Minute)
+		waiting(cfg.RetrySinks, n)
 		select {
 		case <-ctx.Done():
 			cfg.Notify.Stopping("stopped; the instance resumes at the next start")
@@ -80,6 +88,8 @@ func Run(ctx context.Context, cfg Config) (*backup.Result, error) {
 func attempt(ctx context.Context, cfg Config) (*backup.Result, error) {
 	tracker := progress.NewTracker()
 	opt := cfg.Backup
+	// The first report already carries this attempt's number (from 1).
+	tracker.Attempt.Store(int64(recordedAttempts(opt) + 1))
 	opt.Progress = tracker
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -137,4 +147,34 @@ func oneLine(err error) string {
 		s = s[:200] + "…"
 	}
 	return s
+}
+
+// recordedAttempts is the attempt count basebackup.signal holds (0 when
+// unreadable: backup.Run reports why).
+func recordedAttempts(opt backup.Options) int {
+	dir := opt.DataDir
+	if opt.Instance != nil {
+		dir = opt.Instance.DataDir
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return 0
+	}
+	defer root.Close()
+	p, err := instance.ReadPending(root)
+	if err != nil {
+		return 0
+	}
+	return p.Attempts
+}
+
+// waiting tells sinks that attempt n failed and the next one waits.
+func waiting(sinks []progress.Sink, n int) {
+	t := progress.NewTracker()
+	t.Attempt.Store(int64(n))
+	t.SetPhase(progress.WaitingRetry)
+	s := t.Snapshot()
+	for _, k := range sinks {
+		k.Report(s)
+	}
 }

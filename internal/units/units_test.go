@@ -108,8 +108,14 @@ func TestSettings(t *testing.T) {
 		{"pg-standby@.service", "Unit", "OnSuccess", []string{"postgresql@%i.service pg-standby-postgres@%i.service"}},
 		{"pg-standby@.service", "Unit", "Requires", nil},
 		{"pg-standby@.service", "Service", "Restart", []string{"on-failure"}},
-		// Exit statuses 2 (usage), 65 (corrupt), 76 (protocol), 77 (refused), 78 (configuration).
-		{"pg-standby@.service", "Service", "RestartPreventExitStatus", []string{"2 65 76 77 78"}},
+		// The bound on retrying an unreachable primary (README "Retries").
+		{"pg-standby@.service", "Unit", "StartLimitIntervalSec", []string{"30min"}},
+		{"pg-standby@.service", "Unit", "StartLimitBurst", []string{"5"}},
+		// Exit statuses 2 (usage), 65 (corrupt), 76 (protocol), 77 (refused), 78 (configuration),
+		// 80 (Cancel() on D-Bus).
+		{"pg-standby@.service", "Service", "RestartPreventExitStatus", []string{"2 65 76 77 78 80"}},
+		// A stop by SIGTERM or Cancel() leaves the note for postgres' guard.
+		{"pg-standby@.service", "Service", "ExecStopPost", []string{`+/bin/sh -c 'case "$$EXIT_CODE/$$EXIT_STATUS" in killed/TERM|exited/80) mkdir -p /run/pg-standby && touch "/run/pg-standby/%i.stopped";; esac'`}},
 		{"pg-standby@.service", "Service", "ReadWritePaths", []string{"/var/lib/postgresql", "-%f"}},
 		// It would remove a running postgres' shared memory.
 		{"pg-standby@.service", "Service", "RemoveIPC", nil},

@@ -278,6 +278,38 @@ else
 	fail "the resumed backup completes, postgres online,recovery" "$(lsc stop)"
 fi
 
+# --- 7b. Cancel() on D-Bus during a backup ----------------------------------------
+# Like systemctl stop: not restarted, resumable, recorded, postgres not started.
+# (The unit ends failed/exit-code with status 80: a worker that ends before
+# READY=1 other than by a stop job is a failure to systemd 252.)
+phase "7b. Cancel() on D-Bus during a backup"
+U=pg-standby@$PGV-cancel.service
+UNITS=("$U" "postgresql@$PGV-cancel.service")
+pg-standby init --primary-conninfo "$PRIMARY application_name=e2e-cancel" --max-rate 4096 "$PGV-cancel" >/dev/null 2>&1
+systemctl start --no-block "$U"
+wait_for 30 bash -c "[[ \$(systemctl show -p StatusText --value $U) == *copying* ]]"
+label=$(bus_label "/var/lib/postgresql/$PGV/cancel")
+name=org.pgstandby.Standby1.$label path=/org/pgstandby/Standby1/job/$label
+if wait_for 10 bash -c "busctl --system list --no-legend | grep -q '^$name '" &&
+	busctl --system call "$name" "$path" org.pgstandby.Standby1.Job Cancel >/dev/null 2>&1; then
+	pass "Cancel() over busctl accepted"
+else
+	fail "Cancel() over busctl accepted" "$name"
+fi
+wait_for 30 bash -c "! systemctl is-active -q $U && [[ \$(systemctl show -p ActiveState --value $U) != deactivating ]]"
+sleep 7 # longer than RestartSec=5s: a restart would have happened
+info "after Cancel: $(systemctl show -p ActiveState,Result,NRestarts,ExecMainStatus "$U" | tr '\n' ' ')"
+if is "$U" NRestarts 0 && is "$U" ExecMainStatus 80 && ! is "$U" ActiveState activating && ! is "$U" ActiveState active; then
+	pass "Cancel holds: exit 80, not restarted" "$(prop "$U" ActiveState)/$(prop "$U" Result)"
+else
+	fail "Cancel holds: exit 80, not restarted" "$(systemctl show -p ActiveState,Result,NRestarts,ExecMainStatus "$U" | tr '\n' ' ')"
+fi
+check "after Cancel: the stop note for postgres' guard" test -f "/run/pg-standby/$PGV-cancel.stopped"
+check "after Cancel: postgres not started" bash -c "! systemctl is-active -q postgresql@$PGV-cancel"
+check "after Cancel: resumable, basebackup.signal kept" test -f "/var/lib/postgresql/$PGV/cancel/basebackup.signal"
+line=$(pg-standby status "$PGV-cancel" 2>&1)
+if grep -q "backup in progress, not running: attempt 1 stopped" <<<"$line"; then pass "status records the stop" "$line"; else fail "status records the stop" "$line"; fi
+
 # --- 8. permanent misconfiguration ---------------------------------------------------
 phase "8. wrong password: fails once, says why"
 U=pg-standby@$PGV-bad.service

@@ -1,0 +1,98 @@
+package health
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// postmaster is what postmaster.pid says (PostgreSQL's pidfile.h: pid, data
+// directory, start time, port, first socket directory, listen address,
+// shared memory key, status), checked against the live process.
+type postmaster struct {
+	pid, port int
+	socketDir string
+	status    string // "starting", "stopping", "ready", "standby"
+}
+
+func readPostmaster(dataDir string) (postmaster, error) {
+	f, err := os.OpenFile(filepath.Join(dataDir, "postmaster.pid"), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if os.IsNotExist(err) {
+		return postmaster{}, fmt.Errorf("postgres is not running (no postmaster.pid)")
+	}
+	if err != nil {
+		return postmaster{}, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return postmaster{}, err
+	}
+	lines := strings.Split(string(data), "\n")
+	for len(lines) < 8 {
+		lines = append(lines, "")
+	}
+	var pm postmaster
+	pm.pid, _ = strconv.Atoi(strings.TrimSpace(lines[0]))
+	pm.port, _ = strconv.Atoi(strings.TrimSpace(lines[3]))
+	pm.socketDir = strings.TrimSpace(lines[4])
+	pm.status = strings.TrimSpace(lines[7])
+	if pm.pid <= 0 || !isPostmasterOf(pm.pid, dataDir) {
+		return postmaster{}, fmt.Errorf("postgres is not running (stale postmaster.pid: pid %d is no postgres in %s)", pm.pid, dataDir)
+	}
+	return pm, nil
+}
+
+// isPostmasterOf: the postmaster works in its data directory (chdir at start).
+func isPostmasterOf(pid int, dataDir string) bool {
+	cwd, err1 := os.Stat(fmt.Sprintf("/proc/%d/cwd", pid))
+	dir, err2 := os.Stat(dataDir)
+	return err1 == nil && err2 == nil && os.SameFile(cwd, dir)
+}
+
+// lastFatal is the last FATAL line of the postmaster's stderr when that is
+// a regular file (pg_ctl -l, Debian's pg_ctlcluster), "" otherwise (the
+// journal, a pipe to the logging collector: not read).
+func lastFatal(pid int) string {
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/2", pid), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	return lastFatalIn(f)
+}
+
+// lastFatalIn is the last FATAL line in the last 64 KiB of f, if a regular file.
+func lastFatalIn(f *os.File) string {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	const tail = 64 << 10
+	off := max(fi.Size()-tail, 0)
+	buf := make([]byte, fi.Size()-off)
+	n, _ := f.ReadAt(buf, off)
+	buf = buf[:n]
+	var last string
+	for len(buf) > 0 {
+		line := buf
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			line, buf = buf[:i], buf[i+1:]
+		} else {
+			buf = nil
+		}
+		if i := bytes.Index(line, []byte("FATAL:  ")); i >= 0 {
+			last = string(line[i:])
+		}
+	}
+	last = strings.Join(strings.Fields(last), " ")
+	if r := []rune(last); len(r) > 300 {
+		last = string(r[:300]) + "…"
+	}
+	return last
+}
