@@ -61,6 +61,7 @@ type stream struct {
 // starts WAL streaming from the backup's start.
 func (s *stream) Started(start basebackup.Start) error {
 	s.start = start
+	s.b.started = &start
 	spaces, err := s.b.claimTablespaces(s.root, start.Tablespaces)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pg-standby/pg-standby/internal/basebackup"
 	"github.com/pg-standby/pg-standby/internal/decompress"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
@@ -140,6 +141,9 @@ type attempt struct {
 	dirMode   os.FileMode
 	tempSlot  string
 	serverVer int
+
+	sourceStandby bool              // the server was in hot standby when identified (cascading)
+	started       *basebackup.Start // set once BASE_BACKUP reported its start
 }
 
 func (b *attempt) run(ctx context.Context) (*Result, error) {
@@ -149,13 +153,20 @@ func (b *attempt) run(ctx context.Context) (*Result, error) {
 	b.log.Info("connecting to primary")
 	main, err := replconn.Connect(ctx, b.connCfg, b.log)
 	if err != nil {
-		return nil, err
+		return nil, b.diagnose(ctx, err, nil)
 	}
 	defer main.Close(context.Background())
+	res, err := b.runOn(ctx, main)
+	return res, b.diagnose(ctx, err, main)
+}
+
+// runOn takes the backup from the server main reached; the WAL connection
+// goes to the same server, whatever else primary_conninfo lists.
+func (b *attempt) runOn(ctx context.Context, main *pgconn.PgConn) (*Result, error) {
 	if err := b.identify(ctx, main); err != nil {
 		return nil, err
 	}
-	walConn, err := replconn.Connect(ctx, b.connCfg, b.log)
+	walConn, err := replconn.Connect(ctx, replconn.Pin(b.connCfg, main), b.log)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +187,7 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 			"(the BASE_BACKUP protocol it speaks); use pg_basebackup of that version instead", ver)
 	}
 	b.serverVer = major
+	b.sourceStandby = conn.ParameterStatus("in_hot_standby") == "on"
 	sys, err := replconn.IdentifySystem(ctx, conn)
 	if err != nil {
 		return err
