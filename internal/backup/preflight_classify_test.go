@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -151,4 +152,24 @@ func holdWALSender(t *testing.T, s *testpg.Server) func() {
 		t.Fatalf("hold a WAL sender: %v", err)
 	}
 	return func() { conn.Close(context.Background()) }
+}
+
+// TestSecondHostReadWrite is issue 12's case: the first host is down and
+// target_session_attrs=read-write; the backup comes from the second, as the
+// walreceiver's libpq connects.
+func TestSecondHostReadWrite(t *testing.T) {
+	testpg.Require(t)
+	p := testpg.Start(t, testpg.Options{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := newInstance(t, fmt.Sprintf("host=127.0.0.1,127.0.0.1 port=%d,%d user=replicator password=%s target_session_attrs=read-write keepalives_idle=30",
+		down, p.Port, p.Password))
+	if _, err := run(t, backup.Options{DataDir: dir}); err != nil {
+		t.Fatalf("backup through the second host: %v", err)
+	}
+	verifyBackup(t, dir)
 }
