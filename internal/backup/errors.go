@@ -198,6 +198,10 @@ func hint(err error, primary string) string {
 		return "the primary " + primary + " shut down or restarted; " + retry
 	case "28000":
 		return sqlstateHints["28P01"]
+	case "42704":
+		if connErr != nil {
+			return "" // an unknown setting at startup, not a slot
+		}
 	}
 	return sqlstateHints[pgErr.Code]
 }

@@ -323,6 +323,9 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	}
 
 	b.opt.Progress.SetPhase(progress.Handover)
+	if err := b.raiseHotStandby(root); err != nil {
+		return nil, err
+	}
 	if b.in.Debian == nil {
 		if err := instance.EnsureAuthFiles(root, b.conf, b.fileMode, b.log); err != nil {
 			return nil, err

@@ -144,6 +144,7 @@ type attempt struct {
 
 	sourceStandby bool              // the server was in hot standby when identified (cascading)
 	started       *basebackup.Start // set once BASE_BACKUP reported its start
+	primaryHS     map[string]int    // the primary's hot-standby settings
 }
 
 func (b *attempt) run(ctx context.Context) (*Result, error) {
@@ -217,43 +218,18 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 	b.log.Info("primary identified", "system_identifier", sys.SystemID, "timeline", sys.Timeline,
 		"server_version", ver, "wal_segment_size", b.segSize)
 	b.checkHotStandbySettings(ctx, conn)
+	if w := walKeepWarning(ctx, conn, b.slot, b.conf); w != "" {
+		b.log.Warn(w)
+	}
 	return nil
 }
 
-// hotStandbySettings must be at least the primary's on a hot standby, or
-// its recovery pauses at start ("insufficient parameter settings"); the
-// values are PostgreSQL's defaults.
-var hotStandbySettings = []struct {
-	name string
-	def  int
-}{
-	{"max_connections", 100}, {"max_worker_processes", 8}, {"max_wal_senders", 10},
-	{"max_prepared_transactions", 0}, {"max_locks_per_transaction", 64},
-}
-
-// checkHotStandbySettings warns, before anything is copied, about settings
-// of the instance that are lower than the primary's.
+// checkHotStandbySettings reads the primary's hot-standby settings and
+// says, before anything is copied, which ones the copy will raise.
 func (b *attempt) checkHotStandbySettings(ctx context.Context, conn *pgconn.PgConn) {
-	for _, hs := range hotStandbySettings {
-		text, err := replconn.Show(ctx, conn, hs.name)
-		if err != nil {
-			b.log.Debug("cannot compare a hot standby setting", "setting", hs.name, "error", err)
-			continue
-		}
-		primary, err := strconv.Atoi(text)
-		if err != nil {
-			continue
-		}
-		mine, where := hs.def, "PostgreSQL's default"
-		if s, ok := b.conf.Get(hs.name); ok {
-			if n, err := strconv.Atoi(s.Value); err == nil {
-				mine, where = n, fmt.Sprintf("%s line %d", s.File, s.Line)
-			}
-		}
-		if mine < primary {
-			b.log.Warn(fmt.Sprintf("%s is %d here (%s) but %d on the primary: the standby will not start until you set %s = %d in %s",
-				hs.name, mine, where, primary, hs.name, primary, b.in.ConfFile), "setting", hs.name)
-		}
+	b.primaryHS = readHotStandby(ctx, conn)
+	for _, n := range hotStandbyNotes(b.conf, b.primaryHS, b.in.DataDir) {
+		b.log.Warn(n)
 	}
 }
 

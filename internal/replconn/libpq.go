@@ -29,6 +29,8 @@ import (
 //     list instead; fallback_application_name is used when application_name
 //     is not set, as libpq does.
 //   - ssl_min_protocol_version/ssl_max_protocol_version set the TLS versions.
+//   - Unknown keys: pgconn sends them to the server as settings; libpq
+//     refuses them ("invalid connection option"), so does ParseConninfo.
 //   - Options pgconn cannot honour (hostaddr, sslcrl, sslcrldir, requirepeer,
 //     gssencmode=require) are refused with the reason rather than ignored.
 //   - Still different: pgconn reads only the user's service file
@@ -42,6 +44,10 @@ var libpqOnly = []string{
 	"sslcompression", "gssencmode", "gsslib", "gssdelegation", "hostaddr", "sslcrl", "sslcrldir", "requirepeer",
 }
 
+// serverParams are the libpq options sent to the server at startup: any
+// other key pgconn left in RuntimeParams is one libpq does not know.
+var serverParams = map[string]bool{"application_name": true, "options": true, "client_encoding": true, "replication": true}
+
 // applyLibpq moves the libpq-only options out of cfg.RuntimeParams and
 // applies them as libpq would.
 func applyLibpq(cfg *pgconn.Config) error {
@@ -50,6 +56,11 @@ func applyLibpq(cfg *pgconn.Config) error {
 		if v, ok := cfg.RuntimeParams[k]; ok {
 			opt[k] = v
 			delete(cfg.RuntimeParams, k)
+		}
+	}
+	for k := range cfg.RuntimeParams {
+		if !serverParams[k] {
+			return fmt.Errorf("invalid connection option %q (libpq, which the standby's walreceiver uses, rejects it)", k)
 		}
 	}
 	for _, k := range []string{"hostaddr", "sslcrl", "sslcrldir", "requirepeer"} {
