@@ -62,6 +62,9 @@ type stream struct {
 func (s *stream) Started(start basebackup.Start) error {
 	s.start = start
 	s.b.started = &start
+	if err := s.b.checkSpace(start); err != nil {
+		return err
+	}
 	spaces, err := s.b.claimTablespaces(s.root, start.Tablespaces)
 	if err != nil {
 		return err
