@@ -44,6 +44,10 @@ func (b *attempt) diagnose(ctx context.Context, err error, main *pgconn.PgConn) 
 				Fix: "the backup needs 2 WAL senders (data and WAL), and the standby one more: raise max_wal_senders on the primary " +
 					"and restart it (with wal_level = minimal it must be 0: set wal_level = replica too)"}
 		}
+		if ok {
+			return &Error{Kind: Transient, Err: fmt.Errorf("%w; all %d WAL senders of the primary (max_wal_senders) are in use by other standbys or backups: "+
+				"pg-standby retries; raise max_wal_senders on the primary if they stay busy", err, n)}
+		}
 	}
 	return err
 }

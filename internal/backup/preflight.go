@@ -17,10 +17,10 @@ import (
 const walKeepEnough = 1 << 30
 
 // Preflight is what init --check reports about a primary before the
-// instance exists: the hot-standby settings run will raise (against
-// PostgreSQL's defaults) and the risk of losing WAL without a slot.
-func Preflight(ctx context.Context, conn *pgconn.PgConn, slot string) []string {
-	notes := hotStandbyNotes(nil, readHotStandby(ctx, conn), "the instance's data directory")
+// instance in dataDir exists: the hot-standby settings run will raise
+// (against PostgreSQL's defaults) and the risk of losing WAL without a slot.
+func Preflight(ctx context.Context, conn *pgconn.PgConn, slot, dataDir string) []string {
+	notes := hotStandbyNotes(nil, readHotStandby(ctx, conn), dataDir)
 	if w := walKeepWarning(ctx, conn, slot, nil); w != "" {
 		notes = append(notes, w)
 	}

@@ -90,7 +90,7 @@ func TestNoSlotWarned(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	notes := backup.Preflight(ctx, conn, "")
+	notes := backup.Preflight(ctx, conn, "", "/nowhere")
 	if len(notes) != 1 || notes[0] != want {
 		t.Errorf("Preflight = %q, want [%q]", notes, want)
 	}
