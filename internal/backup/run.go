@@ -91,9 +91,12 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		return nil, configErr("primary_conninfo is not set in %s (or the files it includes): without it libpq's defaults "+
 			"would make this instance copy itself; set primary_conninfo = 'host=... user=...' there", in.ConfFile)
 	}
-	connCfg, err := replconn.ParseConninfo(ci.Value)
+	connCfg, notes, err := replconn.ParseConninfoNotes(ci.Value)
 	if err != nil {
 		return nil, configErr("primary_conninfo in %s line %d is invalid: %w", ci.File, ci.Line, err)
+	}
+	for _, n := range notes {
+		opt.Log.Warn(n)
 	}
 	if instance.PointsAtItself(connCfg, instance.Port(conf)) {
 		return nil, configErr("primary_conninfo in %s line %d points at this instance itself (%s, its own port): "+

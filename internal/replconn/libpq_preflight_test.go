@@ -265,8 +265,48 @@ func TestServiceAndPassfile(t *testing.T) {
 	}
 	pass := filepath.Join(dir, "pgpass")
 	write(t, pass, fmt.Sprintf("127.0.0.1:%d:*:replicator:%s\n", p.Port, p.Password))
-	if _, err := connect(t, fmt.Sprintf("host=127.0.0.1 port=%d user=replicator passfile=%s", p.Port, pass)); err != nil {
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=replicator passfile='%s'", p.Port, pass)
+	if _, err := connect(t, conninfo); err != nil {
 		t.Errorf("passfile: %v", err)
+	}
+	// libpq ignores a password file others can read: so does the backup.
+	if err := os.Chmod(pass, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, notes, err := replconn.ParseConninfoNotes(conninfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "password file " + pass + " has group or world access (mode 0644): libpq, which the standby's walreceiver uses, ignores it, so pg-standby does too; chmod 0600 " + pass + " (owned by the user the standby runs as)"
+	if cfg.Password != "" || len(notes) != 1 || notes[0] != want {
+		t.Errorf("passfile mode 0644: password kept %v, notes %q, want [%q]", cfg.Password != "", notes, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if conn, err := replconn.Connect(ctx, cfg, slogDiscard()); err == nil {
+		conn.Close(ctx)
+		t.Errorf("connected with the password of a mode 0644 passfile")
+	}
+	// A password given in the conninfo is not the file's business.
+	if _, notes, _ := replconn.ParseConninfoNotes(conninfo + " password=" + p.Password); len(notes) != 0 {
+		t.Errorf("explicit password: notes %q", notes)
+	}
+}
+
+func TestConninfoPassfileKey(t *testing.T) {
+	t.Setenv("PGPASSFILE", "/env/pgpass")
+	for in, want := range map[string]string{
+		"host=a passfile=/x/y":                    "/x/y",
+		`host=a passfile = '/with space/it\'s'`:   "/with space/it's",
+		"passfile=/first host=b passfile=/second": "/second",
+		"host=a": "/env/pgpass",
+		"postgresql://u@h/db?passfile=%2Fq%2Fpass":     "/q/pass",
+		"postgresql://u@h/db?sslmode=disable":          "/env/pgpass",
+		"host=a application_name='passfile=/not/this'": "/env/pgpass",
+	} {
+		if got := replconn.PassfilePath(in); got != want {
+			t.Errorf("PassfilePath(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
