@@ -25,8 +25,10 @@ func (b *attempt) diagnose(ctx context.Context, err error, main *pgconn.PgConn) 
 	}
 	switch pgErr.Code {
 	case "55000": // object_not_in_prerequisite_state
-		if b.started != nil && b.sourceStandby {
-			return b.promoted(ctx, err, main)
+		if b.started != nil {
+			if perr := b.promoted(ctx, err, main); perr != nil {
+				return perr
+			}
 		}
 		if v, ok := b.show(ctx, main, "wal_level"); ok && v == "minimal" {
 			return &SettingError{Setting: "wal_level", Value: v, Err: err,
@@ -52,9 +54,10 @@ func (b *attempt) diagnose(ctx context.Context, err error, main *pgconn.PgConn) 
 	return err
 }
 
-// promoted checks whether the source standby left recovery: its timeline
-// moved past the backup's. Unconfirmed, the failure stays transient: a
-// cascading source that changed state is worth another attempt.
+// promoted checks whether the source left recovery during the backup: its
+// timeline moved past the backup's start. A source that was a standby and
+// cannot be checked, or did not move, stays transient: a cascading source
+// that changed state is worth another attempt. nil: not a promotion.
 func (b *attempt) promoted(ctx context.Context, err error, main *pgconn.PgConn) error {
 	var tli uint32
 	check := func(conn *pgconn.PgConn) error {
@@ -62,11 +65,14 @@ func (b *attempt) promoted(ctx context.Context, err error, main *pgconn.PgConn) 
 		tli = sys.Timeline
 		return err
 	}
-	if cerr := b.onServer(ctx, main, check); cerr != nil {
-		return &Error{Kind: Transient, Err: fmt.Errorf("%w (the source was a standby; its timeline could not be read again: %v)", err, cerr)}
-	}
-	if tli > b.started.Timeline {
+	cerr := b.onServer(ctx, main, check)
+	switch {
+	case cerr == nil && tli > b.started.Timeline:
 		return &PromotedError{From: b.started.Timeline, To: tli, Err: err}
+	case !b.sourceStandby:
+		return nil
+	case cerr != nil:
+		return &Error{Kind: Transient, Err: fmt.Errorf("%w (the source was a standby; its timeline could not be read again: %v)", err, cerr)}
 	}
 	return &Error{Kind: Transient, Err: fmt.Errorf("%w (the source is a standby, still on timeline %d)", err, tli)}
 }

@@ -54,8 +54,8 @@ type PromotedError struct {
 }
 
 func (e *PromotedError) Error() string {
-	return fmt.Sprintf("the source standby was promoted during the copy (timeline %d, now %d); "+
-		"the copy is taken again, on the new timeline: %v", e.From, e.To, e.Err)
+	return fmt.Sprintf("the source standby was promoted during the copy (timeline %d, now %d): "+
+		"a retry copies from it on the new timeline (%v)", e.From, e.To, e.Err)
 }
 func (e *PromotedError) Unwrap() error { return e.Err }
 
