@@ -160,6 +160,9 @@ func (b *attempt) run(ctx context.Context) (*Result, error) {
 		return nil, b.diagnose(ctx, err, nil)
 	}
 	defer main.Close(context.Background())
+	if len(b.connCfg.Fallbacks) > 0 {
+		p.SetPrimary(main.Conn().RemoteAddr().String()) // the host of the list that answered
+	}
 	res, err := b.runOn(ctx, main)
 	return res, b.diagnose(ctx, err, main)
 }
