@@ -19,6 +19,14 @@ import (
 func ParseConninfo(conninfo string) (*pgconn.Config, error) {
 	cfg, err := pgconn.ParseConfig(conninfo)
 	if err != nil {
+		// libpq looks a service up in the user's file, then in the system's.
+		if sys, ok := systemServiceFile(conninfo); ok {
+			if c, serr := pgconn.ParseConfig(withKey(conninfo, "servicefile", sys)); serr == nil {
+				cfg, err = c, nil
+			}
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err := applyLibpq(cfg); err != nil {

@@ -33,9 +33,11 @@ import (
 //     refuses them ("invalid connection option"), so does ParseConninfo.
 //   - Options pgconn cannot honour (hostaddr, sslcrl, sslcrldir, requirepeer,
 //     gssencmode=require) are refused with the reason rather than ignored.
-//   - Still different: pgconn reads only the user's service file
-//     (PGSERVICEFILE or ~/.pg_service.conf), not PGSYSCONFDIR's; it looks the
-//     passfile up for the first host only and does not check its mode.
+//   - service: pgconn reads only the user's service file; ParseConninfo
+//     falls back to the system's ($PGSYSCONFDIR/pg_service.conf) as libpq.
+//   - passfile: pgconn does not check its mode; ParseConninfoNotes drops a
+//     password from a file libpq would ignore.
+//   - Still different: pgconn looks the passfile up for the first host only.
 
 // libpqOnly are libpq options pgconn passes on to the server as settings.
 var libpqOnly = []string{

@@ -263,6 +263,16 @@ func TestServiceAndPassfile(t *testing.T) {
 	if _, err := connect(t, "service=standby_src"); err != nil {
 		t.Errorf("service=standby_src: %v", err)
 	}
+	// Not in the user's file: libpq takes it from $PGSYSCONFDIR/pg_service.conf.
+	sys := t.TempDir()
+	write(t, filepath.Join(sys, "pg_service.conf"), fmt.Sprintf("[system_src]\nhost=127.0.0.1\nport=%d\nuser=replicator\npassword=%s\n", p.Port, p.Password))
+	t.Setenv("PGSYSCONFDIR", sys)
+	if _, err := connect(t, "service=system_src"); err != nil {
+		t.Errorf("service=system_src from PGSYSCONFDIR: %v", err)
+	}
+	if _, err := connect(t, "service=nowhere"); err == nil {
+		t.Errorf("service=nowhere: connected")
+	}
 	pass := filepath.Join(dir, "pgpass")
 	write(t, pass, fmt.Sprintf("127.0.0.1:%d:*:replicator:%s\n", p.Port, p.Password))
 	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=replicator passfile='%s'", p.Port, pass)

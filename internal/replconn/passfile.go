@@ -58,6 +58,27 @@ func passfilePath(conninfo string) string {
 	return filepath.Join(home, ".pgpass")
 }
 
+// systemServiceFile is libpq's system-wide service file when conninfo (or
+// PGSERVICE) names a service: $PGSYSCONFDIR/pg_service.conf, by default
+// Debian libpq's /etc/postgresql-common/pg_service.conf. pgconn reads only
+// the user's (servicefile, PGSERVICEFILE or ~/.pg_service.conf).
+func systemServiceFile(conninfo string) (string, bool) {
+	if v, ok := conninfoValue(conninfo, "service"); !ok || v == "" {
+		if os.Getenv("PGSERVICE") == "" {
+			return "", false
+		}
+	}
+	dir := os.Getenv("PGSYSCONFDIR")
+	if dir == "" {
+		dir = "/etc/postgresql-common"
+	}
+	path := filepath.Join(dir, "pg_service.conf")
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		return "", false
+	}
+	return path, true
+}
+
 // withKey returns conninfo with key set to value (later keys win in both
 // syntaxes).
 func withKey(conninfo, key, value string) string {
