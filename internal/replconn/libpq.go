@@ -9,6 +9,7 @@ import (
 	"net"
 	"reflect"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,7 +32,9 @@ import (
 //   - ssl_min_protocol_version/ssl_max_protocol_version set the TLS versions.
 //   - Unknown keys: pgconn sends them to the server as settings; libpq
 //     refuses them ("invalid connection option"), so does ParseConninfo.
-//   - Options pgconn cannot honour (hostaddr, sslcrl, sslcrldir, requirepeer,
+//   - hostaddr: each host is dialled at its numeric address, its name kept
+//     for TLS verification (and the passfile), as libpq does.
+//   - Options pgconn cannot honour (sslcrl, sslcrldir, requirepeer,
 //     gssencmode=require) are refused with the reason rather than ignored.
 //   - service: pgconn reads only the user's service file; ParseConninfo
 //     falls back to the system's ($PGSYSCONFDIR/pg_service.conf) as libpq.
@@ -65,7 +68,12 @@ func applyLibpq(cfg *pgconn.Config) error {
 			return fmt.Errorf("invalid connection option %q (libpq, which the standby's walreceiver uses, rejects it)", k)
 		}
 	}
-	for _, k := range []string{"hostaddr", "sslcrl", "sslcrldir", "requirepeer"} {
+	if v, ok := opt["hostaddr"]; ok {
+		if err := useHostaddr(cfg, v); err != nil {
+			return err
+		}
+	}
+	for _, k := range []string{"sslcrl", "sslcrldir", "requirepeer"} {
 		if _, ok := opt[k]; ok {
 			return fmt.Errorf("%s is not supported by pg-standby's connection (pgx): remove it from primary_conninfo", k)
 		}
@@ -92,6 +100,38 @@ func applyLibpq(cfg *pgconn.Config) error {
 		return fmt.Errorf("invalid load_balance_hosts value %q: want disable or random", opt["load_balance_hosts"])
 	}
 	return setValidate(cfg)
+}
+
+// useHostaddr makes the i-th host of the list dial the i-th numeric address
+// of hostaddr; the host name stays in the TLS configuration pgconn built
+// from it (ServerName), as libpq verifies the certificate against host.
+func useHostaddr(cfg *pgconn.Config, list string) error {
+	addrs := strings.Split(list, ",")
+	all := append([]*pgconn.FallbackConfig{{Host: cfg.Host, Port: cfg.Port, TLSConfig: cfg.TLSConfig}}, cfg.Fallbacks...)
+	group := make([]int, len(all)) // host index of each entry (TLS and plain of one host share it)
+	for j := range all {
+		if j > 0 {
+			group[j] = group[j-1]
+			if all[j].Host != all[j-1].Host || all[j].Port != all[j-1].Port {
+				group[j]++
+			}
+		}
+		if strings.HasPrefix(all[j].Host, "/") {
+			return fmt.Errorf("hostaddr with a unix socket host (%s) is not supported: give host=ADDRESS instead", all[j].Host)
+		}
+	}
+	if hosts := group[len(all)-1] + 1; hosts != len(addrs) {
+		return fmt.Errorf("could not match %d host names to %d hostaddr values", hosts, len(addrs))
+	}
+	for j, fb := range all {
+		addr := strings.TrimSpace(addrs[group[j]])
+		if net.ParseIP(addr) == nil {
+			return fmt.Errorf("invalid hostaddr %q: want a numeric IP address", addr)
+		}
+		all[j] = &pgconn.FallbackConfig{Host: addr, Port: fb.Port, TLSConfig: fb.TLSConfig}
+	}
+	cfg.Host, cfg.Port, cfg.TLSConfig, cfg.Fallbacks = all[0].Host, all[0].Port, all[0].TLSConfig, all[1:]
+	return nil
 }
 
 // setDialer builds the dialer from connect_timeout and the keepalive

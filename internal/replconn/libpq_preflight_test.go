@@ -346,6 +346,18 @@ func TestSSL(t *testing.T) {
 	base := fmt.Sprintf("host=127.0.0.1 port=%d user=replicator", p.Port)
 	f := func(name string) string { return filepath.Join(certs, name) }
 	client := fmt.Sprintf(" sslcert=%s sslkey=%s", f("replicator.crt"), f("replicator.key"))
+	// hostaddr: dialled by address, verified against the host name (the
+	// certificate holds 127.0.0.1 only, so the name "db.invalid" must fail
+	// verify-full, and sslmode=require with it must connect without DNS).
+	if _, err := connect(t, fmt.Sprintf("host=db.invalid hostaddr=127.0.0.1 port=%d user=replicator sslmode=require%s", p.Port, client)); err != nil {
+		t.Errorf("hostaddr with an unresolvable host name: %v", err)
+	}
+	if _, err := connect(t, fmt.Sprintf("host=db.invalid hostaddr=127.0.0.1 port=%d user=replicator sslmode=verify-full sslrootcert=%s%s", p.Port, f("ca.crt"), client)); err == nil || !strings.Contains(err.Error(), "db.invalid") {
+		t.Errorf("hostaddr, verify-full against a name the certificate lacks: %v", err)
+	}
+	if _, err := replconn.ParseConninfo("host=a,b hostaddr=127.0.0.1"); err == nil {
+		t.Errorf("two hosts, one hostaddr: accepted")
+	}
 	for _, c := range []struct {
 		opts string
 		ok   bool
