@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -73,21 +74,50 @@ func lowerThan(conf *pgconf.Config, primary map[string]int) []Raise {
 	return out
 }
 
-// raiseHotStandby writes the primary's values of the hot-standby settings
-// that are lower here into the copied postgresql.auto.conf, which
-// PostgreSQL reads last, so the standby starts whatever the instance's own
-// files say. The settings stay the admin's to change (ALTER SYSTEM keeps
-// them). It runs after the copy: the primary's postgresql.auto.conf is then
-// in place and counts.
-func (b *attempt) raiseHotStandby(root *os.Root) error {
+// adjustAutoConf appends to the copied postgresql.auto.conf, which
+// PostgreSQL reads last, the hot-standby settings lower here than on the
+// primary (or the standby refuses to start) and the primary's result
+// settings the instance does not set. The instance's own files stay
+// untouched and ALTER SYSTEM keeps the values editable. It runs after the
+// copy: the primary's postgresql.auto.conf is then in place and counts.
+func (b *attempt) adjustAutoConf(root *os.Root) error {
 	conf, err := pgconf.Load(b.in.ConfFile, b.in.DataDir)
 	if err != nil {
 		return fmt.Errorf("read the configuration after the copy: %w", err)
 	}
-	raises := lowerThan(conf, b.primaryHS)
-	if len(raises) == 0 {
+	var block []byte
+	var warns []string
+	if raises := lowerThan(conf, b.primaryHS); len(raises) > 0 {
+		block = append(block, "# pg-standby: a hot standby needs at least the primary's value (PostgreSQL refuses to start otherwise)\n"...)
+		for _, r := range raises {
+			block = fmt.Appendf(block, "%s = '%d'\n", r.Setting, r.Primary)
+			warns = append(warns, fmt.Sprintf("raised %s from %d (%s) to the primary's %d in %s/%s: a hot standby refuses to start with less",
+				r.Setting, r.Here, r.Where, r.Primary, b.in.DataDir, instance.AutoConf))
+		}
+	}
+	lines, infos := b.followPrimary(conf)
+	if len(lines) > 0 {
+		block = append(block, "# pg-standby: the primary's values of settings that change query results (the instance's configuration does not set them)\n"...)
+		block = append(block, strings.Join(lines, "\n")+"\n"...)
+	}
+	if len(block) == 0 {
 		return nil
 	}
+	if err := appendAutoConf(root, block, b.fileMode); err != nil {
+		return err
+	}
+	for _, w := range warns {
+		b.log.Warn(w)
+	}
+	for _, i := range infos {
+		b.log.Info(i)
+	}
+	return nil
+}
+
+// appendAutoConf appends block to postgresql.auto.conf, replacing the file
+// atomically and durably.
+func appendAutoConf(root *os.Root, block []byte, mode os.FileMode) error {
 	data, err := root.ReadFile(instance.AutoConf)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read %s: %w", instance.AutoConf, err)
@@ -95,14 +125,9 @@ func (b *attempt) raiseHotStandby(root *os.Root) error {
 	if len(data) > 0 && !bytes.HasSuffix(data, []byte("\n")) {
 		data = append(data, '\n')
 	}
-	data = append(data, "# pg-standby: a hot standby needs at least the primary's value (PostgreSQL refuses to start otherwise)\n"...)
-	for _, r := range raises {
-		data = fmt.Appendf(data, "%s = '%d'\n", r.Setting, r.Primary)
-		b.log.Warn(fmt.Sprintf("raised %s from %d (%s) to the primary's %d in %s/%s: a hot standby refuses to start with less",
-			r.Setting, r.Here, r.Where, r.Primary, b.in.DataDir, instance.AutoConf), "setting", r.Setting)
-	}
+	data = append(data, block...)
 	tmp := instance.AutoConf + ".pg-standby"
-	if err := durable.WriteFile(root, tmp, data, b.fileMode); err != nil {
+	if err := durable.WriteFile(root, tmp, data, mode); err != nil {
 		return err
 	}
 	if err := root.Rename(tmp, instance.AutoConf); err != nil {
@@ -111,7 +136,7 @@ func (b *attempt) raiseHotStandby(root *os.Root) error {
 	return nil
 }
 
-// hotStandbyNotes says, before the copy, what raiseHotStandby will do.
+// hotStandbyNotes says, before the copy, what adjustAutoConf will raise.
 func hotStandbyNotes(conf *pgconf.Config, primary map[string]int, dataDir string) []string {
 	var notes []string
 	for _, r := range lowerThan(conf, primary) {

@@ -148,6 +148,7 @@ type attempt struct {
 	sourceStandby bool              // the server was in hot standby when identified (cascading)
 	started       *basebackup.Start // set once BASE_BACKUP reported its start
 	primaryHS     map[string]int    // the primary's hot-standby settings
+	primaryRS     map[string]string // the primary's result settings (SHOW)
 }
 
 func (b *attempt) run(ctx context.Context) (*Result, error) {
@@ -224,6 +225,7 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 	b.log.Info("primary identified", "system_identifier", sys.SystemID, "timeline", sys.Timeline,
 		"server_version", ver, "wal_segment_size", b.segSize)
 	b.checkHotStandbySettings(ctx, conn)
+	b.primaryRS = readResultSettings(ctx, conn)
 	if w := walKeepWarning(ctx, conn, b.slot, b.conf); w != "" {
 		b.log.Warn(w)
 	}
