@@ -80,7 +80,7 @@ func lowerThan(conf *pgconf.Config, primary map[string]int) []Raise {
 // settings the instance does not set. The instance's own files stay
 // untouched and ALTER SYSTEM keeps the values editable. It runs after the
 // copy: the primary's postgresql.auto.conf is then in place and counts.
-func (b *attempt) adjustAutoConf(root *os.Root) error {
+func (b *attempt) adjustAutoConf(ctx context.Context, root *os.Root) error {
 	conf, err := pgconf.Load(b.in.ConfFile, b.in.DataDir)
 	if err != nil {
 		return fmt.Errorf("read the configuration after the copy: %w", err)
@@ -95,7 +95,7 @@ func (b *attempt) adjustAutoConf(root *os.Root) error {
 				r.Setting, r.Here, r.Where, r.Primary, b.in.DataDir, instance.AutoConf))
 		}
 	}
-	lines, infos := b.followPrimary(conf)
+	lines, infos := b.followPrimary(conf, installedLocales(ctx))
 	if len(lines) > 0 {
 		block = append(block, "# pg-standby: the primary's values of settings that change query results (the instance's configuration does not set them)\n"...)
 		block = append(block, strings.Join(lines, "\n")+"\n"...)

@@ -326,7 +326,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	}
 
 	b.opt.Progress.SetPhase(progress.Handover)
-	if err := b.adjustAutoConf(root); err != nil {
+	if err := b.adjustAutoConf(ctx, root); err != nil {
 		return nil, err
 	}
 	if b.in.Debian == nil {

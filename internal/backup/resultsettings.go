@@ -1,10 +1,14 @@
 package backup
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -56,7 +60,9 @@ func readResultSettings(ctx context.Context, conn *pgconn.PgConn) map[string]str
 // conf is the configuration after the copy: a setting in the instance's own
 // files is the admin's and wins; one in the copied postgresql.auto.conf is
 // the primary's ALTER SYSTEM and already counts.
-func (b *attempt) followPrimary(conf *pgconf.Config) (lines []string, logs []string) {
+// An lc_* value naming a locale not installed here (locales non-nil) is not
+// written: the standby would refuse to start.
+func (b *attempt) followPrimary(conf *pgconf.Config, locales map[string]bool) (lines []string, logs []string) {
 	auto := filepath.Join(b.in.DataDir, instance.AutoConf)
 	for _, rs := range resultSettings {
 		p, ok := b.primaryRS[rs.name]
@@ -73,9 +79,69 @@ func (b *attempt) followPrimary(conf *pgconf.Config) (lines []string, logs []str
 		if rs.def != "" && p == rs.def {
 			continue // the standby has the same default
 		}
+		if strings.HasPrefix(rs.name, "lc_") && locales != nil && !locales[normLocale(p)] {
+			b.log.Warn(fmt.Sprintf("the primary's %s = %s is not a locale installed here (%s -a), so it is not set: "+
+				"the standby would refuse to start; install it (Debian: dpkg-reconfigure locales) and set %s in %s",
+				rs.name, pgconf.Quote(p), localeBin, rs.name, b.in.ConfFile), "setting", rs.name)
+			continue
+		}
 		lines = append(lines, rs.name+" = "+pgconf.Quote(p))
 		logs = append(logs, fmt.Sprintf("set %s = %s in %s, the primary's value, so the standby answers queries as the primary does",
 			rs.name, pgconf.Quote(p), auto))
 	}
 	return lines, logs
+}
+
+// localeBin lists the locales installed here; a standby given an lc_*
+// setting naming another refuses to start ("invalid value for parameter").
+const localeBin = "/usr/bin/locale"
+
+// installedLocales returns the locales `locale -a` lists, normalized, or nil
+// when it cannot tell (then the primary's values are written unchecked).
+func installedLocales(ctx context.Context) map[string]bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, localeBin, "-a")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil
+	}
+	if err := cmd.Start(); err != nil {
+		return nil
+	}
+	m := map[string]bool{"C": true, "POSIX": true}
+	sc := bufio.NewScanner(io.LimitReader(out, 4<<20))
+	for sc.Scan() {
+		if name := strings.TrimSpace(sc.Text()); name != "" {
+			m[normLocale(name)] = true
+		}
+	}
+	_, _ = io.Copy(io.Discard, out)
+	if cmd.Wait() != nil || sc.Err() != nil {
+		return nil
+	}
+	return m
+}
+
+// normLocale spells a locale name as glibc compares it: the codeset
+// lower-case without punctuation (de_DE.UTF-8 is de_DE.utf8).
+func normLocale(name string) string {
+	base, mod, hasMod := strings.Cut(name, "@")
+	lang, codeset, hasCS := strings.Cut(base, ".")
+	if hasCS {
+		codeset = strings.Map(func(r rune) rune {
+			switch {
+			case r >= 'A' && r <= 'Z':
+				return r + 'a' - 'A'
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+				return r
+			}
+			return -1
+		}, codeset)
+		lang += "." + codeset
+	}
+	if hasMod {
+		lang += "@" + mod
+	}
+	return lang
 }
