@@ -49,3 +49,18 @@ func TestLocaleNotInstalledNotFollowed(t *testing.T) {
 		t.Errorf("log lacks %q:\n%s", want, logs.String())
 	}
 }
+
+// TestConnectionSets: a setting the connection sets itself (PGTZ, options)
+// is recognised, so its SHOW answer is not taken for the primary's.
+func TestConnectionSets(t *testing.T) {
+	set := connectionSets(map[string]string{"timezone": "UTC", "application_name": "x",
+		"options": `-c search_path=a --extra-float-digits=3 -cDateStyle=ISO`})
+	for _, name := range []string{"timezone", "search_path", "extra_float_digits", "datestyle"} {
+		if !set[name] {
+			t.Errorf("%s not recognised as set: %v", name, set)
+		}
+	}
+	if set["timezone_abbreviations"] || set["lc_time"] {
+		t.Errorf("too much recognised: %v", set)
+	}
+}

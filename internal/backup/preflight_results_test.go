@@ -91,3 +91,27 @@ func TestResultSettingsFollowPrimary(t *testing.T) {
 		})
 	}
 }
+
+// TestResultSettingConnectionOverride: primary_conninfo's options set
+// timezone for pg-standby's connection, so SHOW answers that, not the
+// primary's value: it is not followed, and the log says why.
+func TestResultSettingConnectionOverride(t *testing.T) {
+	testpg.Require(t)
+	p := testpg.Start(t, testpg.Options{Conf: map[string]string{"timezone": "Pacific/Chatham", "datestyle": "SQL, DMY"}})
+	dir := newInstance(t, p.ConnString()+" options='-c timezone=Asia/Tokyo'")
+	var logs strings.Builder
+	if _, err := run(t, backup.Options{DataDir: dir, Log: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	want := "timezone is set for pg-standby's connection (primary_conninfo's options, or PGTZ or PGOPTIONS in the environment), " +
+		"so SHOW does not give the primary's own value and the standby does not follow it"
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, logs.String())
+	}
+	if strings.Contains(logs.String(), "Asia/Tokyo in") || strings.Contains(logs.String(), "set timezone") {
+		t.Errorf("the connection's timezone was taken for the primary's:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "set datestyle = 'SQL, DMY'") {
+		t.Errorf("datestyle not followed:\n%s", logs.String())
+	}
+}

@@ -41,11 +41,18 @@ var resultSettings = []struct{ name, def string }{
 }
 
 // readResultSettings reads the primary's values with SHOW (it works on a
-// physical replication connection); one that cannot be read, or that no
-// configuration file could hold, is left out.
-func readResultSettings(ctx context.Context, conn *pgconn.PgConn) map[string]string {
+// physical replication connection); one that cannot be read, that no
+// configuration file could hold, or that the connection itself sets (SHOW
+// then answers the connection's value, not the primary's) is left out.
+func (b *attempt) readResultSettings(ctx context.Context, conn *pgconn.PgConn) map[string]string {
 	m := map[string]string{}
+	set := connectionSets(b.connCfg.RuntimeParams)
 	for _, rs := range resultSettings {
+		if set[rs.name] {
+			b.log.Warn(fmt.Sprintf("%s is set for pg-standby's connection (primary_conninfo's options, or PGTZ or PGOPTIONS in the environment), "+
+				"so SHOW does not give the primary's own value and the standby does not follow it", rs.name), "setting", rs.name)
+			continue
+		}
 		v, err := replconn.Show(ctx, conn, rs.name)
 		if err != nil || len(v) > 1024 || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 			continue
@@ -53,6 +60,31 @@ func readResultSettings(ctx context.Context, conn *pgconn.PgConn) map[string]str
 		m[rs.name] = v
 	}
 	return m
+}
+
+// connectionSets lists the settings a connection's startup packet sets: as
+// parameters of their own, or as -c name=value / --name=value in options.
+func connectionSets(params map[string]string) map[string]bool {
+	norm := func(s string) string {
+		name, _, _ := strings.Cut(s, "=")
+		return strings.ReplaceAll(strings.ToLower(name), "-", "_")
+	}
+	set := map[string]bool{}
+	for k := range params {
+		set[norm(k)] = true
+	}
+	words := strings.Fields(params["options"])
+	for i, w := range words {
+		switch {
+		case strings.HasPrefix(w, "--"):
+			set[norm(w[2:])] = true
+		case w == "-c" && i+1 < len(words):
+			set[norm(words[i+1])] = true
+		case strings.HasPrefix(w, "-c"):
+			set[norm(w[2:])] = true
+		}
+	}
+	return set
 }
 
 // followPrimary returns the postgresql.auto.conf lines that give the standby

@@ -225,7 +225,7 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 	b.log.Info("primary identified", "system_identifier", sys.SystemID, "timeline", sys.Timeline,
 		"server_version", ver, "wal_segment_size", b.segSize)
 	b.checkHotStandbySettings(ctx, conn)
-	b.primaryRS = readResultSettings(ctx, conn)
+	b.primaryRS = b.readResultSettings(ctx, conn)
 	if w := walKeepWarning(ctx, conn, b.slot, b.conf); w != "" {
 		b.log.Warn(w)
 	}
