@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
 	"github.com/pg-standby/pg-standby/internal/testpg"
@@ -113,5 +114,28 @@ func TestResultSettingConnectionOverride(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "set datestyle = 'SQL, DMY'") {
 		t.Errorf("datestyle not followed:\n%s", logs.String())
+	}
+}
+
+// TestResultSettingFromPrimaryAutoConf: a setting the primary set with ALTER
+// SYSTEM arrives in the copied postgresql.auto.conf and already counts: it is
+// neither written again nor reported as the instance's own.
+func TestResultSettingFromPrimaryAutoConf(t *testing.T) {
+	testpg.Require(t)
+	p := testpg.Start(t, testpg.Options{})
+	p.SQL(t, "ALTER SYSTEM SET timezone = 'Asia/Kolkata'")
+	p.SQL(t, "SELECT pg_reload_conf()")
+	p.WaitFor(t, "SHOW timezone", "Asia/Kolkata", 10*time.Second)
+	dir := newInstance(t, p.ConnString())
+	var logs strings.Builder
+	if _, err := run(t, backup.Options{DataDir: dir, Log: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	if strings.Contains(logs.String(), "timezone =") {
+		t.Errorf("timezone written or kept though the copied postgresql.auto.conf sets it:\n%s", logs.String())
+	}
+	s := testpg.StartStandby(t, dir)
+	if got := s.SQL(t, "SHOW timezone"); got != "Asia/Kolkata" {
+		t.Errorf("standby timezone %q, want the primary's Asia/Kolkata", got)
 	}
 }
