@@ -114,6 +114,7 @@ func initCmd(ctx context.Context, args []string) int {
 		conn, err := replconn.Connect(cctx, cfg, nopLogger())
 		if err == nil {
 			_, err = replconn.IdentifySystem(cctx, conn)
+			warnPreflight(cctx, conn, spec.SlotName, in.DataDir)
 			conn.Close(context.Background())
 		}
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"strings"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -39,9 +38,12 @@ const (
 	Protocol
 )
 
-func (k Kind) String() string {
-	return [...]string{"transient", "configuration", "refused", "corrupt primary", "protocol violation"}[k]
+var kindNames = map[Kind]string{
+	Transient: "transient", Config: "configuration", Refused: "refused", Corrupt: "corrupt primary",
+	Protocol: "protocol violation",
 }
+
+func (k Kind) String() string { return kindNames[k] }
 
 // Error is a failed attempt with its Kind.
 type Error struct {
@@ -51,6 +53,32 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
+
+// PromotedError: the source standby of a cascading backup was promoted while
+// it sent the backup (the server ends such a backup with SQLSTATE 55000). A
+// new attempt copies from it on its new timeline.
+type PromotedError struct {
+	From, To uint32 // timelines at the backup's start and after
+	Err      error
+}
+
+func (e *PromotedError) Error() string {
+	return fmt.Sprintf("the source standby was promoted during the copy (timeline %d, now %d): "+
+		"a retry copies from it on the new timeline (%v)", e.From, e.To, e.Err)
+}
+func (e *PromotedError) Unwrap() error { return e.Err }
+
+// SettingError: a setting of the primary, read from the primary itself,
+// rules the backup out. Fix says what to change.
+type SettingError struct {
+	Setting, Value, Fix string
+	Err                 error
+}
+
+func (e *SettingError) Error() string {
+	return fmt.Sprintf("%v; the primary has %s = %s: %s", e.Err, e.Setting, e.Value, e.Fix)
+}
+func (e *SettingError) Unwrap() error { return e.Err }
 
 // KindOf classifies err.
 func KindOf(err error) Kind {
@@ -65,13 +93,35 @@ func configErr(format string, args ...any) error {
 	return &Error{Kind: Config, Err: fmt.Errorf(format, args...)}
 }
 
+// sqlstateKinds are the SQLSTATEs that have one cause on a replication
+// connection. Codes with several causes (55000 object_not_in_prerequisite_state,
+// 53300 too_many_connections) are sorted by diagnose, from facts read on the
+// primary, into PromotedError or SettingError; undiagnosed they are what this
+// table says.
+var sqlstateKinds = map[string]Kind{
+	"28P01": Config, // invalid_password
+	"28000": Config, // invalid_authorization_specification (pg_hba.conf)
+	"42501": Config, // insufficient_privilege: no REPLICATION attribute
+	"42704": Config, // undefined_object: the slot does not exist
+	"42602": Config, // invalid_name: slot name
+	"42601": Config, // syntax_error
+	"55000": Config, // a prerequisite the primary lacks (wal_level, slots, an invalidated slot)
+	"53300": Transient,
+}
+
 // classify sorts errors that did not say their kind.
 func classify(err error) Kind {
 	var refused *instance.RefusedError
 	var corrupt *basebackup.ChecksumFailureError
 	var pgErr *pgconn.PgError
 	var connErr *replconn.ConnectError
+	var promoted *PromotedError
+	var setting *SettingError
 	switch {
+	case errors.As(err, &promoted):
+		return Transient
+	case errors.As(err, &setting):
+		return Config
 	case errors.As(err, &connErr) && unresolvable(connErr):
 		return Config
 	case errors.As(err, &refused):
@@ -83,20 +133,7 @@ func classify(err error) Kind {
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
 		return Refused
 	case errors.As(err, &pgErr):
-		switch pgErr.Code {
-		case "28P01", "28000": // invalid_password, invalid_authorization_specification
-			return Config
-		case "42501": // insufficient_privilege: no REPLICATION attribute
-			return Config
-		case "55000", "42704", "42602", "42601": // wal_level, undefined slot, bad names, syntax
-			return Config
-		case "53300": // too_many_connections: max_wal_senders
-			// The backup needs two senders (data and WAL): fewer configured is
-			// permanent; all of them busy with other standbys may pass.
-			if strings.Contains(pgErr.Message, "(currently 0)") || strings.Contains(pgErr.Message, "(currently 1)") {
-				return Config
-			}
-		}
+		return sqlstateKinds[pgErr.Code] // Transient for codes not listed
 	}
 	return Transient
 }
@@ -152,12 +189,23 @@ func explain(err error, primary string) error {
 	return err
 }
 
+// sqlstateHints are the next steps for the single-cause SQLSTATEs.
+var sqlstateHints = map[string]string{
+	"28P01": "check user and password in primary_conninfo (or ~/.pgpass) and the primary's pg_hba.conf, which must allow a \"replication\" connection from this host",
+	"42501": "the role in primary_conninfo needs the REPLICATION attribute: ALTER ROLE name REPLICATION on the primary",
+	"42704": "create the slot on the primary, or let pg-standby create it (--create-slot), or clear primary_slot_name",
+}
+
 func hint(err error, primary string) string {
 	var connErr *replconn.ConnectError
 	var netErr *net.OpError
+	var promoted *PromotedError
+	var setting *SettingError
 	lost := "the connection to the primary " + primary + " was lost"
 	retry := "pg-standby retries, and a rerun keeps what is already written"
 	switch {
+	case errors.As(err, &promoted), errors.As(err, &setting):
+		return "" // they say it themselves
 	case errors.As(err, &connErr) && unresolvable(connErr):
 		return "check the host name in primary_conninfo: DNS says it does not exist"
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
@@ -174,16 +222,12 @@ func hint(err error, primary string) string {
 	switch pgErr.Code {
 	case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
 		return "the primary " + primary + " shut down or restarted; " + retry
-	case "28P01", "28000":
-		return "check user and password in primary_conninfo (or ~/.pgpass) and the primary's pg_hba.conf, which must allow a \"replication\" connection from this host"
-	case "42501":
-		return "the role in primary_conninfo needs the REPLICATION attribute: ALTER ROLE name REPLICATION on the primary"
-	case "55000":
-		return "set wal_level = replica (or logical) on the primary and restart it"
-	case "53300":
-		return "raise max_wal_senders on the primary (the backup needs 2 connections: data and WAL) and restart it; with wal_level = minimal it must be 0, so set wal_level = replica too"
+	case "28000":
+		return sqlstateHints["28P01"]
 	case "42704":
-		return "create the slot on the primary, or let pg-standby create it (--create-slot), or clear primary_slot_name"
+		if connErr != nil {
+			return "" // an unknown setting at startup, not a slot
+		}
 	}
-	return ""
+	return sqlstateHints[pgErr.Code]
 }

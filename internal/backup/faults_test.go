@@ -300,8 +300,11 @@ func TestFaultPrimaryRestart(t *testing.T) {
 	rerun(t, e, backup.Options{})
 }
 
-// TestFaultDiskFull fills the file system of the instance (a small tmpfs),
-// then frees space (grows it) and reruns.
+// TestFaultDiskFull: a file system (a small tmpfs) too small for the
+// primary's estimate is refused before any write; one that holds the
+// estimate but fills up during the copy (the primary writes 50 MB of WAL
+// meanwhile) fails as transient; after freeing space (growing it) the rerun
+// completes.
 func TestFaultDiskFull(t *testing.T) {
 	testpg.Require(t)
 	requireRoot(t, "disk full: mounting a small tmpfs needs root; run the tests as root (as CI does) to cover this case")
@@ -323,12 +326,26 @@ func TestFaultDiskFull(t *testing.T) {
 	e := newFaultEnv(t, p, mnt)
 	before := e.outsideSnapshot(t)
 	_, err := run(t, backup.Options{DataDir: e.data})
+	checkFailed(t, e, err, backup.Config, "not enough free space for the copy (nothing was written)", before)
+
+	mount("remount,size=100m")
+	progressed := make(chan struct{})
+	tracker := progress.NewTracker()
+	go func() {
+		defer close(progressed)
+		for tracker.Written.Load() < 1<<20 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		p.SQL(t, "CREATE TABLE bulk AS SELECT repeat('x', 1000) AS pad FROM generate_series(1, 50000)")
+	}()
+	_, err = run(t, backup.Options{DataDir: e.data, MaxRateKB: 4096, Progress: tracker})
+	<-progressed
 	checkFailed(t, e, err, backup.Transient, "no space left on device", before)
 	if !strings.Contains(err.Error(), "free space") {
 		t.Errorf("error %q does not say what to do", err)
 	}
 	// "Free space": grow the file system.
-	mount("remount,size=256m")
+	mount("remount,size=512m")
 	rerun(t, e, backup.Options{})
 }
 

@@ -60,6 +60,10 @@ type stream struct {
 // starts WAL streaming from the backup's start.
 func (s *stream) Started(start basebackup.Start) error {
 	s.start = start
+	s.b.started = &start
+	if err := s.b.checkSpace(start); err != nil {
+		return err
+	}
 	spaces, err := s.b.claimTablespaces(s.root, start.Tablespaces)
 	if err != nil {
 		return err
@@ -342,6 +346,9 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	}
 
 	b.opt.Progress.SetPhase(progress.Handover)
+	if err := b.adjustAutoConf(ctx, root); err != nil {
+		return nil, err
+	}
 	if b.in.Debian == nil {
 		if err := instance.EnsureAuthFiles(root, b.conf, b.fileMode, b.log); err != nil {
 			return nil, err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pg-standby/pg-standby/internal/basebackup"
 	"github.com/pg-standby/pg-standby/internal/decompress"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
@@ -93,12 +94,15 @@ func runAttempt(ctx context.Context, opt Options) (*Result, error) {
 		return nil, configErr("primary_conninfo is not set in %s (or the files it includes): without it libpq's defaults "+
 			"would make this instance copy itself; set primary_conninfo = 'host=... user=...' there", in.ConfFile)
 	}
-	connCfg, err := replconn.ParseConninfo(ci.Value)
+	connCfg, notes, err := replconn.ParseConninfoNotes(ci.Value)
 	if err != nil {
 		return nil, configErr("primary_conninfo in %s line %d is invalid: %w", ci.File, ci.Line, err)
 	}
 	if err := instance.CheckPassfile(ci.Value, instance.UserHome(), os.Getuid()); err != nil {
 		return nil, configErr("primary_conninfo in %s line %d: %w", ci.File, ci.Line, err)
+	}
+	for _, n := range notes {
+		opt.Log.Warn(n)
 	}
 	if instance.PointsAtItself(connCfg, instance.Port(conf)) {
 		return nil, configErr("primary_conninfo in %s line %d points at this instance itself (%s, its own port): "+
@@ -155,6 +159,11 @@ type attempt struct {
 	serverVer int
 	// keepPrimary keeps the primary's commands, libraries and paths (KeepPrimarySettings).
 	keepPrimary bool
+
+	sourceStandby bool              // the server was in hot standby when identified (cascading)
+	started       *basebackup.Start // set once BASE_BACKUP reported its start
+	primaryHS     map[string]int    // the primary's hot-standby settings
+	primaryRS     map[string]string // the primary's result settings (SHOW)
 }
 
 func (b *attempt) run(ctx context.Context) (*Result, error) {
@@ -164,13 +173,23 @@ func (b *attempt) run(ctx context.Context) (*Result, error) {
 	b.log.Info("connecting to primary")
 	main, err := replconn.Connect(ctx, b.connCfg, b.log)
 	if err != nil {
-		return nil, err
+		return nil, b.diagnose(ctx, err, nil)
 	}
 	defer main.Close(context.Background())
+	if len(b.connCfg.Fallbacks) > 0 {
+		p.SetPrimary(main.Conn().RemoteAddr().String()) // the host of the list that answered
+	}
+	res, err := b.runOn(ctx, main)
+	return res, b.diagnose(ctx, err, main)
+}
+
+// runOn takes the backup from the server main reached; the WAL connection
+// goes to the same server, whatever else primary_conninfo lists.
+func (b *attempt) runOn(ctx context.Context, main *pgconn.PgConn) (*Result, error) {
 	if err := b.identify(ctx, main); err != nil {
 		return nil, err
 	}
-	walConn, err := replconn.Connect(ctx, b.connCfg, b.log)
+	walConn, err := replconn.Connect(ctx, replconn.Pin(b.connCfg, main), b.log)
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +210,7 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 			"(the BASE_BACKUP protocol it speaks); use pg_basebackup of that version instead", ver)
 	}
 	b.serverVer = major
+	b.sourceStandby = conn.ParameterStatus("in_hot_standby") == "on"
 	sys, err := replconn.IdentifySystem(ctx, conn)
 	if err != nil {
 		return err
@@ -220,43 +240,19 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 	b.log.Info("primary identified", "system_identifier", sys.SystemID, "timeline", sys.Timeline,
 		"server_version", ver, "wal_segment_size", b.segSize)
 	b.checkHotStandbySettings(ctx, conn)
+	b.primaryRS = b.readResultSettings(ctx, conn)
+	if w := walKeepWarning(ctx, conn, b.slot, b.conf); w != "" {
+		b.log.Warn(w)
+	}
 	return nil
 }
 
-// hotStandbySettings must be at least the primary's on a hot standby, or
-// its recovery pauses at start ("insufficient parameter settings"); the
-// values are PostgreSQL's defaults.
-var hotStandbySettings = []struct {
-	name string
-	def  int
-}{
-	{"max_connections", 100}, {"max_worker_processes", 8}, {"max_wal_senders", 10},
-	{"max_prepared_transactions", 0}, {"max_locks_per_transaction", 64},
-}
-
-// checkHotStandbySettings warns, before anything is copied, about settings
-// of the instance that are lower than the primary's.
+// checkHotStandbySettings reads the primary's hot-standby settings and
+// says, before anything is copied, which ones the copy will raise.
 func (b *attempt) checkHotStandbySettings(ctx context.Context, conn *pgconn.PgConn) {
-	for _, hs := range hotStandbySettings {
-		text, err := replconn.Show(ctx, conn, hs.name)
-		if err != nil {
-			b.log.Debug("cannot compare a hot standby setting", "setting", hs.name, "error", err)
-			continue
-		}
-		primary, err := strconv.Atoi(text)
-		if err != nil {
-			continue
-		}
-		mine, where := hs.def, "PostgreSQL's default"
-		if s, ok := b.conf.Get(hs.name); ok {
-			if n, err := strconv.Atoi(s.Value); err == nil {
-				mine, where = n, fmt.Sprintf("%s line %d", s.File, s.Line)
-			}
-		}
-		if mine < primary {
-			b.log.Warn(fmt.Sprintf("%s is %d here (%s) but %d on the primary: the standby will not start until you set %s = %d in %s",
-				hs.name, mine, where, primary, hs.name, primary, b.in.ConfFile), "setting", hs.name)
-		}
+	b.primaryHS = readHotStandby(ctx, conn)
+	for _, n := range hotStandbyNotes(b.conf, b.primaryHS, b.in.DataDir) {
+		b.log.Warn(n)
 	}
 }
 

@@ -2,8 +2,10 @@ package replconn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -12,11 +14,25 @@ import (
 	"github.com/pg-standby/pg-standby/internal/redact"
 )
 
-// ParseConninfo parses a libpq conninfo the way pgconn (and so libpq's
-// environment and passfile rules) does, for a physical replication connection.
+// ParseConninfo parses a libpq conninfo for a physical replication
+// connection that behaves as the walreceiver's libpq connection will: pgconn
+// parses it (environment, service file, passfile, TLS), and the keys pgconn
+// does not know are applied here instead of being sent to the server as
+// settings (see libpq.go).
 func ParseConninfo(conninfo string) (*pgconn.Config, error) {
 	cfg, err := pgconn.ParseConfig(conninfo)
 	if err != nil {
+		// libpq looks a service up in the user's file, then in the system's.
+		if sys, ok := systemServiceFile(conninfo); ok {
+			if c, serr := pgconn.ParseConfig(withKey(conninfo, "servicefile", sys)); serr == nil {
+				cfg, err = c, nil
+			}
+		}
+	}
+	if err != nil {
+		return nil, &ConninfoError{conninfo: conninfo, err: err}
+	}
+	if err := applyLibpq(cfg); err != nil {
 		return nil, &ConninfoError{conninfo: conninfo, err: err}
 	}
 	cfg.RuntimeParams["replication"] = "true"
@@ -64,8 +80,12 @@ func Connect(ctx context.Context, cfg *pgconn.Config, log *slog.Logger) (*pgconn
 		log.Warn("primary: "+printable.Escape(n.Message), "severity", n.Severity, "sqlstate", n.Code, "detail", printable.Escape(n.Detail))
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil && isPreferStandby(cfg) && errors.Is(err, ErrNotStandby) {
+		cfg.ValidateConnect = nil
+		conn, err = pgconn.ConnectConfig(ctx, cfg)
+	}
 	if err != nil {
-		return nil, &ConnectError{Addr: Address(cfg), Err: err}
+		return nil, &ConnectError{Addr: Addresses(cfg), Err: err}
 	}
 	return conn, nil
 }
@@ -83,7 +103,60 @@ func (e *ConnectError) Error() string {
 
 func (e *ConnectError) Unwrap() error { return e.Err }
 
-// Address is host:port of the primary, for messages (never the password).
+// Address is host:port of the primary, for messages (never the password);
+// with several hosts, the first.
 func Address(cfg *pgconn.Config) string {
 	return fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
+}
+
+// Addresses lists every host:port the conninfo names, for messages.
+func Addresses(cfg *pgconn.Config) string {
+	list := []string{Address(cfg)}
+	for _, fb := range cfg.Fallbacks {
+		a := fmt.Sprintf("%s:%d", fb.Host, fb.Port)
+		if list[len(list)-1] != a {
+			list = append(list, a)
+		}
+	}
+	return strings.Join(list, ",")
+}
+
+// Pin returns cfg narrowed to the server conn reached, so that a second
+// connection (for WAL) goes to the same server whatever the host list,
+// load balancing or target_session_attrs would pick now.
+func Pin(cfg *pgconn.Config, conn *pgconn.PgConn) *pgconn.Config {
+	pinned := cfg.Copy()
+	pinned.ValidateConnect = nil // the server was checked a moment ago
+	all := append([]*pgconn.FallbackConfig{{Host: cfg.Host, Port: cfg.Port, TLSConfig: cfg.TLSConfig}}, cfg.Fallbacks...)
+	remote := conn.Conn().RemoteAddr()
+	var keep []*pgconn.FallbackConfig
+	if tcp, ok := remote.(*net.TCPAddr); ok {
+		ip := tcp.IP.String()
+		for _, fb := range all {
+			if int(fb.Port) == tcp.Port && !strings.HasPrefix(fb.Host, "/") {
+				keep = append(keep, fb)
+			}
+		}
+		lookup := cfg.LookupFunc
+		pinned.LookupFunc = func(ctx context.Context, host string) ([]string, error) {
+			addrs, err := lookup(ctx, host)
+			for _, a := range addrs {
+				if net.ParseIP(a).Equal(tcp.IP) {
+					return []string{ip}, nil
+				}
+			}
+			return nil, errors.Join(err, fmt.Errorf("%s no longer resolves to %s", host, ip))
+		}
+	} else {
+		for _, fb := range all {
+			if network, addr := pgconn.NetworkAddress(fb.Host, fb.Port); network == "unix" && addr == remote.String() {
+				keep = append(keep, fb)
+			}
+		}
+	}
+	if len(keep) == 0 {
+		return pinned // cannot tell: leave the list as it is
+	}
+	pinned.Host, pinned.Port, pinned.TLSConfig, pinned.Fallbacks = keep[0].Host, keep[0].Port, keep[0].TLSConfig, keep[1:]
+	return pinned
 }

@@ -1,0 +1,4 @@
+package replconn
+
+// PassfilePath exposes passfilePath to the external tests.
+var PassfilePath = passfilePath
