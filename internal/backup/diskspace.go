@@ -41,15 +41,6 @@ type filesystem struct {
 // what a retry overwrites in place (files already written: the writer
 // rewrites them where they are). A shortfall is refused with the figures.
 func (b *attempt) checkSpace(start basebackup.Start) error {
-	have := map[string]bool{}
-	for _, ts := range start.Tablespaces {
-		have[ts.Location] = true
-	}
-	for old := range b.opt.TablespaceMapping {
-		if !have[old] {
-			return nil // a mapping typo: claimTablespaces says so, before any write
-		}
-	}
 	var targets []target
 	for _, ts := range start.Tablespaces {
 		if ts.SizeKB < 0 {

@@ -61,11 +61,16 @@ type stream struct {
 func (s *stream) Started(start basebackup.Start) error {
 	s.start = start
 	s.b.started = &start
+	// Locations are checked before the space they offer is counted: a
+	// refused one (the root directory, another cluster's) is never walked.
+	spaces, err := s.b.planTablespaces(s.root, start.Tablespaces)
+	if err != nil {
+		return err
+	}
 	if err := s.b.checkSpace(start); err != nil {
 		return err
 	}
-	spaces, err := s.b.claimTablespaces(s.root, start.Tablespaces)
-	if err != nil {
+	if err := s.b.claimTablespaces(s.root, spaces); err != nil {
 		return err
 	}
 	s.spaces = spaces

@@ -24,12 +24,12 @@ type space struct {
 	root    *os.Root
 }
 
-// claimTablespaces decides every tablespace's local location and checks them
-// all before creating anything. A location must be missing, empty, or hold
-// what an earlier attempt of this instance wrote (proved by this instance's
+// planTablespaces decides every tablespace's local location and checks them
+// all, writing nothing. A location must be missing, empty, or hold what an
+// earlier attempt of this instance wrote (proved by this instance's
 // pg_tblspc/<oid> link already pointing at it): anything else may belong to
 // another cluster, maybe the primary itself, and is refused, never deleted.
-func (b *attempt) claimTablespaces(root *os.Root, list []basebackup.Tablespace) ([]*space, error) {
+func (b *attempt) planTablespaces(root *os.Root, list []basebackup.Tablespace) ([]*space, error) {
 	// A mapping that matches nothing is most likely a typo: say so first.
 	var have []string
 	for _, ts := range list {
@@ -63,35 +63,41 @@ func (b *attempt) claimTablespaces(root *os.Root, list []basebackup.Tablespace) 
 		}
 		spaces = append(spaces, sp)
 	}
+	return spaces, nil
+}
+
+// claimTablespaces creates the planned locations and this instance's
+// pg_tblspc links to them.
+func (b *attempt) claimTablespaces(root *os.Root, spaces []*space) error {
 	// The locations first: one that cannot be created (permissions) then
 	// fails the attempt before anything is written in the data directory.
 	for _, sp := range spaces {
 		if err := os.MkdirAll(sp.local, b.dirMode); err != nil {
-			return nil, fmt.Errorf("create tablespace location %s: %w", sp.local, err)
+			return fmt.Errorf("create tablespace location %s: %w", sp.local, err)
 		}
 		if err := durable.SyncPath(filepath.Dir(sp.local)); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := root.Mkdir("pg_tblspc", b.dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("create pg_tblspc: %w", err)
+		return fmt.Errorf("create pg_tblspc: %w", err)
 	}
 	for _, sp := range spaces {
 		if err := extract.EnsureSymlink(root, sp.link, sp.local); err != nil {
-			return nil, err
+			return err
 		}
 		r, err := os.OpenRoot(sp.local)
 		if err != nil {
-			return nil, fmt.Errorf("open tablespace location %s: %w", sp.local, err)
+			return fmt.Errorf("open tablespace location %s: %w", sp.local, err)
 		}
 		sp.root = r
 	}
 	if len(spaces) > 0 {
 		if err := durable.SyncDir(root, "pg_tblspc"); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return spaces, nil
+	return nil
 }
 
 func (b *attempt) checkLocation(root *os.Root, sp *space, others []*space) error {
