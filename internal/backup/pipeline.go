@@ -214,7 +214,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	kept := b.kept
 	// basebackup.signal is this instance's lock-free state: never the primary's.
 	keep := func(p string) bool { return p == instance.BackupSignal || slices.Contains(kept, p) }
-	syncer := durable.NewSyncer(b.opt.SyncWorkers, 64)
+	syncer := durable.NewSyncer(b.opt.SyncWorkers, 0)
 	defer syncer.Wait()
 	files, err := directio.NewQueue(directio.Config{
 		Buffered: b.opt.DirectIO != nil && !*b.opt.DirectIO, Finished: syncer.Sync,
