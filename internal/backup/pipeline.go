@@ -66,6 +66,9 @@ func (s *stream) Started(start basebackup.Start) error {
 		return err
 	}
 	s.spaces = spaces
+	if len(spaces) == 0 {
+		s.b.useSyncfs(s.cfg.Syncer)
+	}
 	for _, sp := range spaces {
 		s.res.Links[sp.link] = sp.local
 	}
@@ -195,6 +198,20 @@ func (s *stream) openChain(m basebackup.NewArchive) error {
 	}
 	s.chain = chain
 	return nil
+}
+
+// useSyncfs lets one syncfs make the copy durable when the data directory
+// is all its filesystem holds; otherwise every file is fsynced.
+func (b *attempt) useSyncfs(sy *durable.Syncer) {
+	if !durable.SyncfsReportsErrors() {
+		return
+	}
+	if sole, err := durable.SoleOnFS(b.in.DataDir); err != nil || !sole {
+		return
+	}
+	if sy.UseSyncfs(b.in.DataDir) == nil {
+		b.log.Info("the data directory is all its filesystem holds: one syncfs makes the copy durable")
+	}
 }
 
 // copy streams the backup and WAL, then verifies, syncs and hands over.

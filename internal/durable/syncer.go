@@ -19,6 +19,7 @@ type Syncer struct {
 	window  int
 	pending []*os.File // Sync's batch, not yet handed to the workers
 	wg      sync.WaitGroup
+	fs      *os.File // with UseSyncfs: Wait syncs this filesystem once
 	once    sync.Once
 	mu      sync.Mutex
 	err     error
@@ -42,10 +43,26 @@ func NewSyncer(workers, window int) *Syncer {
 	return s
 }
 
+// UseSyncfs makes the workers only close files, and Wait flush dir's whole
+// filesystem with one syncfs(2): for a filesystem that SoleOnFS says holds
+// nothing but this tree. Call it before the first Sync; dir is opened now,
+// so syncfs reports every writeback error from here on.
+func (s *Syncer) UseSyncfs(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open %s for syncfs: %w", dir, err)
+	}
+	s.fs = f
+	return nil
+}
+
 func (s *Syncer) work() {
 	defer s.wg.Done()
 	for f := range s.files {
-		err := f.Sync()
+		var err error
+		if s.fs == nil {
+			err = f.Sync()
+		}
 		if err != nil {
 			err = fmt.Errorf("fsync %s: %w", f.Name(), err)
 		}
@@ -53,12 +70,16 @@ func (s *Syncer) work() {
 			err = fmt.Errorf("close %s: %w", f.Name(), cerr)
 		}
 		if err != nil {
-			s.mu.Lock()
-			if s.err == nil {
-				s.err = err
-			}
-			s.mu.Unlock()
+			s.fail(err)
 		}
+	}
+}
+
+func (s *Syncer) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
 	}
 }
 
@@ -95,6 +116,13 @@ func (s *Syncer) Wait() error {
 	s.once.Do(func() {
 		s.flush()
 		close(s.files)
+		s.wg.Wait()
+		if s.fs != nil {
+			if err := syncFS(s.fs); err != nil {
+				s.fail(fmt.Errorf("syncfs %s: %w", s.fs.Name(), err))
+			}
+			s.fs.Close()
+		}
 	})
 	s.wg.Wait()
 	return s.Err()
