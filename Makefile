@@ -97,10 +97,13 @@ e2e: deb
 
 FORCE:
 
-# pg-standby against pg_basebackup -Fp -Xstream and cp -a + sync on one
-# throwaway local primary (BENCH_SCALE=140 is about 2.1 GiB; BENCH_RUNS=5):
-# a table on stdout, bench-results.json beside it. Run as root (postgres
-# runs as the postgres user) or as a user who can run PostgreSQL.
+# pg-standby against pg_basebackup -Fp -Xstream and cp -a + sync on a
+# throwaway local primary per shape (BENCH_SHAPE=pgbench|manyfiles|mixed, a
+# comma list, default all; BENCH_SCALE=140 is about 2.1 GiB, BENCH_TABLES=20000
+# small tables, BENCH_MIXED_SCALE=100 + BENCH_MIXED_TABLES=10000; BENCH_RUNS=5):
+# a table per shape on stdout, bench-results.json beside it. Every run writes
+# to a new loop-mounted ext4, which needs root (BENCH_FRESH_FS=0 to skip; postgres
+# runs as the postgres user). All three shapes take about 40 minutes on 2 cores.
 bench: build
 	$(GO) run ./cmd/pg-standby-bench -pg-standby $(BIN) -json bench-results.json
 

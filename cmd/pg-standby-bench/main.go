@@ -23,7 +23,21 @@ func main() {
 	flag.StringVar(&cfg.bindir, "bindir", envStr("PG_BINDIR", "/usr/lib/postgresql/15/bin"), "PostgreSQL programs")
 	flag.StringVar(&cfg.out, "json", "bench-results.json", "where to write the results")
 	flag.BoolVar(&cfg.skipScaling, "skip-scaling", false, "skip the 1x/4x memory scenario")
+	flag.IntVar(&cfg.tables, "tables", envInt("BENCH_TABLES", 20000), "small tables of the manyfiles shape (3 files each)")
+	flag.IntVar(&cfg.mixedScale, "mixed-scale", envInt("BENCH_MIXED_SCALE", 100), "pgbench scale of the mixed shape")
+	flag.IntVar(&cfg.mixedTables, "mixed-tables", envInt("BENCH_MIXED_TABLES", 10000), "small tables of the mixed shape")
+	shapeList := flag.String("shape", envStr("BENCH_SHAPE", "all"), "pgbench, manyfiles, mixed, a comma list, or all")
+	flag.BoolVar(&cfg.freshFS, "fresh-fs", envStr("BENCH_FRESH_FS", "1") != "0", "a new loop-mounted ext4 for every run (needs root)")
 	flag.Parse()
+	var err error
+	if cfg.shapes, err = shapes(*shapeList, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "pg-standby-bench:", err)
+		os.Exit(2)
+	}
+	if cfg.freshFS && os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "pg-standby-bench: a fresh filesystem per run (loop-mounted ext4) needs root; run as root or set BENCH_FRESH_FS=0")
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -41,9 +55,11 @@ func main() {
 }
 
 type config struct {
-	scale, runs         int
-	binary, bindir, out string
-	skipScaling         bool
+	scale, runs                     int
+	tables, mixedScale, mixedTables int
+	binary, bindir, out             string
+	skipScaling, freshFS            bool
+	shapes                          []shape
 }
 
 func envInt(name string, def int) int {

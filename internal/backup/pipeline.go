@@ -74,6 +74,9 @@ func (s *stream) Started(start basebackup.Start) error {
 		return err
 	}
 	s.spaces = spaces
+	if len(spaces) == 0 {
+		s.b.useSyncfs(s.cfg.Syncer)
+	}
 	for _, sp := range spaces {
 		s.res.Links[sp.link] = sp.local
 	}
@@ -224,6 +227,20 @@ func (s *stream) openChain(m basebackup.NewArchive) error {
 	return nil
 }
 
+// useSyncfs lets one syncfs make the copy durable when the data directory
+// is all its filesystem holds; otherwise every file is fsynced.
+func (b *attempt) useSyncfs(sy *durable.Syncer) {
+	if !durable.SyncfsReportsErrors() {
+		return
+	}
+	if sole, err := durable.SoleOnFS(b.in.DataDir); err != nil || !sole {
+		return
+	}
+	if sy.UseSyncfs(b.in.DataDir) == nil {
+		b.log.Info("the data directory is all its filesystem holds: one syncfs makes the copy durable")
+	}
+}
+
 // copy streams the backup and WAL, then verifies, syncs and hands over.
 func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Result, err error) {
 	root, err := os.OpenRoot(b.in.DataDir)
@@ -243,7 +260,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	keep := func(p string) bool {
 		return p == instance.BackupSignal || slices.Contains(kept, p) || inKeptDir(kept, p)
 	}
-	syncer := durable.NewSyncer(b.opt.SyncWorkers, 64)
+	syncer := durable.NewSyncer(b.opt.SyncWorkers, 0)
 	defer syncer.Wait()
 	files, err := directio.NewQueue(directio.Config{
 		Buffered: b.opt.DirectIO != nil && !*b.opt.DirectIO, Finished: syncer.Sync,

@@ -1,8 +1,11 @@
-// Package directio writes file contents around the page cache: bytes are
-// gathered into aligned buffers and written with O_DIRECT by one goroutine,
-// so the stream never waits on the disk and the kernel neither copies the
-// data into its cache nor has a backlog of dirty pages to write back at
-// fsync time. A filesystem that refuses O_DIRECT gets buffered writes.
+// Package directio writes file contents through one goroutine from aligned
+// buffers. Files of DirectMin bytes or more are written with O_DIRECT, so
+// the kernel neither copies the data into its cache nor has a backlog of
+// dirty pages to write back at fsync time. Smaller files go through the
+// page cache, where a write does not wait for the device, and their
+// writeback starts when they finish (a 20,000-table primary: a direct write
+// of an 8 KiB file took 0.2 ms, median, on the writing goroutine). A
+// filesystem that refuses O_DIRECT gets buffered writes.
 //
 // Where a file from an earlier attempt is already in place, each buffer is
 // first compared with the bytes on disk and written only if it differs.

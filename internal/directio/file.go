@@ -31,10 +31,17 @@ type File struct {
 // (-1 if it was just created). name is the path errors show. The Queue owns
 // f from now on.
 func (q *Queue) Open(f *os.File, name string, oldSize int64) *File {
+	return q.OpenSized(f, name, oldSize, -1)
+}
+
+// OpenSized is Open for a file that will hold size bytes (-1: unknown). A
+// file smaller than Config.DirectMin goes through the page cache: one
+// direct write of a small file waits for the device, a buffered one does not.
+func (q *Queue) OpenSized(f *os.File, name string, oldSize, size int64) *File {
 	fl := &File{q: q, f: f, name: name, oldSize: oldSize}
 	// A filesystem without O_DIRECT (tmpfs before Linux 6.6, some FUSE)
 	// refuses it here; that file is written through the page cache.
-	if !q.cfg.Buffered {
+	if !q.cfg.Buffered && (size < 0 || size >= q.cfg.DirectMin) {
 		fl.direct = setDirect(f, true) == nil
 		if !fl.direct {
 			q.refuse(name)

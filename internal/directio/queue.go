@@ -21,6 +21,9 @@ type Config struct {
 	Buffers int
 	// Buffered turns direct I/O off: every write goes through the page cache.
 	Buffered bool
+	// DirectMin is the size from which OpenSized writes a file with O_DIRECT;
+	// DefaultDirectMin when zero, negative for every file.
+	DirectMin int64
 	// Finished takes each completed file (fsync and close it); it is called
 	// from the writing goroutine in the order the files were finished.
 	Finished func(*os.File)
@@ -65,6 +68,9 @@ func NewQueue(cfg Config) (*Queue, error) {
 	cfg.BufferSize = roundUp(cfg.BufferSize)
 	if cfg.Buffers <= 0 {
 		cfg.Buffers = 4
+	}
+	if cfg.DirectMin == 0 {
+		cfg.DirectMin = DefaultDirectMin
 	}
 	if cfg.Written == nil {
 		cfg.Written = new(atomic.Int64)
@@ -169,6 +175,10 @@ func (q *Queue) do(j job) error {
 			if err := fl.f.Truncate(j.size); err != nil {
 				return fmt.Errorf("truncate %s: %w", fl.name, err)
 			}
+		}
+		if !fl.direct && fl.dirty > 0 {
+			// The fsync comes late, in a batch: let the disk start now.
+			startWriteback(fl.f, 0, 0)
 		}
 		q.cfg.Finished(fl.f)
 		return nil

@@ -27,6 +27,9 @@ type Writer struct {
 
 	// The member being written; nil when it is only hashed.
 	out *directio.File
+
+	dirRoot *os.Root // the directory of the last member, see dirOf
+	dirName string
 }
 
 // NewWriter returns a Writer for one archive. prefix is the manifest path of
@@ -150,30 +153,67 @@ func (w *Writer) open(m *tarstream.Member) error {
 	if d, ok := w.cfg.Divert[mpath]; ok {
 		local = d
 	}
-	var f *os.File
-	oldSize := int64(-1)
-	fi, err := w.root.Lstat(local)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		f, err = w.root.OpenFile(local, os.O_RDWR|os.O_CREATE|os.O_EXCL, w.cfg.FileMode)
-	case err != nil:
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("write %s: a %s is in the way; remove it by hand", w.where(local), kind(fi))
-	default:
-		oldSize = fi.Size()
-		f, err = w.root.OpenFile(local, os.O_RDWR, 0)
-		if err == nil && fi.Mode().Perm() != w.cfg.FileMode {
-			err = f.Chmod(w.cfg.FileMode)
-		}
-	}
+	dir, base, err := w.dirOf(local)
 	if err != nil {
-		if f != nil {
-			f.Close()
-		}
 		return fmt.Errorf("write %s: %w", w.where(local), err)
 	}
-	w.out = w.cfg.Files.Open(f, w.where(local), oldSize)
+	// Most members are new: create first, look only when something is there.
+	oldSize := int64(-1)
+	f, err := dir.OpenFile(base, os.O_RDWR|os.O_CREATE|os.O_EXCL, w.cfg.FileMode)
+	if errors.Is(err, fs.ErrExist) {
+		f, oldSize, err = w.reuse(dir, local, base)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", w.where(local), err)
+	}
+	w.out = w.cfg.Files.OpenSized(f, w.where(local), oldSize, m.Size)
 	return nil
+}
+
+// reuse opens a regular file an earlier attempt left, for its size.
+func (w *Writer) reuse(dir *os.Root, local, base string) (*os.File, int64, error) {
+	fi, err := dir.Lstat(base)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, 0, fmt.Errorf("a %s is in the way; remove it by hand", kind(fi))
+	}
+	f, err := dir.OpenFile(base, os.O_RDWR, 0)
+	if err == nil && fi.Mode().Perm() != w.cfg.FileMode {
+		if err = f.Chmod(w.cfg.FileMode); err != nil {
+			f.Close()
+		}
+	}
+	return f, fi.Size(), err
+}
+
+// dirOf returns the directory holding name and the name inside it. The last
+// directory stays open: members arrive directory by directory, and one
+// openat in it is cheaper than walking the path again from the root.
+func (w *Writer) dirOf(name string) (*os.Root, string, error) {
+	d, base := path.Split(name)
+	d = path.Clean(d)
+	if d == "." {
+		return w.root, base, nil
+	}
+	if w.dirRoot != nil && w.dirName == d {
+		return w.dirRoot, base, nil
+	}
+	w.closeDir()
+	r, err := w.root.OpenRoot(d)
+	if err != nil {
+		return nil, "", err
+	}
+	w.dirRoot, w.dirName = r, d
+	return r, base, nil
+}
+
+func (w *Writer) closeDir() {
+	if w.dirRoot != nil {
+		w.dirRoot.Close()
+		w.dirRoot, w.dirName = nil, ""
+	}
 }
 
 func (w *Writer) contents(p []byte) error {
@@ -207,6 +247,7 @@ func (w *Writer) finish(m *tarstream.Member) error {
 // Close releases a member left open by a truncated archive; its file is not
 // synced and the parser reports the truncation.
 func (w *Writer) Close() error {
+	w.closeDir()
 	if w.out != nil {
 		w.out.Abort()
 		w.out = nil
