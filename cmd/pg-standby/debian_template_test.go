@@ -64,7 +64,9 @@ func activeNames(t *testing.T, file string) []string {
 func TestInitDebianTemplate(t *testing.T) {
 	requireCreatecluster(t)
 	_, etcY := debianNS(t, "022", `pg_createcluster -p 5440 15 y >/dev/null`)
-	_, etcX := debianNS(t, "077", `exec "$@"`, binary, "init", "15-x", "--port", "5441", "--primary-conninfo", attackConninfo)
+	// postgres itself (as the worker) must accept the file init wrote.
+	_, etcX := debianNS(t, "077", `"$@"; runuser -u postgres -- /usr/lib/postgresql/15/bin/postgres `+
+		`--config-file=/etc/postgresql/15/x/postgresql.conf -C log_line_prefix >/dev/null`, binary, "init", "15-x", "--port", "5441", "--primary-conninfo", attackConninfo)
 	allowed := map[string]string{
 		// names, paths and the port of another cluster
 		"data_directory": "path", "hba_file": "path", "ident_file": "path", "external_pid_file": "path",
@@ -108,6 +110,12 @@ func TestInitDebianTemplate(t *testing.T) {
 			t.Errorf("%s: init wrote %q, pg_createcluster %q", f, bx, by)
 		}
 	}
+	// pg_hba.conf and pg_ident.conf: the same rules (the comments differ).
+	for _, f := range []string{"pg_hba.conf", "pg_ident.conf"} {
+		if rx, ry := rules(t, filepath.Join(etcX, "15/x", f)), rules(t, filepath.Join(etcY, "15/y", f)); rx != ry {
+			t.Errorf("%s: init's rules\n%s\npg_createcluster's\n%s", f, rx, ry)
+		}
+	}
 	if b, _ := os.ReadFile(confX); bytes.Count(b, []byte("\nprimary_conninfo =")) != 1 {
 		t.Errorf("postgresql.conf sets primary_conninfo %d times, want once", bytes.Count(b, []byte("\nprimary_conninfo =")))
 	}
@@ -145,4 +153,19 @@ func TestInitDebianParents(t *testing.T) {
 			t.Errorf("%s: init %v %d:%d, pg_createcluster %v %d:%d", p[0], fx.Mode(), sx.Uid, sx.Gid, fy.Mode(), sy.Uid, sy.Gid)
 		}
 	}
+}
+
+// rules is a pg_hba.conf's or pg_ident.conf's non-comment lines, blanks squeezed.
+func rules(t *testing.T, file string) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && !strings.HasPrefix(f[0], "#") {
+			out = append(out, strings.Join(f, " "))
+		}
+	}
+	return strings.Join(out, "\n")
 }
