@@ -158,7 +158,7 @@ func Create(in *Instance, spec Spec) (string, error) {
 			return "", err
 		}
 	}
-	parent, err := openDir(filepath.Dir(in.DataDir), true)
+	parent, err := dataParent(in, own)
 	if err != nil {
 		return "", refuseLink(in.DataDir, err)
 	}
@@ -191,6 +191,22 @@ func Create(in *Instance, spec Spec) (string, error) {
 		keep = append(keep, ConfigFiles...)
 	}
 	return connFile, dd.writeFile(BackupSignal, Pending{Recorded: true, Keep: keep}.encode(), 0o600, own)
+}
+
+// dataParent opens the data directory's parent. A Debian instance's
+// /var/lib/postgresql/VERSION, when missing, is made as pg_createcluster
+// makes it: postgres', 0755, so the worker can reach its data directory.
+func dataParent(in *Instance, own owner) (*safeDir, error) {
+	parent := filepath.Dir(in.DataDir)
+	if in.Debian == nil || filepath.Base(parent) != in.Debian.Version {
+		return openDir(parent, true)
+	}
+	top, err := openDir(filepath.Dir(parent), true)
+	if err != nil {
+		return nil, err
+	}
+	defer top.Close()
+	return top.ensure(in.Debian.Version, 0o755, own)
 }
 
 // probeDir opens an existing directory without following links (nil if it
