@@ -88,20 +88,31 @@ func runAsUser() (*pgUser, error) {
 	return pgUserVal, pgUserErr
 }
 
-// pgCommand builds a command for the PostgreSQL program name in BinDir, run as
-// the postgres user when root, with PG* variables removed from the environment
-// and a C locale. extraEnv entries are appended ("KEY=value").
-func pgCommand(ctx context.Context, name string, args []string, extraEnv ...string) (*exec.Cmd, error) {
-	return command(ctx, filepath.Join(BinDir(), name), args, extraEnv...)
+// pgCommand builds a command for the PostgreSQL program name of version v,
+// run as the postgres user when root, with PG* variables removed from the
+// environment and a C locale. extraEnv entries are appended ("KEY=value").
+func (v Version) pgCommand(ctx context.Context, name string, args []string, extraEnv ...string) (*exec.Cmd, error) {
+	return v.command(ctx, true, filepath.Join(v.BinDir, name), args, extraEnv...)
 }
 
-// command is pgCommand for a program given by path.
-func command(ctx context.Context, path string, args []string, extraEnv ...string) (*exec.Cmd, error) {
-	u, err := runAsUser()
-	if err != nil {
-		return nil, err
+// command is pgCommand for a program given by path (inside v.Root), run as
+// the postgres user when asPG and root, else as the current user.
+func (v Version) command(ctx context.Context, asPG bool, path string, args []string, extraEnv ...string) (*exec.Cmd, error) {
+	var u *pgUser
+	if asPG {
+		var err error
+		if u, err = runAsUser(); err != nil {
+			return nil, err
+		}
 	}
-	cmd := exec.CommandContext(ctx, path, args...)
+	argv := append([]string{path}, args...)
+	if v.Root != "" {
+		var err error
+		if argv, err = v.rootfsArgv(u != nil, path, args); err != nil {
+			return nil, err
+		}
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = "/"
 	var env []string
 	for _, kv := range os.Environ() {
@@ -121,8 +132,9 @@ func command(ctx context.Context, path string, args []string, extraEnv ...string
 	cmd.Env = append(env, extraEnv...)
 	// Own process group: a ^C on the terminal must not kill pg_ctl half-way.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if u != nil {
+	if u != nil && v.Root == "" {
 		// Groups nil: supplementary groups are cleared (none of root's are kept).
+		// (In a rootfs, chroot --userspec drops to the user instead.)
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: u.uid, Gid: u.gid}
 	}
 	// Never wait for grandchildren (a daemonized postmaster) holding our pipes.
@@ -130,12 +142,16 @@ func command(ctx context.Context, path string, args []string, extraEnv ...string
 	return cmd, nil
 }
 
-// runPG runs a PostgreSQL program to completion and returns its combined output.
-func runPG(ctx context.Context, name string, args []string, extraEnv ...string) (string, error) {
-	cmd, err := pgCommand(ctx, name, args, extraEnv...)
+// runPG runs a PostgreSQL program of v to completion and returns its combined output.
+func (v Version) runPG(ctx context.Context, name string, args []string, extraEnv ...string) (string, error) {
+	cmd, err := v.pgCommand(ctx, name, args, extraEnv...)
 	if err != nil {
 		return "", err
 	}
+	return combined(cmd, name, args)
+}
+
+func combined(cmd *exec.Cmd, name string, args []string) (string, error) {
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
