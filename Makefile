@@ -18,7 +18,8 @@ vet:
 	@fmt=$$(gofmt -l cmd internal); if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi
 	$(GO) vet ./...
 
-# Unit and integration tests against real PostgreSQL 15, with the race detector.
+# Unit and integration tests against real PostgreSQL 15, 17 and 18
+# (PGSTANDBY_TEST_PG; 17/18 need scripts/pg-rootfs.sh), with the race detector.
 test: vet
 	$(GO) test -race -count=1 -timeout 30m ./...
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -145,14 +146,19 @@ func (l *notifyListener) drain() []string {
 
 func verifyBackup(t *testing.T, dir string) {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(testpg.BinDir(), "pg_verifybackup"), "-i", "postgresql.conf", "-i", "pg_hba.conf", "-i", "pg_ident.conf", dir).CombinedOutput()
+	v := testpg.VersionOf(t)
+	out, err := v.Output(context.Background(), "pg_verifybackup", "-i", "postgresql.conf", "-i", "pg_hba.conf", "-i", "pg_ident.conf", dir)
 	if err != nil {
-		t.Fatalf("pg_verifybackup: %v\n%s", err, out)
+		t.Fatalf("PostgreSQL %d pg_verifybackup: %v", v.Major, err)
+	}
+	if !strings.Contains(out, "backup successfully verified") {
+		t.Fatalf("PostgreSQL %d pg_verifybackup: %s", v.Major, out)
 	}
 }
 
 // TestNotifySequence: the exact sd_notify conversation of a real backup.
 func TestNotifySequence(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
 	testpg.Require(t)
 	p := testpg.Start(t, testpg.Options{})
 	p.Pgbench(t, "-i", "-s", "3", "-q")
@@ -208,11 +214,13 @@ func TestNotifySequence(t *testing.T) {
 		t.Errorf("no EXTEND_TIMEOUT_USEC while bytes moved")
 	}
 	verifyBackup(t, dir)
+	})
 }
 
 // TestSIGTERMMidCopy: systemctl stop during the copy stops cleanly, leaves
 // no temporary slot, and the instance resumes.
 func TestSIGTERMMidCopy(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
 	testpg.Require(t)
 	p := testpg.Start(t, testpg.Options{})
 	p.Pgbench(t, "-i", "-s", "3", "-q")
@@ -253,11 +261,13 @@ func TestSIGTERMMidCopy(t *testing.T) {
 		t.Fatalf("resumed run: status %d\n%s", code, out)
 	}
 	verifyBackup(t, dir)
+	})
 }
 
 // TestExitStatuses: permanent failures have the statuses the unit's
 // RestartPreventExitStatus= lists; a finished standby is a quick 0.
 func TestExitStatuses(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
 	testpg.Require(t)
 	p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
 	wrong := filepath.Join(testpg.TempDir(t), "wrong")
@@ -293,4 +303,5 @@ func TestExitStatuses(t *testing.T) {
 		t.Errorf("run on a finished standby: status %d, output %s", code, out)
 	}
 	t.Logf("no-op run on a finished standby took %s", time.Since(start))
+	})
 }

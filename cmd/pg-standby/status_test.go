@@ -147,6 +147,7 @@ func pgStandby(t *testing.T, b *testbus.Bus, args ...string) string {
 // properties, batched PropertiesChanged, Completed(true), and status --json
 // during and after.
 func TestBusDuringBackup(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
 	testpg.Require(t)
 	b := startBus(t)
 	p := testpg.Start(t, testpg.Options{})
@@ -243,12 +244,14 @@ func TestBusDuringBackup(t *testing.T) {
 	if line := pgStandby(t, b, "status", "--pgdata", dir); !strings.Contains(line, "copied but not starting: postgres is not running") {
 		t.Errorf("status after the backup: %q", line)
 	}
+	})
 }
 
 // TestBusCancel: Cancel() from nobody is refused by the policy; from root it
 // stops the backup like SIGTERM; status shows the interrupted instance; the
 // next run resumes.
 func TestBusCancel(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
 	testpg.Require(t)
 	if os.Geteuid() != 0 {
 		t.Skip("running a caller as nobody needs root")
@@ -307,11 +310,13 @@ func TestBusCancel(t *testing.T) {
 		t.Errorf("status --json after the resumed run: %+v, want not-running (copied, postgres not started)", st)
 	}
 	verifyBackup(t, dir)
+	})
 }
 
 // TestBusTwoInstances: two backups at once are two distinct objects, and
 // list and status show each.
 func TestBusTwoInstances(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
 	testpg.Require(t)
 	b := startBus(t)
 	p := testpg.Start(t, testpg.Options{})
@@ -343,11 +348,13 @@ func TestBusTwoInstances(t *testing.T) {
 		wk.cmd.Process.Signal(syscall.SIGTERM)
 		wk.wait(t)
 	}
+	})
 }
 
 // TestStatusAfterFailure: a backup that fails (primary gone, no retries)
 // publishes Completed(false, reason); status shows the recorded failure.
 func TestStatusAfterFailure(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
 	testpg.Require(t)
 	b := startBus(t)
 	p := testpg.Start(t, testpg.Options{})
@@ -372,4 +379,5 @@ func TestStatusAfterFailure(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339, st.LastFailure); err != nil {
 		t.Errorf("last_failure %q: %v", st.LastFailure, err)
 	}
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -21,14 +20,11 @@ import (
 func startPgbench(t *testing.T, p *testpg.Server, d time.Duration) (stop func()) {
 	t.Helper()
 	args := []string{"-h", p.SocketDir, "-p", itoa(p.Port), "-n", "-c", "2", "-T", itoa(int(d.Seconds())), "postgres"}
-	name := filepath.Join(testpg.BinDir(), "pgbench")
-	if os.Geteuid() == 0 {
-		args = append([]string{"-u", "postgres", "--", name}, args...)
-		name = "runuser"
+	// As postgres, in pgbench's own process group (testpg.PGCommand).
+	cmd, err := testpg.VersionOf(t).PGCommand(context.Background(), "pgbench", append([]string{"-U", "postgres"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cmd := exec.Command(name, args...)
-	// Own process group: runuser does not pass signals on to pgbench.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start pgbench: %v", err)
 	}
@@ -48,6 +44,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // with data, two tablespaces, an unlogged table, planted files the server
 // must exclude and a slot, under write load during the whole backup.
 func TestBackupBecomesReplicatingStandby(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
 	testpg.Require(t)
 	p := testpg.Start(t, testpg.Options{})
 	p.Pgbench(t, "-i", "-s", "3", "-q")
@@ -126,11 +123,13 @@ func TestBackupBecomesReplicatingStandby(t *testing.T) {
 	if got := p.SQL(t, "SELECT count(*) FROM pg_replication_slots WHERE temporary"); got != "0" {
 		t.Errorf("%s temporary slots left on the primary", got)
 	}
+	})
 }
 
 // TestRetryOverwritesHalfWrittenInstance interrupts a backup mid-copy and
 // reruns it on the same directory without any wipe.
 func TestRetryOverwritesHalfWrittenInstance(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
 	testpg.Require(t)
 	p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
 	p.Pgbench(t, "-i", "-s", "10", "-q")
@@ -184,4 +183,5 @@ func TestRetryOverwritesHalfWrittenInstance(t *testing.T) {
 	p.SQL(t, "CREATE TABLE after_retry AS SELECT 1 AS x")
 	s := testpg.StartStandby(t, dir)
 	s.WaitFor(t, "SELECT x FROM after_retry", "1", time.Minute)
+	})
 }

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -88,10 +87,14 @@ func run(t *testing.T, opt backup.Options) (*backup.Result, error) {
 // instance's own configuration files.
 func verifyBackup(t *testing.T, dir string) {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(testpg.BinDir(), "pg_verifybackup"),
-		"-i", "postgresql.conf", "-i", "pg_hba.conf", "-i", "pg_ident.conf", dir).CombinedOutput()
+	v := testpg.VersionOf(t)
+	out, err := v.Output(context.Background(), "pg_verifybackup",
+		"-i", "postgresql.conf", "-i", "pg_hba.conf", "-i", "pg_ident.conf", dir)
 	if err != nil {
-		t.Fatalf("pg_verifybackup %s: %v\n%s", dir, err, out)
+		t.Fatalf("PostgreSQL %d pg_verifybackup %s: %v", v.Major, dir, err)
+	}
+	if !strings.Contains(out, "backup successfully verified") {
+		t.Fatalf("PostgreSQL %d pg_verifybackup %s: %s", v.Major, dir, out)
 	}
 }
 

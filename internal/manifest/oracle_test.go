@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
@@ -14,15 +13,15 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// pgBin holds the PostgreSQL 15 programs the oracle test uses.
-const pgBin = "/usr/lib/postgresql/15/bin"
+	"github.com/pg-standby/pg-standby/internal/testpg"
+)
 
 // pgServer is a throw-away PostgreSQL cluster listening only on a socket
 // in a private directory.
 type pgServer struct {
 	t      *testing.T
+	v      testpg.Version
 	dir    string // everything lives under here
 	sock   string
 	asRoot bool // run programs through runuser as postgres
@@ -33,15 +32,12 @@ type pgServer struct {
 func (s *pgServer) run(name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	prog := filepath.Join(pgBin, name)
-	var cmd *exec.Cmd
-	if s.asRoot {
-		cmd = exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", prog}, args...)...)
-	} else {
-		cmd = exec.CommandContext(ctx, prog, args...)
+	// As postgres when root, in the version's rootfs if it has one.
+	cmd, err := s.v.PGCommand(ctx, name, args...)
+	if err != nil {
+		return nil, err
 	}
-	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "PGAPPNAME=manifest-oracle")
+	cmd.Env = append(cmd.Env, "PGAPPNAME=manifest-oracle")
 	return cmd.CombinedOutput()
 }
 
@@ -62,27 +58,20 @@ func (s *pgServer) own(path string) {
 	}
 }
 
-// startServer runs initdb and starts a server, or skips the test when
-// PostgreSQL 15 is not installed. The server is always stopped, and the
-// directory removed, when the test ends.
-func startServer(t *testing.T) *pgServer {
+// startServer runs initdb and starts a server of version v, or skips the
+// test when v cannot run here (testpg.Version.Skip). The server is always
+// stopped, and the directory removed, when the test ends.
+func startServer(t *testing.T, v testpg.Version) *pgServer {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL server")
 	}
-	for _, p := range []string{"initdb", "pg_ctl", "pg_basebackup", "psql"} {
-		if _, err := os.Stat(filepath.Join(pgBin, p)); err != nil {
-			t.Skipf("PostgreSQL 15 not installed: %v", err)
-		}
-	}
-	s := &pgServer{t: t, asRoot: os.Geteuid() == 0}
+	v.Skip(t)
+	s := &pgServer{t: t, v: v, asRoot: os.Geteuid() == 0}
 	if s.asRoot {
 		// The server refuses to run as root.
 		u, err := user.Lookup("postgres")
 		if err != nil {
 			t.Skipf("running as root and no postgres user: %v", err)
-		}
-		if _, err := exec.LookPath("runuser"); err != nil {
-			t.Skipf("running as root and no runuser: %v", err)
 		}
 		s.uid, _ = strconv.Atoi(u.Uid)
 		s.gid, _ = strconv.Atoi(u.Gid)
@@ -128,13 +117,24 @@ func startServer(t *testing.T) *pgServer {
 	return s
 }
 
-// TestOracleServerManifest parses manifests written by a real PostgreSQL 15
-// server and verifies the backup pg_basebackup wrote next to them: the
+// TestOracleServerManifest parses manifests written by a real server of each
+// version and verifies the backup pg_basebackup wrote next to them: the
 // server's CRC-32C and SHA-256 values must match what NewHash computes,
-// Encoded-Path and tablespace paths must decode to the files' paths, and the
-// WAL range must start where backup_label says.
+// Encoded-Path and tablespace paths must decode to the files' paths, the WAL
+// range must start where backup_label says, and from 17 on the manifest is
+// version 2 with the server's System-Identifier.
 func TestOracleServerManifest(t *testing.T) {
-	s := startServer(t)
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) { oracleServerManifest(t, v) })
+}
+
+func oracleServerManifest(t *testing.T, v testpg.Version) {
+	s := startServer(t, v)
+	out, err := s.run("psql", "-X", "-At", "-h", s.sock, "-p", "5432", "-U", "postgres", "-d", "postgres",
+		"-c", "SELECT system_identifier FROM pg_control_system()")
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	sysid := strings.TrimSpace(string(out))
 	for _, tc := range []struct {
 		alg Algorithm
 		wal string // pg_basebackup -X
@@ -157,8 +157,14 @@ func TestOracleServerManifest(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			if m.Version != 1 || m.SystemIdentifier != 0 {
-				t.Errorf("PostgreSQL 15 manifest: version %d, system identifier %d", m.Version, m.SystemIdentifier)
+			// Version 2 (PostgreSQL 17) added System-Identifier.
+			wantVer, wantSys := 1, "0"
+			if v.Major >= 17 {
+				wantVer, wantSys = 2, sysid
+			}
+			if m.Version != wantVer || strconv.FormatUint(m.SystemIdentifier, 10) != wantSys {
+				t.Errorf("PostgreSQL %d manifest: version %d, system identifier %d; want %d, %s (pg_control_system)",
+					v.Major, m.Version, m.SystemIdentifier, wantVer, wantSys)
 			}
 			if !bytes.Contains(raw, []byte(`"Encoded-Path"`)) {
 				t.Error("no Encoded-Path in the manifest")
@@ -186,7 +192,12 @@ func TestOracleServerManifest(t *testing.T) {
 			if start == nil {
 				t.Fatalf("no START WAL LOCATION in backup_label:\n%s", label)
 			}
-			if len(m.WALRanges) != 1 || m.WALRanges[0].Timeline != 1 || m.WALRanges[0].Start.String() != string(start[1]) {
+			// LSNs are compared parsed, never as text (19 zero-pads them).
+			labelStart, err := ParseLSN(string(start[1]))
+			if err != nil {
+				t.Fatalf("backup_label: %v", err)
+			}
+			if len(m.WALRanges) != 1 || m.WALRanges[0].Timeline != 1 || m.WALRanges[0].Start != labelStart {
 				t.Errorf("WAL-Ranges %+v, backup_label starts at %s", m.WALRanges, start[1])
 			}
 

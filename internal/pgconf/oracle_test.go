@@ -2,6 +2,7 @@ package pgconf
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -11,33 +12,26 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
-// oraclePostgres is Debian's PostgreSQL 15 server binary. "postgres -C name
-// -D dir" reads the configuration exactly as at startup, prints the value of
+// oracle runs the real server to ask it for a setting: "postgres -C name -D
+// dir" reads the configuration exactly as at startup, prints the value of
 // name and exits, without needing a real data directory.
-const oraclePostgres = "/usr/lib/postgresql/15/bin/postgres"
-
-// oracle runs the real server to ask it for a setting.
 type oracle struct {
-	argv     []string // command prefix; the server refuses to run as root
-	uid, gid int      // owner to give the files, or -1
+	v        testpg.Version // whose postgres; as postgres when root (it refuses root)
+	uid, gid int            // owner to give the files, or -1
 }
 
-func newOracle(t *testing.T) *oracle {
+func newOracle(t *testing.T, v testpg.Version) *oracle {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("oracle test runs postgres")
 	}
-	if _, err := os.Stat(oraclePostgres); err != nil {
-		t.Skipf("no PostgreSQL 15 server: %v", err)
-	}
+	v.Skip(t)
 	if os.Geteuid() != 0 {
-		return &oracle{argv: []string{oraclePostgres}, uid: -1, gid: -1}
-	}
-	runuser, err := exec.LookPath("runuser")
-	if err != nil {
-		t.Skip("running as root without runuser")
+		return &oracle{v: v, uid: -1, gid: -1}
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
@@ -45,15 +39,17 @@ func newOracle(t *testing.T) *oracle {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return &oracle{argv: []string{runuser, "-u", "postgres", "--", oraclePostgres}, uid: uid, gid: gid}
+	return &oracle{v: v, uid: uid, gid: gid}
 }
 
 // show returns the value the server reports for name with configuration
 // directory dir, and false if the server refused the configuration.
 func (o *oracle) show(t *testing.T, dir, name string) (string, bool, string) {
 	t.Helper()
-	args := append(append([]string{}, o.argv[1:]...), "-C", name, "-D", dir)
-	cmd := exec.Command(o.argv[0], args...)
+	cmd, err := o.v.PGCommand(context.Background(), "postgres", "-C", name, "-D", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -86,7 +82,10 @@ func (o *oracle) chown(t *testing.T, root string) {
 // TestOracle compares Load with the real server on tricky files. Custom
 // names (pgs.*) are used because the server accepts any value for them.
 func TestOracle(t *testing.T) {
-	o := newOracle(t)
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) { oracleCases(t, newOracle(t, v)) })
+}
+
+func oracleCases(t *testing.T, o *oracle) {
 	// t.TempDir's parents are private to root; the server's user must read.
 	base, err := os.MkdirTemp("", "pgconf-oracle-")
 	if err != nil {

@@ -31,7 +31,7 @@ func (s *Server) start() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	_, err := runPG(ctx, "pg_ctl", args)
+	_, err := s.v.runPG(ctx, "pg_ctl", args)
 	if pid, perr := readPostmasterPID(s.DataDir); perr == nil {
 		s.pid = pid
 	}
@@ -39,7 +39,7 @@ func (s *Server) start() error {
 		return err
 	}
 	if s.reaper == nil {
-		r, rerr := startReaper(s.DataDir)
+		r, rerr := startReaper(s.v, s.DataDir)
 		if rerr != nil {
 			return rerr
 		}
@@ -57,7 +57,7 @@ func (s *Server) pgctlStop(mode string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+30*time.Second)
 	defer cancel()
 	secs := strconv.Itoa(int(timeout / time.Second))
-	_, err := runPG(ctx, "pg_ctl", []string{"stop", "-D", s.DataDir, "-m", mode, "-w", "-t", secs})
+	_, err := s.v.runPG(ctx, "pg_ctl", []string{"stop", "-D", s.DataDir, "-m", mode, "-w", "-t", secs})
 	return err
 }
 
@@ -205,13 +205,16 @@ type reaper struct {
 	done  chan struct{}
 }
 
-func startReaper(dataDir string) (*reaper, error) {
-	script := `read -r _; exec "$0" stop -D "$1" -m immediate -w -t 30 >/dev/null 2>&1`
-	cmd, err := command(context.Background(), "/bin/sh",
-		[]string{"-c", script, filepath.Join(BinDir(), "pg_ctl"), dataDir})
+func startReaper(v Version, dataDir string) (*reaper, error) {
+	// The pg_ctl command line is built like the server's (as postgres, in
+	// the rootfs if any); the shell runs as the user that command needs.
+	stop, err := v.pgCommand(context.Background(), "pg_ctl", []string{"stop", "-D", dataDir, "-m", "immediate", "-w", "-t", "30"})
 	if err != nil {
 		return nil, err
 	}
+	script := `read -r _; exec "$@" >/dev/null 2>&1`
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "sh"}, stop.Args...)...)
+	cmd.Dir, cmd.Env, cmd.SysProcAttr = stop.Dir, stop.Env, stop.SysProcAttr
 	cmd.WaitDelay = 0
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -1,6 +1,8 @@
 // Package testpg is the test harness for pg-standby: it creates, starts and
-// always stops real PostgreSQL servers (Debian's postgresql-15 by default, see
-// BinDir) for tests.
+// always stops real PostgreSQL servers for tests: Debian 12's postgresql-15
+// (BinDir), and 17 and 18 from a cached rootfs (Version, scripts/pg-rootfs.sh).
+// ForEachVersion runs a test once per major selected by PGSTANDBY_TEST_PG;
+// inside it Start and StartStandby use that major (VersionOf).
 //
 // Start initdb's a fresh primary configured for streaming replication, with a
 // "replicator" role that tests connect as over TCP on 127.0.0.1 (ConnString).

@@ -15,7 +15,7 @@ import (
 func (s *Server) Pgbench(t testing.TB, args ...string) {
 	t.Helper()
 	full := append([]string{"-h", s.SocketDir, "-p", strconv.Itoa(s.Port), "-U", "postgres"}, args...)
-	if _, err := runPG(context.Background(), "pgbench", full, "PGDATABASE=postgres"); err != nil {
+	if _, err := s.v.runPG(context.Background(), "pgbench", full, "PGDATABASE=postgres"); err != nil {
 		t.Fatalf("testpg: %v", err)
 	}
 }

@@ -22,6 +22,14 @@ type Options struct {
 	Conf   map[string]string // extra/overriding postgresql.conf settings, e.g. {"wal_level":"minimal","max_wal_senders":"0"}
 	HBA    []string          // extra pg_hba.conf lines, put BEFORE the defaults
 	Initdb []string          // extra initdb args
+
+	// Version is the PostgreSQL version to run; the zero value means
+	// VersionOf(t).
+	Version Version
+
+	// InitdbDefaults leaves out initdb's --data-checksums, so that the
+	// version's own default holds (off before 18, on from 18).
+	InitdbDefaults bool
 }
 
 // Server is a running PostgreSQL server owned by a test.
@@ -32,6 +40,7 @@ type Server struct {
 	Password  string // the replicator's password ("" for a standby: it is the primary's)
 
 	t         testing.TB
+	v         Version
 	logFile   string
 	pgctlOpts string // pg_ctl -o options (standbys)
 
@@ -46,11 +55,25 @@ type Server struct {
 // (and everything else) slower.
 var initdbSem = make(chan struct{}, max(2, runtime.NumCPU()))
 
+// Start is Start with opts.Version = v.
+func (v Version) Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	opts.Version = v
+	return Start(t, opts)
+}
+
+// Version is the PostgreSQL version the server runs.
+func (s *Server) Version() Version { return s.v }
+
 // Start initdb's and starts a primary as described in the package
 // documentation; the server is stopped in t.Cleanup.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	Require(t)
+	v := opts.Version
+	if v.Major == 0 {
+		v = VersionOf(t)
+	}
+	v.Skip(t)
 	auth := opts.Auth
 	if auth == "" {
 		auth = "trust"
@@ -59,7 +82,7 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatalf("testpg: Options.Auth %q: want \"trust\" or \"scram-sha-256\"", auth)
 	}
 	began := time.Now()
-	s := &Server{t: t, DataDir: TempDir(t), SocketDir: TempDir(t), Password: randomPassword()}
+	s := &Server{t: t, v: v, DataDir: TempDir(t), SocketDir: TempDir(t), Password: randomPassword()}
 	s.logFile = filepath.Join(s.DataDir, "server.log")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -67,10 +90,13 @@ func Start(t testing.TB, opts Options) *Server {
 	// The superuser authenticates over the unix socket only (trust); TCP rules
 	// are written below. (initdb --auth-host=scram-sha-256 would demand a
 	// superuser password, so pg_hba.conf is written here instead.)
-	args := []string{"-D", s.DataDir, "-U", "postgres", "-A", "trust", "--data-checksums",
+	args := []string{"-D", s.DataDir, "-U", "postgres", "-A", "trust",
 		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"}
+	if !opts.InitdbDefaults {
+		args = append(args, "--data-checksums")
+	}
 	initdbSem <- struct{}{}
-	_, err := runPG(ctx, "initdb", append(args, opts.Initdb...))
+	_, err := v.runPG(ctx, "initdb", append(args, opts.Initdb...))
 	<-initdbSem
 	if err != nil {
 		t.Fatalf("testpg: %v", err)
@@ -121,7 +147,7 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatalf("testpg: start server: %v\n--- server log ---\n%s", err, newLog)
 	}
 	s.SQL(t, fmt.Sprintf("CREATE ROLE replicator WITH LOGIN REPLICATION PASSWORD %s", quoteLiteral(s.Password)))
-	t.Logf("testpg: primary on 127.0.0.1:%d, data %s (started in %v)", s.Port, s.DataDir, time.Since(began).Round(time.Millisecond))
+	t.Logf("testpg: PostgreSQL %d primary on 127.0.0.1:%d, data %s (started in %v)", v.Major, s.Port, s.DataDir, time.Since(began).Round(time.Millisecond))
 	return s
 }
 

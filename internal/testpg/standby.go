@@ -20,10 +20,16 @@ import (
 // The standby listens on its unix socket only: use SQL, not ConnString.
 func StartStandby(t testing.TB, dataDir string) *Server {
 	t.Helper()
-	Require(t)
+	return VersionOf(t).StartStandby(t, dataDir)
+}
+
+// StartStandby is StartStandby with version v.
+func (v Version) StartStandby(t testing.TB, dataDir string) *Server {
+	t.Helper()
+	v.Skip(t)
 	Chown(t, dataDir)
 	began := time.Now()
-	s := &Server{t: t, DataDir: dataDir, SocketDir: TempDir(t)}
+	s := &Server{t: t, v: v, DataDir: dataDir, SocketDir: TempDir(t)}
 	s.logFile = filepath.Join(s.SocketDir, "server.log")
 	s.Port = freePort(t)
 	s.pgctlOpts = fmt.Sprintf("-p %d -k %s -c listen_addresses=''", s.Port, shellQuote(s.SocketDir))
@@ -31,7 +37,7 @@ func StartStandby(t testing.TB, dataDir string) *Server {
 	if err := s.start(); err != nil {
 		t.Fatalf("testpg: start standby: %v\n--- server log ---\n%s", err, s.LogTail(40))
 	}
-	t.Logf("testpg: standby on socket %s port %d, data %s (started in %v)", s.SocketDir, s.Port, dataDir, time.Since(began).Round(time.Millisecond))
+	t.Logf("testpg: PostgreSQL %d standby on socket %s port %d, data %s (started in %v)", v.Major, s.SocketDir, s.Port, dataDir, time.Since(began).Round(time.Millisecond))
 	return s
 }
 

@@ -118,137 +118,145 @@ func checkReplicator(t *testing.T, s *Server) {
 
 func TestStartTrust(t *testing.T) {
 	t.Parallel()
-	began := time.Now()
-	s := Start(t, Options{Conf: map[string]string{"application_name": "it's quoted"}})
-	t.Logf("Start took %v", time.Since(began))
+	ForEachVersion(t, func(t *testing.T, v Version) {
+		began := time.Now()
+		s := Start(t, Options{Conf: map[string]string{"application_name": "it's quoted"}})
+		t.Logf("Start took %v", time.Since(began))
 
-	checkReplicator(t, s)
-	for q, want := range map[string]string{
-		"SHOW wal_level":                       "replica",
-		"SHOW max_wal_senders":                 "10",
-		"SHOW max_replication_slots":           "10",
-		"SHOW data_checksums":                  "on",
-		"SHOW listen_addresses":                "127.0.0.1",
-		"SHOW shared_buffers":                  "32MB",
-		"SHOW fsync":                           "on",
-		"SHOW port":                            strconv.Itoa(s.Port),
-		"SHOW unix_socket_directories":         s.SocketDir,
-		"SHOW application_name":                "it's quoted",
-		"SELECT 1; SELECT 2, NULL, 'a b'":      "2||a b",
-		"SELECT g FROM generate_series(1,3) g": "1\n2\n3",
-		"CREATE TABLE t1(a int)":               "",
-		"SELECT rolreplication FROM pg_roles WHERE rolname='replicator'": "t",
-	} {
-		if got := s.SQL(t, q); got != want {
-			t.Errorf("%s = %q, want %q", q, got, want)
+		checkReplicator(t, s)
+		for q, want := range map[string]string{
+			"SHOW wal_level":                       "replica",
+			"SHOW max_wal_senders":                 "10",
+			"SHOW max_replication_slots":           "10",
+			"SHOW data_checksums":                  "on",
+			"SHOW listen_addresses":                "127.0.0.1",
+			"SHOW shared_buffers":                  "32MB",
+			"SHOW fsync":                           "on",
+			"SHOW port":                            strconv.Itoa(s.Port),
+			"SHOW unix_socket_directories":         s.SocketDir,
+			"SHOW application_name":                "it's quoted",
+			"SELECT 1; SELECT 2, NULL, 'a b'":      "2||a b",
+			"SELECT g FROM generate_series(1,3) g": "1\n2\n3",
+			"CREATE TABLE t1(a int)":               "",
+			"SELECT rolreplication FROM pg_roles WHERE rolname='replicator'": "t",
+		} {
+			if got := s.SQL(t, q); got != want {
+				t.Errorf("%s = %q, want %q", q, got, want)
+			}
 		}
-	}
-	if _, err := s.SQLErr("SELECT * FROM nonexistent"); err == nil {
-		t.Error("SQLErr: no error for a missing table")
-	}
-	if !strings.Contains(s.LogTail(5), "nonexistent") {
-		t.Errorf("log tail does not show the error:\n%s", s.LogTail(5))
-	}
-	if os.Geteuid() == 0 {
-		u, err := runAsUser()
-		if err != nil {
-			t.Fatal(err)
+		if _, err := s.SQLErr("SELECT * FROM nonexistent"); err == nil {
+			t.Error("SQLErr: no error for a missing table")
 		}
-		fi, err := os.Stat(s.DataDir)
-		if err != nil {
-			t.Fatal(err)
+		if !strings.Contains(s.LogTail(5), "nonexistent") {
+			t.Errorf("log tail does not show the error:\n%s", s.LogTail(5))
 		}
-		if st := fi.Sys().(*syscall.Stat_t); st.Uid != u.uid || fi.Mode().Perm() != 0o700 {
-			t.Errorf("data dir owned by %d mode %v", st.Uid, fi.Mode().Perm())
+		if os.Geteuid() == 0 {
+			u, err := runAsUser()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(s.DataDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != u.uid || fi.Mode().Perm() != 0o700 {
+				t.Errorf("data dir owned by %d mode %v", st.Uid, fi.Mode().Perm())
+			}
 		}
-	}
-	s.Pgbench(t, "-i", "-s", "1", "-q")
-	if got := s.SQL(t, "SELECT count(*) FROM pgbench_branches"); got != "1" {
-		t.Errorf("pgbench_branches has %s rows", got)
-	}
+		s.Pgbench(t, "-i", "-s", "1", "-q")
+		if got := s.SQL(t, "SELECT count(*) FROM pgbench_branches"); got != "1" {
+			t.Errorf("pgbench_branches has %s rows", got)
+		}
+	})
 }
 
 func TestStartScram(t *testing.T) {
 	t.Parallel()
-	s := Start(t, Options{Auth: "scram-sha-256", HBA: []string{"host all nobody 127.0.0.1/32 reject"}})
-	checkReplicator(t, s)
-	if got := s.SQL(t, "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname='replicator'"); got != "t" {
-		t.Errorf("replicator password is not a SCRAM verifier")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	for _, bad := range []string{
-		strings.Replace(s.ConnString(), s.Password, "wrong", 1),
-		strings.Replace(s.ConnString(), s.Password, "wrong", 1) + " replication=true",
-		strings.Replace(s.ConnString(), "user=replicator", "user=postgres", 1),
-	} {
-		conn, err := pgconn.Connect(ctx, bad)
-		if err == nil {
-			_ = conn.Close(ctx)
-			t.Errorf("connected with %q", bad)
-			continue
+	ForEachVersion(t, func(t *testing.T, v Version) {
+		s := Start(t, Options{Auth: "scram-sha-256", HBA: []string{"host all nobody 127.0.0.1/32 reject"}})
+		checkReplicator(t, s)
+		if got := s.SQL(t, "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname='replicator'"); got != "t" {
+			t.Errorf("replicator password is not a SCRAM verifier")
 		}
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "28P01" {
-			t.Errorf("%q: want password authentication failure, got %v", bad, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		for _, bad := range []string{
+			strings.Replace(s.ConnString(), s.Password, "wrong", 1),
+			strings.Replace(s.ConnString(), s.Password, "wrong", 1) + " replication=true",
+			strings.Replace(s.ConnString(), "user=replicator", "user=postgres", 1),
+		} {
+			conn, err := pgconn.Connect(ctx, bad)
+			if err == nil {
+				_ = conn.Close(ctx)
+				t.Errorf("connected with %q", bad)
+				continue
+			}
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "28P01" {
+				t.Errorf("%q: want password authentication failure, got %v", bad, err)
+			}
 		}
-	}
+	})
 }
 
 func TestTablespace(t *testing.T) {
 	t.Parallel()
-	s := Start(t, Options{})
-	loc := s.CreateTablespace(t, "ts1")
-	s.SQL(t, "CREATE TABLE tst (a int) TABLESPACE ts1; INSERT INTO tst VALUES (1)")
-	if got := s.SQL(t, "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname='ts1'"); got != loc {
-		t.Errorf("location %q, want %q", got, loc)
-	}
-	entries, err := os.ReadDir(loc)
-	if err != nil || len(entries) == 0 {
-		t.Errorf("tablespace directory %s is empty: %v", loc, err)
-	}
+	ForEachVersion(t, func(t *testing.T, v Version) {
+		s := Start(t, Options{})
+		loc := s.CreateTablespace(t, "ts1")
+		s.SQL(t, "CREATE TABLE tst (a int) TABLESPACE ts1; INSERT INTO tst VALUES (1)")
+		if got := s.SQL(t, "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname='ts1'"); got != loc {
+			t.Errorf("location %q, want %q", got, loc)
+		}
+		entries, err := os.ReadDir(loc)
+		if err != nil || len(entries) == 0 {
+			t.Errorf("tablespace directory %s is empty: %v", loc, err)
+		}
+	})
 }
 
 func TestWritesAndRestart(t *testing.T) {
 	t.Parallel()
-	s := Start(t, Options{})
-	began := time.Now()
-	stop := s.StartWrites(t)
-	s.WaitFor(t, "SELECT count(*) >= 10 FROM writes", "t", time.Minute)
-	n := stop()
-	t.Logf("%d rows in %v", n, time.Since(began))
-	if again := stop(); again != n {
-		t.Errorf("second stop returned %d, first %d", again, n)
-	}
-	if got := s.SQL(t, "SELECT count(*) FROM writes"); got != strconv.Itoa(n) {
-		t.Errorf("writes has %s rows, stop reported %d", got, n)
-	}
+	ForEachVersion(t, func(t *testing.T, v Version) {
+		s := Start(t, Options{})
+		began := time.Now()
+		stop := s.StartWrites(t)
+		s.WaitFor(t, "SELECT count(*) >= 10 FROM writes", "t", time.Minute)
+		n := stop()
+		t.Logf("%d rows in %v", n, time.Since(began))
+		if again := stop(); again != n {
+			t.Errorf("second stop returned %d, first %d", again, n)
+		}
+		if got := s.SQL(t, "SELECT count(*) FROM writes"); got != strconv.Itoa(n) {
+			t.Errorf("writes has %s rows, stop reported %d", got, n)
+		}
 
-	pid := s.pid
-	s.Restart(t, "immediate")
-	if s.pid == pid {
-		t.Errorf("postmaster pid unchanged after restart")
-	}
-	if got := s.SQL(t, "SELECT count(*) FROM writes"); got != strconv.Itoa(n) {
-		t.Errorf("after immediate restart writes has %s rows, want %d", got, n)
-	}
-	s.Restart(t, "fast")
-	checkReplicator(t, s)
+		pid := s.pid
+		s.Restart(t, "immediate")
+		if s.pid == pid {
+			t.Errorf("postmaster pid unchanged after restart")
+		}
+		if got := s.SQL(t, "SELECT count(*) FROM writes"); got != strconv.Itoa(n) {
+			t.Errorf("after immediate restart writes has %s rows, want %d", got, n)
+		}
+		s.Restart(t, "fast")
+		checkReplicator(t, s)
 
-	// Writes are still counted when started again; Stop is idempotent.
-	stop2 := s.StartWrites(t)
-	s.WaitFor(t, fmt.Sprintf("SELECT count(*) > %d FROM writes", n), "t", time.Minute)
-	if n2 := stop2(); n2 == 0 {
-		t.Error("second writer reports no rows")
-	}
-	s.Stop(t)
-	s.Stop(t)
-	if _, err := s.SQLErr("SELECT 1"); err == nil {
-		t.Error("server still answers after Stop")
-	}
-	if pids := procsUnder(s.DataDir); len(pids) > 0 {
-		t.Errorf("processes left after Stop: %v", pids)
-	}
+		// Writes are still counted when started again; Stop is idempotent.
+		stop2 := s.StartWrites(t)
+		s.WaitFor(t, fmt.Sprintf("SELECT count(*) > %d FROM writes", n), "t", time.Minute)
+		if n2 := stop2(); n2 == 0 {
+			t.Error("second writer reports no rows")
+		}
+		s.Stop(t)
+		s.Stop(t)
+		if _, err := s.SQLErr("SELECT 1"); err == nil {
+			t.Error("server still answers after Stop")
+		}
+		if pids := procsUnder(s.DataDir); len(pids) > 0 {
+			t.Errorf("processes left after Stop: %v", pids)
+		}
+	})
 }
 
 // TestStandby takes a base backup with pg_basebackup — as root when the tests
@@ -256,41 +264,46 @@ func TestWritesAndRestart(t *testing.T) {
 // outside the data directory, is exercised — and starts a standby on it.
 func TestStandby(t *testing.T) {
 	t.Parallel()
-	p := Start(t, Options{})
-	tsLoc := p.CreateTablespace(t, "tsb")
-	p.SQL(t, "CREATE TABLE r (a int) TABLESPACE tsb; INSERT INTO r VALUES (1)")
-	stop := p.StartWrites(t)
+	ForEachVersion(t, func(t *testing.T, v Version) {
+		p := Start(t, Options{})
+		tsLoc := p.CreateTablespace(t, "tsb")
+		p.SQL(t, "CREATE TABLE r (a int) TABLESPACE tsb; INSERT INTO r VALUES (1)")
+		stop := p.StartWrites(t)
 
-	// A root-owned t.TempDir (mode 0700) as parent: StartStandby must make it
-	// traversable for postgres.
-	target, tsTarget := filepath.Join(t.TempDir(), "standby"), TempDir(t)
-	cmd := exec.Command(filepath.Join(BinDir(), "pg_basebackup"), "-D", target, "-R", "-X", "stream",
-		"-c", "fast", "-T", tsLoc+"="+tsTarget, "-d", p.ConnString())
-	cmd.Env = append(os.Environ(), "PGAPPNAME=testpg")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("pg_basebackup: %v\n%s", err, out)
-	}
-	began := time.Now()
-	sb := StartStandby(t, target)
-	t.Logf("StartStandby took %v", time.Since(began))
-	n := stop()
+		// A root-owned t.TempDir (mode 0700) as parent: StartStandby must make it
+		// traversable for postgres.
+		target, tsTarget := filepath.Join(t.TempDir(), "standby"), TempDir(t)
+		cmd, err := v.Command(context.Background(), "pg_basebackup", "-D", target, "-R", "-X", "stream",
+			"-c", "fast", "-T", tsLoc+"="+tsTarget, "-d", p.ConnString())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Env = append(cmd.Env, "PGAPPNAME=testpg")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("pg_basebackup: %v\n%s", err, out)
+		}
+		began := time.Now()
+		sb := StartStandby(t, target)
+		t.Logf("StartStandby took %v", time.Since(began))
+		n := stop()
 
-	sb.WaitFor(t, "SELECT pg_is_in_recovery()", "t", time.Minute)
-	sb.WaitFor(t, "SELECT count(*) FROM writes", strconv.Itoa(n), time.Minute)
-	p.SQL(t, "INSERT INTO r VALUES (2)")
-	sb.WaitFor(t, "SELECT sum(a) FROM r", "3", time.Minute)
-	if got := p.SQL(t, "SELECT count(*) FROM pg_stat_replication WHERE state='streaming'"); got != "1" {
-		t.Errorf("%s streaming standbys", got)
-	}
-	if got := sb.SQL(t, "SHOW listen_addresses"); got != "" {
-		t.Errorf("standby listen_addresses = %q", got)
-	}
-	if conf, err := os.ReadFile(filepath.Join(target, "postgresql.conf")); err != nil ||
-		!strings.Contains(string(conf), fmt.Sprintf("port = '%d'", p.Port)) {
-		t.Errorf("standby postgresql.conf was modified: %v", err)
-	}
-	sb.Restart(t, "fast")
-	sb.WaitFor(t, "SELECT sum(a) FROM r", "3", time.Minute)
+		sb.WaitFor(t, "SELECT pg_is_in_recovery()", "t", time.Minute)
+		sb.WaitFor(t, "SELECT count(*) FROM writes", strconv.Itoa(n), time.Minute)
+		p.SQL(t, "INSERT INTO r VALUES (2)")
+		sb.WaitFor(t, "SELECT sum(a) FROM r", "3", time.Minute)
+		if got := p.SQL(t, "SELECT count(*) FROM pg_stat_replication WHERE state='streaming'"); got != "1" {
+			t.Errorf("%s streaming standbys", got)
+		}
+		if got := sb.SQL(t, "SHOW listen_addresses"); got != "" {
+			t.Errorf("standby listen_addresses = %q", got)
+		}
+		if conf, err := os.ReadFile(filepath.Join(target, "postgresql.conf")); err != nil ||
+			!strings.Contains(string(conf), fmt.Sprintf("port = '%d'", p.Port)) {
+			t.Errorf("standby postgresql.conf was modified: %v", err)
+		}
+		sb.Restart(t, "fast")
+		sb.WaitFor(t, "SELECT sum(a) FROM r", "3", time.Minute)
+	})
 }
 
 // TestRequire: skip without PostgreSQL, but fail when CI=true. Not parallel:
@@ -444,5 +457,55 @@ func TestServerStoppedOnAbort(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseVersions(t *testing.T) {
+	for sel, want := range map[string]string{
+		"":             "pg15 pg17 pg18",
+		"18, 15":       "pg15 pg18",
+		"pg17,17":      "pg17",
+		"15":           "pg15",
+		" 15 , 18 ,17": "pg15 pg17 pg18",
+	} {
+		vs, err := parseVersions(sel)
+		if err != nil {
+			t.Errorf("%q: %v", sel, err)
+			continue
+		}
+		var names []string
+		for _, v := range vs {
+			names = append(names, v.Name())
+		}
+		if got := strings.Join(names, " "); got != want {
+			t.Errorf("%q: %s, want %s", sel, got, want)
+		}
+	}
+	for _, bad := range []string{"16", "15,x", "14"} {
+		if _, err := parseVersions(bad); err == nil || !strings.Contains(err.Error(), "not one of 15, 17, 18") {
+			t.Errorf("%q: want an error naming 15, 17, 18, got %v", bad, err)
+		}
+	}
+}
+
+// TestVersionUnavailable: a version that cannot run skips with its reason,
+// and fails under CI=true. Not parallel: it sets CI.
+func TestVersionUnavailable(t *testing.T) {
+	v := Version{Major: 17, reason: "no PostgreSQL 17 rootfs at /x: build it"}
+	for _, ci := range []string{"", "true"} {
+		t.Setenv("CI", ci)
+		ft := &fakeTB{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			v.Skip(ft)
+		}()
+		<-done
+		if ci == "true" && !ft.failed || ci == "" && !ft.skipped {
+			t.Errorf("CI=%q: failed=%v skipped=%v", ci, ft.failed, ft.skipped)
+		}
+		if !strings.Contains(ft.msg, v.reason) {
+			t.Errorf("message does not give the reason: %s", ft.msg)
+		}
 	}
 }

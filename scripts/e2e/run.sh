@@ -16,7 +16,7 @@
 #    prints the named checks;
 # 5. always: orderly shutdown (SIGTERM to nspawn, by PID), our cgroups and the
 #    temporary directory removed.
-# Env: E2E_SUITE (bookworm), E2E_PG (15), SCALE (pgbench scale, 10),
+# Env: E2E_SUITE (bookworm; trixie, sid), E2E_PG (15; 17, 18), SCALE (pgbench scale, 10),
 #      E2E_KEEP=1 (keep the temporary directory), MIRROR/SECMIRROR.
 set -euo pipefail
 
@@ -83,10 +83,13 @@ T=$(now)
 if [[ ! -f $CACHE ]]; then
 	echo "e2e: building the $SUITE rootfs (cache miss: $CACHE)"
 	sources=("deb $MIRROR $SUITE main")
+	aptopts=()
 	case $SUITE in
 	bookworm | trixie) sources+=("deb $MIRROR $SUITE-updates main" "deb $SECMIRROR $SUITE-security main") ;;
+	# Fact: the mirror's sid Release file can be past its Valid-Until date.
+	sid | unstable) aptopts+=(--aptopt='Acquire::Check-Valid-Until "false"') ;;
 	esac
-	if ! mmdebstrap --mode=root --variant=minbase --include="$PKGS" \
+	if ! mmdebstrap --mode=root --variant=minbase --include="$PKGS" "${aptopts[@]}" \
 		--customize-hook='echo pgsb-e2e > "$1/etc/hostname"; : > "$1/etc/machine-id"' \
 		"$SUITE" "$CACHE.tmp.tar.zst" "${sources[@]}" >"$WORK/mmdebstrap.log" 2>&1; then
 		tail -n 30 "$WORK/mmdebstrap.log" >&2
@@ -171,6 +174,13 @@ T=$(now)
 		done
 		keep=(--keep-unit) # no host systemd to ask for a scope
 	fi
+	# Fact (sid, systemd 262): a current systemd refuses to run as PID 1 on a
+	# cgroup v1 hierarchy ("Detected unsupported legacy cgroup hierarchy"),
+	# which is what nspawn gives the container on a hybrid host by default;
+	# asked to, nspawn mounts the container a unified (v2) one instead.
+	case $SUITE in
+	sid | unstable) export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=${SYSTEMD_NSPAWN_UNIFIED_HIERARCHY:-1} ;;
+	esac
 	exec systemd-nspawn -q -D "$ROOT" --volatile=overlay -b --register=no "${keep[@]}" \
 		--machine="$NAME" --hostname=pgsb-e2e --private-network \
 		--console=read-only --bind-ro="$PAYLOAD":/opt/payload
