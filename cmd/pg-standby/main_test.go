@@ -159,61 +159,61 @@ func verifyBackup(t *testing.T, dir string) {
 // TestNotifySequence: the exact sd_notify conversation of a real backup.
 func TestNotifySequence(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	p := testpg.Start(t, testpg.Options{})
-	p.Pgbench(t, "-i", "-s", "3", "-q")
-	dir := initInstance(t, p, "--max-rate", "16384")
-	l := listenNotify(t)
-	w := startWorker(t, []string{"NOTIFY_SOCKET=" + l.path}, "run", "--pgdata", dir)
-	if code := w.wait(t); code != 0 {
-		t.Fatalf("run: status %d\n%s", code, w.output.String())
-	}
-	msgs := l.drain()
-	t.Logf("%d datagrams:\n%s", len(msgs), strings.Join(msgs, "\n--\n"))
-	if len(msgs) < 3 {
-		t.Fatalf("only %d datagrams", len(msgs))
-	}
-	if last := msgs[len(msgs)-1]; !strings.HasPrefix(last, "READY=1\n") || !strings.Contains(last, "STATUS=standby ready") {
-		t.Errorf("last datagram %q, want READY=1 with STATUS=standby ready", last)
-	}
-	var phases []string
-	lastPct, extends, copying := -1, 0, 0
-	for i, m := range msgs {
-		if strings.Contains(m, "READY=1") && i != len(msgs)-1 {
-			t.Errorf("READY=1 before the end, in datagram %d of %d", i, len(msgs))
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{})
+		p.Pgbench(t, "-i", "-s", "3", "-q")
+		dir := initInstance(t, p, "--max-rate", "16384")
+		l := listenNotify(t)
+		w := startWorker(t, []string{"NOTIFY_SOCKET=" + l.path}, "run", "--pgdata", dir)
+		if code := w.wait(t); code != 0 {
+			t.Fatalf("run: status %d\n%s", code, w.output.String())
 		}
-		for _, line := range strings.Split(m, "\n") {
-			switch {
-			case strings.HasPrefix(line, "EXTEND_TIMEOUT_USEC="):
-				extends++
-			case strings.HasPrefix(line, "STATUS=copying"):
-				copying++
-				var pct int
-				if _, err := fmt.Sscanf(strings.SplitN(line, " (", 2)[1], "%d%%)", &pct); err == nil {
-					if pct < lastPct {
-						t.Errorf("progress went back: %d%% after %d%%", pct, lastPct)
+		msgs := l.drain()
+		t.Logf("%d datagrams:\n%s", len(msgs), strings.Join(msgs, "\n--\n"))
+		if len(msgs) < 3 {
+			t.Fatalf("only %d datagrams", len(msgs))
+		}
+		if last := msgs[len(msgs)-1]; !strings.HasPrefix(last, "READY=1\n") || !strings.Contains(last, "STATUS=standby ready") {
+			t.Errorf("last datagram %q, want READY=1 with STATUS=standby ready", last)
+		}
+		var phases []string
+		lastPct, extends, copying := -1, 0, 0
+		for i, m := range msgs {
+			if strings.Contains(m, "READY=1") && i != len(msgs)-1 {
+				t.Errorf("READY=1 before the end, in datagram %d of %d", i, len(msgs))
+			}
+			for _, line := range strings.Split(m, "\n") {
+				switch {
+				case strings.HasPrefix(line, "EXTEND_TIMEOUT_USEC="):
+					extends++
+				case strings.HasPrefix(line, "STATUS=copying"):
+					copying++
+					var pct int
+					if _, err := fmt.Sscanf(strings.SplitN(line, " (", 2)[1], "%d%%)", &pct); err == nil {
+						if pct < lastPct {
+							t.Errorf("progress went back: %d%% after %d%%", pct, lastPct)
+						}
+						lastPct = pct
 					}
-					lastPct = pct
-				}
-				if len(phases) == 0 || phases[len(phases)-1] != "copying" {
-					phases = append(phases, "copying")
-				}
-			case strings.HasPrefix(line, "STATUS="):
-				ph := strings.TrimPrefix(line, "STATUS=")
-				if len(phases) == 0 || phases[len(phases)-1] != ph {
-					phases = append(phases, ph)
+					if len(phases) == 0 || phases[len(phases)-1] != "copying" {
+						phases = append(phases, "copying")
+					}
+				case strings.HasPrefix(line, "STATUS="):
+					ph := strings.TrimPrefix(line, "STATUS=")
+					if len(phases) == 0 || phases[len(phases)-1] != ph {
+						phases = append(phases, ph)
+					}
 				}
 			}
 		}
-	}
-	t.Logf("phases: %q", phases)
-	if copying < 3 {
-		t.Errorf("%d copying status updates, want several (about one a second)", copying)
-	}
-	if extends == 0 {
-		t.Errorf("no EXTEND_TIMEOUT_USEC while bytes moved")
-	}
-	verifyBackup(t, dir)
+		t.Logf("phases: %q", phases)
+		if copying < 3 {
+			t.Errorf("%d copying status updates, want several (about one a second)", copying)
+		}
+		if extends == 0 {
+			t.Errorf("no EXTEND_TIMEOUT_USEC while bytes moved")
+		}
+		verifyBackup(t, dir)
 	})
 }
 
@@ -221,46 +221,46 @@ func TestNotifySequence(t *testing.T) {
 // no temporary slot, and the instance resumes.
 func TestSIGTERMMidCopy(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	p := testpg.Start(t, testpg.Options{})
-	p.Pgbench(t, "-i", "-s", "3", "-q")
-	dir := initInstance(t, p, "--max-rate", "8192")
-	l := listenNotify(t)
-	w := startWorker(t, []string{"NOTIFY_SOCKET=" + l.path}, "run", "--pgdata", dir)
-	deadline := time.After(2 * time.Minute)
-	for copying := false; !copying; {
-		select {
-		case m := <-l.got:
-			copying = strings.Contains(m, "STATUS=copying")
-		case <-deadline:
-			t.Fatalf("no copying status\n%s", w.output.String())
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{})
+		p.Pgbench(t, "-i", "-s", "3", "-q")
+		dir := initInstance(t, p, "--max-rate", "8192")
+		l := listenNotify(t)
+		w := startWorker(t, []string{"NOTIFY_SOCKET=" + l.path}, "run", "--pgdata", dir)
+		deadline := time.After(2 * time.Minute)
+		for copying := false; !copying; {
+			select {
+			case m := <-l.got:
+				copying = strings.Contains(m, "STATUS=copying")
+			case <-deadline:
+				t.Fatalf("no copying status\n%s", w.output.String())
+			}
 		}
-	}
-	if got := p.SQL(t, "SELECT count(*) FROM pg_replication_slots WHERE temporary"); got != "1" {
-		t.Errorf("%s temporary slots during the backup, want 1", got)
-	}
-	w.cmd.Process.Signal(syscall.SIGTERM)
-	if code := w.wait(t); code != -int(syscall.SIGTERM) {
-		t.Errorf("after SIGTERM: status %d, want death by SIGTERM\n%s", code, w.output.String())
-	}
-	// A stop is said as one: not "backup failed: stopped by terminated".
-	if out := w.output.String(); !strings.Contains(out, `msg="stopped; the instance resumes at the next start" instance=`+dir+` by="stopped by terminated"`) || strings.Contains(out, "backup failed") {
-		t.Errorf("after SIGTERM the log says:\n%s", out)
-	}
-	msgs := l.drain()
-	if len(msgs) == 0 || !strings.Contains(msgs[len(msgs)-1], "STOPPING=1") {
-		t.Errorf("last notifications %q, want STOPPING=1", msgs)
-	}
-	p.WaitFor(t, "SELECT count(*) FROM pg_replication_slots", "0", 30*time.Second)
-	for name, want := range map[string]bool{"basebackup.signal": true, "global/pg_control": false, "standby.signal": false} {
-		if _, err := os.Lstat(filepath.Join(dir, name)); (err == nil) != want {
-			t.Errorf("after stop: %s exists = %v, want %v", name, err == nil, want)
+		if got := p.SQL(t, "SELECT count(*) FROM pg_replication_slots WHERE temporary"); got != "1" {
+			t.Errorf("%s temporary slots during the backup, want 1", got)
 		}
-	}
-	if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
-		t.Fatalf("resumed run: status %d\n%s", code, out)
-	}
-	verifyBackup(t, dir)
+		w.cmd.Process.Signal(syscall.SIGTERM)
+		if code := w.wait(t); code != -int(syscall.SIGTERM) {
+			t.Errorf("after SIGTERM: status %d, want death by SIGTERM\n%s", code, w.output.String())
+		}
+		// A stop is said as one: not "backup failed: stopped by terminated".
+		if out := w.output.String(); !strings.Contains(out, `msg="stopped; the instance resumes at the next start" instance=`+dir+` by="stopped by terminated"`) || strings.Contains(out, "backup failed") {
+			t.Errorf("after SIGTERM the log says:\n%s", out)
+		}
+		msgs := l.drain()
+		if len(msgs) == 0 || !strings.Contains(msgs[len(msgs)-1], "STOPPING=1") {
+			t.Errorf("last notifications %q, want STOPPING=1", msgs)
+		}
+		p.WaitFor(t, "SELECT count(*) FROM pg_replication_slots", "0", 30*time.Second)
+		for name, want := range map[string]bool{"basebackup.signal": true, "global/pg_control": false, "standby.signal": false} {
+			if _, err := os.Lstat(filepath.Join(dir, name)); (err == nil) != want {
+				t.Errorf("after stop: %s exists = %v, want %v", name, err == nil, want)
+			}
+		}
+		if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
+			t.Fatalf("resumed run: status %d\n%s", code, out)
+		}
+		verifyBackup(t, dir)
 	})
 }
 
@@ -268,40 +268,40 @@ func TestSIGTERMMidCopy(t *testing.T) {
 // RestartPreventExitStatus= lists; a finished standby is a quick 0.
 func TestExitStatuses(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
-	wrong := filepath.Join(testpg.TempDir(t), "wrong")
-	if code, out := runWorker(t, "init", "--pgdata", wrong, "--primary-conninfo", p.ConnString()+" password=wrong", "--port", "1"); code != 0 {
-		t.Fatalf("init: %d\n%s", code, out)
-	}
-	cases := []struct {
-		name string
-		args []string
-		want int
-	}{
-		{"usage", []string{"run"}, exitUsage},
-		{"wrong password", []string{"run", "--pgdata", wrong}, exitConfig},
-		{"not an instance", []string{"run", "--pgdata", testpg.TempDir(t)}, exitRefused},
-		{"init over a non-minimal directory", []string{"init", "--pgdata", p.DataDir, "--primary-conninfo", p.ConnString()}, exitRefused},
-		{"init without conninfo", []string{"init", "--pgdata", filepath.Join(testpg.TempDir(t), "x")}, exitUsage},
-		{"init pointing at itself", []string{"init", "--pgdata", filepath.Join(testpg.TempDir(t), "y"), "--primary-conninfo", "host=127.0.0.1 port=6543", "--port", "6543"}, exitConfig},
-		{"init --check with a wrong password", []string{"init", "--check", "--pgdata", filepath.Join(testpg.TempDir(t), "z"), "--primary-conninfo", p.ConnString() + " password=wrong"}, exitConfig},
-	}
-	for _, c := range cases {
-		code, out := runWorker(t, c.args...)
-		if code != c.want {
-			t.Errorf("%s: pg-standby %v: status %d, want %d\n%s", c.name, c.args, code, c.want, out)
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
+		wrong := filepath.Join(testpg.TempDir(t), "wrong")
+		if code, out := runWorker(t, "init", "--pgdata", wrong, "--primary-conninfo", p.ConnString()+" password=wrong", "--port", "1"); code != 0 {
+			t.Fatalf("init: %d\n%s", code, out)
 		}
-	}
-	good := initInstance(t, p)
-	if code, out := runWorker(t, "run", "--pgdata", good); code != 0 {
-		t.Fatalf("run: %d\n%s", code, out)
-	}
-	start := time.Now()
-	code, out := runWorker(t, "run", "--pgdata", good)
-	if code != 0 || !strings.Contains(out, "already a standby") {
-		t.Errorf("run on a finished standby: status %d, output %s", code, out)
-	}
-	t.Logf("no-op run on a finished standby took %s", time.Since(start))
+		cases := []struct {
+			name string
+			args []string
+			want int
+		}{
+			{"usage", []string{"run"}, exitUsage},
+			{"wrong password", []string{"run", "--pgdata", wrong}, exitConfig},
+			{"not an instance", []string{"run", "--pgdata", testpg.TempDir(t)}, exitRefused},
+			{"init over a non-minimal directory", []string{"init", "--pgdata", p.DataDir, "--primary-conninfo", p.ConnString()}, exitRefused},
+			{"init without conninfo", []string{"init", "--pgdata", filepath.Join(testpg.TempDir(t), "x")}, exitUsage},
+			{"init pointing at itself", []string{"init", "--pgdata", filepath.Join(testpg.TempDir(t), "y"), "--primary-conninfo", "host=127.0.0.1 port=6543", "--port", "6543"}, exitConfig},
+			{"init --check with a wrong password", []string{"init", "--check", "--pgdata", filepath.Join(testpg.TempDir(t), "z"), "--primary-conninfo", p.ConnString() + " password=wrong"}, exitConfig},
+		}
+		for _, c := range cases {
+			code, out := runWorker(t, c.args...)
+			if code != c.want {
+				t.Errorf("%s: pg-standby %v: status %d, want %d\n%s", c.name, c.args, code, c.want, out)
+			}
+		}
+		good := initInstance(t, p)
+		if code, out := runWorker(t, "run", "--pgdata", good); code != 0 {
+			t.Fatalf("run: %d\n%s", code, out)
+		}
+		start := time.Now()
+		code, out := runWorker(t, "run", "--pgdata", good)
+		if code != 0 || !strings.Contains(out, "already a standby") {
+			t.Errorf("run on a finished standby: status %d, output %s", code, out)
+		}
+		t.Logf("no-op run on a finished standby took %s", time.Since(start))
 	})
 }

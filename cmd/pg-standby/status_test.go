@@ -148,102 +148,102 @@ func pgStandby(t *testing.T, b *testbus.Bus, args ...string) string {
 // during and after.
 func TestBusDuringBackup(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	b := startBus(t)
-	p := testpg.Start(t, testpg.Options{})
-	p.Pgbench(t, "-i", "-s", "3", "-q")
-	dir := initInstance(t, p, "--max-rate", "8192")
-	w := watch(t, b, dir)
-	wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir)
-	w.waitPhase(t, wk, busapi.PhaseCopying)
+		testpg.Require(t)
+		b := startBus(t)
+		p := testpg.Start(t, testpg.Options{})
+		p.Pgbench(t, "-i", "-s", "3", "-q")
+		dir := initInstance(t, p, "--max-rate", "8192")
+		w := watch(t, b, dir)
+		wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir)
+		w.waitPhase(t, wk, busapi.PhaseCopying)
 
-	out, err := exec.Command("busctl", "--address="+b.Address, "introspect", busapi.Name(dir), string(busapi.Path(dir))).CombinedOutput()
-	if err != nil {
-		t.Fatalf("busctl introspect: %v\n%s", err, out)
-	}
-	for _, want := range []string{busapi.Interface, ".Cancel", ".Completed", ".BytesDone", ".Progress", ".ExpectedEndTime"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("busctl introspect has no %q:\n%s", want, out)
+		out, err := exec.Command("busctl", "--address="+b.Address, "introspect", busapi.Name(dir), string(busapi.Path(dir))).CombinedOutput()
+		if err != nil {
+			t.Fatalf("busctl introspect: %v\n%s", err, out)
 		}
-	}
-
-	st := status(t, b, "--pgdata", dir)
-	t.Logf("status --json during the copy: %+v %+v", st, st.Job)
-	if st.State != stateRunning || !st.Running || st.Job == nil || st.Job.Phase != busapi.PhaseCopying ||
-		st.Job.Primary == "" || strings.Contains(st.Job.Primary, "password") || st.Job.StartLSN == "" || st.PID == 0 {
-		t.Errorf("status --json during the copy: %+v job %+v, want running, copying, primary, start LSN, pid", st, st.Job)
-	}
-	if line := pgStandby(t, b, "status", "--pgdata", dir); !strings.Contains(line, "running, attempt 1: copying") || strings.Count(line, "\n") != 1 {
-		t.Errorf("status: %q, want one line, running, attempt 1: copying", line)
-	}
-
-	var last busapi.Job
-	polls := 0
-	for wk.cmd.ProcessState == nil {
-		j, ok := w.job(t)
-		if !ok {
-			break
-		}
-		polls++
-		if j.BytesDone < last.BytesDone || j.Attempt < last.Attempt || (last.ProgressValid && j.Progress < last.Progress) {
-			t.Errorf("properties went back: %+v after %+v", j, last)
-		}
-		last = j
-		time.Sleep(200 * time.Millisecond)
-	}
-	if code := wk.wait(t); code != 0 {
-		t.Fatalf("run: status %d\n%s", code, wk.output.String())
-	}
-	t.Logf("%d polls, last %+v", polls, last)
-	if body := w.completed(t); len(body) != 2 || body[0] != true || !strings.Contains(body[1].(string), "standby ready") {
-		t.Errorf("Completed%v, want (true, standby ready …)", body)
-	}
-
-	// PropertiesChanged: one signal per update holding only changed values,
-	// several properties in one signal, byte counters about once a second.
-	sigs, at := w.signals()
-	state := map[string]string{}
-	var changes, batched int
-	var lastBytes time.Time
-	for i, s := range sigs {
-		if s.Name != "org.freedesktop.DBus.Properties.PropertiesChanged" {
-			continue
-		}
-		changes++
-		props := s.Body[1].(map[string]dbus.Variant)
-		if len(props) > 1 {
-			batched++
-		}
-		onlyBytes := true
-		for k, v := range props {
-			if state[k] == v.String() {
-				t.Errorf("PropertiesChanged %d repeats %s = %s, which did not change", i, k, v)
+		for _, want := range []string{busapi.Interface, ".Cancel", ".Completed", ".BytesDone", ".Progress", ".ExpectedEndTime"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("busctl introspect has no %q:\n%s", want, out)
 			}
-			state[k] = v.String()
-			onlyBytes = onlyBytes && (k == "BytesDone" || k == "Progress" || k == "Rate" || k == "ExpectedEndTime" || k == "BytesTotal" || k == "ProgressValid")
 		}
-		if onlyBytes {
-			if !lastBytes.IsZero() && at[i].Sub(lastBytes) < 800*time.Millisecond {
-				t.Errorf("PropertiesChanged %d with only byte counters %s after the previous one", i, at[i].Sub(lastBytes))
-			}
-			lastBytes = at[i]
-		}
-	}
-	t.Logf("%d PropertiesChanged, %d with several properties", changes, batched)
-	if changes < 4 || batched < changes/2 {
-		t.Errorf("%d PropertiesChanged, %d batched: want several, most with several properties", changes, batched)
-	}
-	if state["Phase"] != `"done"` || state["Cancelable"] != "false" {
-		t.Errorf("last announced Phase %s Cancelable %s, want done, false", state["Phase"], state["Cancelable"])
-	}
 
-	st = status(t, b, "--pgdata", dir)
-	if st.State != stateNotRunning || st.Running || st.Job != nil {
-		t.Errorf("status --json after the backup: %+v, want not-running (copied, postgres not started)", st)
-	}
-	if line := pgStandby(t, b, "status", "--pgdata", dir); !strings.Contains(line, "copied but not starting: postgres is not running") {
-		t.Errorf("status after the backup: %q", line)
-	}
+		st := status(t, b, "--pgdata", dir)
+		t.Logf("status --json during the copy: %+v %+v", st, st.Job)
+		if st.State != stateRunning || !st.Running || st.Job == nil || st.Job.Phase != busapi.PhaseCopying ||
+			st.Job.Primary == "" || strings.Contains(st.Job.Primary, "password") || st.Job.StartLSN == "" || st.PID == 0 {
+			t.Errorf("status --json during the copy: %+v job %+v, want running, copying, primary, start LSN, pid", st, st.Job)
+		}
+		if line := pgStandby(t, b, "status", "--pgdata", dir); !strings.Contains(line, "running, attempt 1: copying") || strings.Count(line, "\n") != 1 {
+			t.Errorf("status: %q, want one line, running, attempt 1: copying", line)
+		}
+
+		var last busapi.Job
+		polls := 0
+		for wk.cmd.ProcessState == nil {
+			j, ok := w.job(t)
+			if !ok {
+				break
+			}
+			polls++
+			if j.BytesDone < last.BytesDone || j.Attempt < last.Attempt || (last.ProgressValid && j.Progress < last.Progress) {
+				t.Errorf("properties went back: %+v after %+v", j, last)
+			}
+			last = j
+			time.Sleep(200 * time.Millisecond)
+		}
+		if code := wk.wait(t); code != 0 {
+			t.Fatalf("run: status %d\n%s", code, wk.output.String())
+		}
+		t.Logf("%d polls, last %+v", polls, last)
+		if body := w.completed(t); len(body) != 2 || body[0] != true || !strings.Contains(body[1].(string), "standby ready") {
+			t.Errorf("Completed%v, want (true, standby ready …)", body)
+		}
+
+		// PropertiesChanged: one signal per update holding only changed values,
+		// several properties in one signal, byte counters about once a second.
+		sigs, at := w.signals()
+		state := map[string]string{}
+		var changes, batched int
+		var lastBytes time.Time
+		for i, s := range sigs {
+			if s.Name != "org.freedesktop.DBus.Properties.PropertiesChanged" {
+				continue
+			}
+			changes++
+			props := s.Body[1].(map[string]dbus.Variant)
+			if len(props) > 1 {
+				batched++
+			}
+			onlyBytes := true
+			for k, v := range props {
+				if state[k] == v.String() {
+					t.Errorf("PropertiesChanged %d repeats %s = %s, which did not change", i, k, v)
+				}
+				state[k] = v.String()
+				onlyBytes = onlyBytes && (k == "BytesDone" || k == "Progress" || k == "Rate" || k == "ExpectedEndTime" || k == "BytesTotal" || k == "ProgressValid")
+			}
+			if onlyBytes {
+				if !lastBytes.IsZero() && at[i].Sub(lastBytes) < 800*time.Millisecond {
+					t.Errorf("PropertiesChanged %d with only byte counters %s after the previous one", i, at[i].Sub(lastBytes))
+				}
+				lastBytes = at[i]
+			}
+		}
+		t.Logf("%d PropertiesChanged, %d with several properties", changes, batched)
+		if changes < 4 || batched < changes/2 {
+			t.Errorf("%d PropertiesChanged, %d batched: want several, most with several properties", changes, batched)
+		}
+		if state["Phase"] != `"done"` || state["Cancelable"] != "false" {
+			t.Errorf("last announced Phase %s Cancelable %s, want done, false", state["Phase"], state["Cancelable"])
+		}
+
+		st = status(t, b, "--pgdata", dir)
+		if st.State != stateNotRunning || st.Running || st.Job != nil {
+			t.Errorf("status --json after the backup: %+v, want not-running (copied, postgres not started)", st)
+		}
+		if line := pgStandby(t, b, "status", "--pgdata", dir); !strings.Contains(line, "copied but not starting: postgres is not running") {
+			t.Errorf("status after the backup: %q", line)
+		}
 	})
 }
 
@@ -252,64 +252,64 @@ func TestBusDuringBackup(t *testing.T) {
 // next run resumes.
 func TestBusCancel(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	if os.Geteuid() != 0 {
-		t.Skip("running a caller as nobody needs root")
-	}
-	uid, gid, err := testbus.User("nobody")
-	if err != nil {
-		t.Skip(err)
-	}
-	b := startBus(t)
-	p := testpg.Start(t, testpg.Options{})
-	p.Pgbench(t, "-i", "-s", "3", "-q")
-	dir := initInstance(t, p, "--max-rate", "4096")
-	w := watch(t, b, dir)
-	st := status(t, b, "--pgdata", dir)
-	if st.State != stateNotStarted || st.Running {
-		t.Errorf("status --json before the first run: %+v, want not-started", st)
-	}
-	wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir)
-	w.waitPhase(t, wk, busapi.PhaseCopying)
+		testpg.Require(t)
+		if os.Geteuid() != 0 {
+			t.Skip("running a caller as nobody needs root")
+		}
+		uid, gid, err := testbus.User("nobody")
+		if err != nil {
+			t.Skip(err)
+		}
+		b := startBus(t)
+		p := testpg.Start(t, testpg.Options{})
+		p.Pgbench(t, "-i", "-s", "3", "-q")
+		dir := initInstance(t, p, "--max-rate", "4096")
+		w := watch(t, b, dir)
+		st := status(t, b, "--pgdata", dir)
+		if st.State != stateNotStarted || st.Running {
+			t.Errorf("status --json before the first run: %+v, want not-started", st)
+		}
+		wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir)
+		w.waitPhase(t, wk, busapi.PhaseCopying)
 
-	call := []string{"--address=" + b.Address, "call", busapi.Name(dir), string(busapi.Path(dir)), busapi.Interface, "Cancel"}
-	nobody := exec.Command("busctl", call...)
-	nobody.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
-	if out, err := nobody.CombinedOutput(); err == nil || !strings.Contains(string(out), "Access denied") {
-		t.Errorf("Cancel as nobody: %v %s, want access denied", err, out)
-	}
-	time.Sleep(500 * time.Millisecond)
-	if j, ok := w.job(t); !ok || j.Phase != busapi.PhaseCopying {
-		t.Fatalf("after nobody's Cancel: %+v on bus %v, want still copying\n%s", j, ok, wk.output.String())
-	}
+		call := []string{"--address=" + b.Address, "call", busapi.Name(dir), string(busapi.Path(dir)), busapi.Interface, "Cancel"}
+		nobody := exec.Command("busctl", call...)
+		nobody.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+		if out, err := nobody.CombinedOutput(); err == nil || !strings.Contains(string(out), "Access denied") {
+			t.Errorf("Cancel as nobody: %v %s, want access denied", err, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if j, ok := w.job(t); !ok || j.Phase != busapi.PhaseCopying {
+			t.Fatalf("after nobody's Cancel: %+v on bus %v, want still copying\n%s", j, ok, wk.output.String())
+		}
 
-	if out, err := exec.Command("busctl", call...).CombinedOutput(); err != nil {
-		t.Fatalf("Cancel as root: %v\n%s", err, out)
-	}
-	if code := wk.wait(t); code != exitBusCancel {
-		t.Errorf("after Cancel: status %d, want %d (a stop the unit does not restart)\n%s", code, exitBusCancel, wk.output.String())
-	}
-	if out := wk.output.String(); !strings.Contains(out, `msg="stopped; the instance resumes at the next start"`) || strings.Contains(out, "backup failed") {
-		t.Errorf("after Cancel: want the stop said as such, no failure:\n%s", out)
-	}
-	if body := w.completed(t); len(body) != 2 || body[0] != false {
-		t.Errorf("Completed%v, want (false, …)", body)
-	}
-	st = status(t, b, "--pgdata", dir)
-	t.Logf("status --json after Cancel: %+v", st)
-	if st.State != stateInterrupted || st.Running || st.Attempt != 1 || st.LastError != "stopped" || st.LastFailure == "" || st.exitStatus() != 0 {
-		t.Errorf("status --json after Cancel: %+v, want interrupted, attempt 1, stopped and when, exit 0", st)
-	}
-	if line := pgStandby(t, b, "status", "--pgdata", dir); line != dir+": backup in progress, not running: attempt 1 stopped\n" {
-		t.Errorf("status after Cancel: %q", line)
-	}
-	if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
-		t.Fatalf("resumed run: status %d\n%s", code, out)
-	}
-	if st := status(t, b, "--pgdata", dir); st.State != stateNotRunning {
-		t.Errorf("status --json after the resumed run: %+v, want not-running (copied, postgres not started)", st)
-	}
-	verifyBackup(t, dir)
+		if out, err := exec.Command("busctl", call...).CombinedOutput(); err != nil {
+			t.Fatalf("Cancel as root: %v\n%s", err, out)
+		}
+		if code := wk.wait(t); code != exitBusCancel {
+			t.Errorf("after Cancel: status %d, want %d (a stop the unit does not restart)\n%s", code, exitBusCancel, wk.output.String())
+		}
+		if out := wk.output.String(); !strings.Contains(out, `msg="stopped; the instance resumes at the next start"`) || strings.Contains(out, "backup failed") {
+			t.Errorf("after Cancel: want the stop said as such, no failure:\n%s", out)
+		}
+		if body := w.completed(t); len(body) != 2 || body[0] != false {
+			t.Errorf("Completed%v, want (false, …)", body)
+		}
+		st = status(t, b, "--pgdata", dir)
+		t.Logf("status --json after Cancel: %+v", st)
+		if st.State != stateInterrupted || st.Running || st.Attempt != 1 || st.LastError != "stopped" || st.LastFailure == "" || st.exitStatus() != 0 {
+			t.Errorf("status --json after Cancel: %+v, want interrupted, attempt 1, stopped and when, exit 0", st)
+		}
+		if line := pgStandby(t, b, "status", "--pgdata", dir); line != dir+": backup in progress, not running: attempt 1 stopped\n" {
+			t.Errorf("status after Cancel: %q", line)
+		}
+		if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
+			t.Fatalf("resumed run: status %d\n%s", code, out)
+		}
+		if st := status(t, b, "--pgdata", dir); st.State != stateNotRunning {
+			t.Errorf("status --json after the resumed run: %+v, want not-running (copied, postgres not started)", st)
+		}
+		verifyBackup(t, dir)
 	})
 }
 
@@ -317,37 +317,37 @@ func TestBusCancel(t *testing.T) {
 // list and status show each.
 func TestBusTwoInstances(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	b := startBus(t)
-	p := testpg.Start(t, testpg.Options{})
-	p.Pgbench(t, "-i", "-s", "2", "-q")
-	dirs := []string{initInstance(t, p, "--max-rate", "4096"), initInstance(t, p, "--max-rate", "4096")}
-	var workers []*worker
-	for _, dir := range dirs {
-		w := watch(t, b, dir)
-		wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir)
-		w.waitPhase(t, wk, busapi.PhaseCopying)
-		workers = append(workers, wk)
-	}
-	list := pgStandby(t, b, "list")
-	t.Logf("list:\n%s", list)
-	for _, dir := range dirs {
-		if !strings.Contains(list, dir+": running, attempt 1: copying") {
-			t.Errorf("list has no running line for %s", dir)
+		testpg.Require(t)
+		b := startBus(t)
+		p := testpg.Start(t, testpg.Options{})
+		p.Pgbench(t, "-i", "-s", "2", "-q")
+		dirs := []string{initInstance(t, p, "--max-rate", "4096"), initInstance(t, p, "--max-rate", "4096")}
+		var workers []*worker
+		for _, dir := range dirs {
+			w := watch(t, b, dir)
+			wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir)
+			w.waitPhase(t, wk, busapi.PhaseCopying)
+			workers = append(workers, wk)
 		}
-	}
-	a, c := status(t, b, "--pgdata", dirs[0]), status(t, b, "--pgdata", dirs[1])
-	if a.Job == nil || c.Job == nil || a.Job.BusName == c.Job.BusName || a.DataDirectory == c.DataDirectory || a.PID == c.PID {
-		t.Errorf("status of the two instances not distinct: %+v %+v", a, c)
-	}
-	var all []instanceStatus
-	if err := json.Unmarshal([]byte(pgStandby(t, b, "list", "--json")), &all); err != nil || len(all) < 2 {
-		t.Errorf("list --json: %v, %d instances, want 2", err, len(all))
-	}
-	for _, wk := range workers {
-		wk.cmd.Process.Signal(syscall.SIGTERM)
-		wk.wait(t)
-	}
+		list := pgStandby(t, b, "list")
+		t.Logf("list:\n%s", list)
+		for _, dir := range dirs {
+			if !strings.Contains(list, dir+": running, attempt 1: copying") {
+				t.Errorf("list has no running line for %s", dir)
+			}
+		}
+		a, c := status(t, b, "--pgdata", dirs[0]), status(t, b, "--pgdata", dirs[1])
+		if a.Job == nil || c.Job == nil || a.Job.BusName == c.Job.BusName || a.DataDirectory == c.DataDirectory || a.PID == c.PID {
+			t.Errorf("status of the two instances not distinct: %+v %+v", a, c)
+		}
+		var all []instanceStatus
+		if err := json.Unmarshal([]byte(pgStandby(t, b, "list", "--json")), &all); err != nil || len(all) < 2 {
+			t.Errorf("list --json: %v, %d instances, want 2", err, len(all))
+		}
+		for _, wk := range workers {
+			wk.cmd.Process.Signal(syscall.SIGTERM)
+			wk.wait(t)
+		}
 	})
 }
 
@@ -355,29 +355,29 @@ func TestBusTwoInstances(t *testing.T) {
 // publishes Completed(false, reason); status shows the recorded failure.
 func TestStatusAfterFailure(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	b := startBus(t)
-	p := testpg.Start(t, testpg.Options{})
-	p.Pgbench(t, "-i", "-s", "2", "-q")
-	dir := initInstance(t, p, "--max-rate", "4096")
-	w := watch(t, b, dir)
-	wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir, "--retries", "0")
-	w.waitPhase(t, wk, busapi.PhaseCopying)
-	p.Stop(t)
-	if code := wk.wait(t); code != exitTransient {
-		t.Fatalf("run with the primary stopped: status %d, want %d\n%s", code, exitTransient, wk.output.String())
-	}
-	body := w.completed(t)
-	if len(body) != 2 || body[0] != false || body[1] == "" {
-		t.Errorf("Completed%v, want (false, reason)", body)
-	}
-	st := status(t, b, "--pgdata", dir)
-	t.Logf("status --json after the failure: %+v", st)
-	if st.State != stateInterrupted || st.Running || st.Attempt != 1 || st.LastError == "" || st.Job != nil {
-		t.Errorf("status --json after the failure: %+v, want interrupted, attempt 1, the error", st)
-	}
-	if _, err := time.Parse(time.RFC3339, st.LastFailure); err != nil {
-		t.Errorf("last_failure %q: %v", st.LastFailure, err)
-	}
+		testpg.Require(t)
+		b := startBus(t)
+		p := testpg.Start(t, testpg.Options{})
+		p.Pgbench(t, "-i", "-s", "2", "-q")
+		dir := initInstance(t, p, "--max-rate", "4096")
+		w := watch(t, b, dir)
+		wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir, "--retries", "0")
+		w.waitPhase(t, wk, busapi.PhaseCopying)
+		p.Stop(t)
+		if code := wk.wait(t); code != exitTransient {
+			t.Fatalf("run with the primary stopped: status %d, want %d\n%s", code, exitTransient, wk.output.String())
+		}
+		body := w.completed(t)
+		if len(body) != 2 || body[0] != false || body[1] == "" {
+			t.Errorf("Completed%v, want (false, reason)", body)
+		}
+		st := status(t, b, "--pgdata", dir)
+		t.Logf("status --json after the failure: %+v", st)
+		if st.State != stateInterrupted || st.Running || st.Attempt != 1 || st.LastError == "" || st.Job != nil {
+			t.Errorf("status --json after the failure: %+v, want interrupted, attempt 1, the error", st)
+		}
+		if _, err := time.Parse(time.RFC3339, st.LastFailure); err != nil {
+			t.Errorf("last_failure %q: %v", st.LastFailure, err)
+		}
 	})
 }

@@ -150,58 +150,58 @@ func loadedPrimary(t *testing.T) (*testpg.Server, string) {
 // becomes a replicating standby.
 func TestFaultConnectionCut(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	p, loc := loadedPrimary(t)
-	e := newFaultEnv(t, p, "")
-	tsLocal := filepath.Join(e.ts, "fault_ts")
-	opt := backup.Options{TablespaceMapping: map[string]string{loc: tsLocal}}
+		testpg.Require(t)
+		p, loc := loadedPrimary(t)
+		e := newFaultEnv(t, p, "")
+		tsLocal := filepath.Join(e.ts, "fault_ts")
+		opt := backup.Options{TablespaceMapping: map[string]string{loc: tsLocal}}
 
-	t.Run("mid-archive", func(t *testing.T) {
-		before := e.outsideSnapshot(t)
-		e.proxy.Arm(faultproxy.Fault{Conn: 0, Dir: faultproxy.ToClient, After: 4 << 20, Action: faultproxy.Drop})
-		o := opt
-		o.DataDir = e.data
-		_, err := run(t, o)
-		if len(e.proxy.Fired()) != 1 {
-			t.Fatalf("the cut did not happen (%v)", err)
-		}
-		checkFailed(t, e, err, backup.Transient, "receive base backup stream", before)
-		if want := fmt.Sprintf("the connection to the primary 127.0.0.1:%d was lost", e.proxy.Port); !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not contain %q", err, want)
-		}
-		entries, _ := os.ReadDir(tsLocal)
-		if len(entries) == 0 {
-			t.Fatalf("the cut left the tablespace location %s empty: the case did not test a half-written tablespace", tsLocal)
-		}
-	})
-	t.Run("mid-WAL", func(t *testing.T) {
-		before := e.outsideSnapshot(t)
-		// Slow the archive so that the WAL link is cut while it is still
-		// being copied; pgbench makes sure WAL flows.
-		stop := startPgbench(t, p, time.Minute)
-		defer stop()
-		e.proxy.Arm(faultproxy.Fault{Conn: 1, Dir: faultproxy.ToClient, After: 256 << 10, Action: faultproxy.Drop})
-		o := opt
-		o.DataDir, o.MaxRateKB = e.data, 8192
-		_, err := run(t, o)
-		stop()
-		if len(e.proxy.Fired()) != 1 {
-			t.Fatalf("the cut did not happen (%v)", err)
-		}
-		checkFailed(t, e, err, backup.Transient, "WAL streaming failed", before)
-	})
-	t.Run("rerun", func(t *testing.T) {
-		res := rerun(t, e, opt)
-		if res.Unchanged == 0 {
-			t.Errorf("the rerun found nothing of the earlier attempts unchanged")
-		}
-		p.SQL(t, "CREATE TABLE after_cuts AS SELECT 'replicated' AS x")
-		s := testpg.StartStandby(t, e.data)
-		s.WaitFor(t, "SELECT x FROM after_cuts", "replicated", time.Minute)
-		if got := s.SQL(t, "SELECT count(*) FROM in_fault_ts"); got != "80000" {
-			t.Errorf("in_fault_ts on the standby has %s rows, want 80000", got)
-		}
-	})
+		t.Run("mid-archive", func(t *testing.T) {
+			before := e.outsideSnapshot(t)
+			e.proxy.Arm(faultproxy.Fault{Conn: 0, Dir: faultproxy.ToClient, After: 4 << 20, Action: faultproxy.Drop})
+			o := opt
+			o.DataDir = e.data
+			_, err := run(t, o)
+			if len(e.proxy.Fired()) != 1 {
+				t.Fatalf("the cut did not happen (%v)", err)
+			}
+			checkFailed(t, e, err, backup.Transient, "receive base backup stream", before)
+			if want := fmt.Sprintf("the connection to the primary 127.0.0.1:%d was lost", e.proxy.Port); !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not contain %q", err, want)
+			}
+			entries, _ := os.ReadDir(tsLocal)
+			if len(entries) == 0 {
+				t.Fatalf("the cut left the tablespace location %s empty: the case did not test a half-written tablespace", tsLocal)
+			}
+		})
+		t.Run("mid-WAL", func(t *testing.T) {
+			before := e.outsideSnapshot(t)
+			// Slow the archive so that the WAL link is cut while it is still
+			// being copied; pgbench makes sure WAL flows.
+			stop := startPgbench(t, p, time.Minute)
+			defer stop()
+			e.proxy.Arm(faultproxy.Fault{Conn: 1, Dir: faultproxy.ToClient, After: 256 << 10, Action: faultproxy.Drop})
+			o := opt
+			o.DataDir, o.MaxRateKB = e.data, 8192
+			_, err := run(t, o)
+			stop()
+			if len(e.proxy.Fired()) != 1 {
+				t.Fatalf("the cut did not happen (%v)", err)
+			}
+			checkFailed(t, e, err, backup.Transient, "WAL streaming failed", before)
+		})
+		t.Run("rerun", func(t *testing.T) {
+			res := rerun(t, e, opt)
+			if res.Unchanged == 0 {
+				t.Errorf("the rerun found nothing of the earlier attempts unchanged")
+			}
+			p.SQL(t, "CREATE TABLE after_cuts AS SELECT 'replicated' AS x")
+			s := testpg.StartStandby(t, e.data)
+			s.WaitFor(t, "SELECT x FROM after_cuts", "replicated", time.Minute)
+			if got := s.SQL(t, "SELECT count(*) FROM in_fault_ts"); got != "80000" {
+				t.Errorf("in_fault_ts on the standby has %s rows, want 80000", got)
+			}
+		})
 	})
 }
 
@@ -210,53 +210,53 @@ func TestFaultConnectionCut(t *testing.T) {
 // stream alone.
 func TestFaultStall(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	p := testpg.Start(t, testpg.Options{})
-	p.Pgbench(t, "-i", "-s", "2", "-q")
-	e := newFaultEnv(t, p, "")
-	const stall = 2 * time.Second
-	attempt := func(t *testing.T, maxRate int64) (error, time.Duration) {
-		cfg := service.Config{
-			Backup: backup.Options{DataDir: e.data, Checkpoint: "fast", MaxRateKB: maxRate, Log: testLogger(t)},
-			Log:    testLogger(t), Notify: nopNotifier{}, Retries: 0, Stall: stall,
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		began := time.Now()
-		_, err := service.Run(ctx, cfg)
-		if ctx.Err() != nil {
-			t.Fatalf("the stalled attempt hung until the test's timeout: %v", err)
-		}
-		return err, time.Since(began)
-	}
-	for _, c := range []struct {
-		name    string
-		fault   faultproxy.Fault
-		maxRate int64
-		phase   progress.Phase
-	}{
-		{"archive", faultproxy.Fault{Conn: 0, Dir: faultproxy.ToClient, After: 4 << 20, Action: faultproxy.Stall}, 0, progress.Copying},
-		// The archive completes (slowly), then the worker waits for WAL that never comes.
-		{"WAL", faultproxy.Fault{Conn: 1, Dir: faultproxy.ToClient, After: 16 << 10, Action: faultproxy.Stall}, 16384, progress.WaitingWAL},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			before := e.outsideSnapshot(t)
-			stop := startPgbench(t, p, time.Minute) // WAL flows, so the WAL link has bytes to stall on
-			defer stop()
-			e.proxy.Arm(c.fault)
-			err, took := attempt(t, c.maxRate)
-			stop()
-			if len(e.proxy.Fired()) != 1 {
-				t.Fatalf("the stall did not happen (%v)", err)
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{})
+		p.Pgbench(t, "-i", "-s", "2", "-q")
+		e := newFaultEnv(t, p, "")
+		const stall = 2 * time.Second
+		attempt := func(t *testing.T, maxRate int64) (error, time.Duration) {
+			cfg := service.Config{
+				Backup: backup.Options{DataDir: e.data, Checkpoint: "fast", MaxRateKB: maxRate, Log: testLogger(t)},
+				Log:    testLogger(t), Notify: nopNotifier{}, Retries: 0, Stall: stall,
 			}
-			if !errors.Is(err, service.ErrStalled) {
-				t.Fatalf("stalled link: %v, want a stall error", err)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			began := time.Now()
+			_, err := service.Run(ctx, cfg)
+			if ctx.Err() != nil {
+				t.Fatalf("the stalled attempt hung until the test's timeout: %v", err)
 			}
-			checkFailed(t, e, err, backup.Transient, "no data from the primary for 2s ("+string(c.phase)+" phase)", before)
-			t.Logf("attempt ended after %s", took)
-		})
-	}
-	rerun(t, e, backup.Options{})
+			return err, time.Since(began)
+		}
+		for _, c := range []struct {
+			name    string
+			fault   faultproxy.Fault
+			maxRate int64
+			phase   progress.Phase
+		}{
+			{"archive", faultproxy.Fault{Conn: 0, Dir: faultproxy.ToClient, After: 4 << 20, Action: faultproxy.Stall}, 0, progress.Copying},
+			// The archive completes (slowly), then the worker waits for WAL that never comes.
+			{"WAL", faultproxy.Fault{Conn: 1, Dir: faultproxy.ToClient, After: 16 << 10, Action: faultproxy.Stall}, 16384, progress.WaitingWAL},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				before := e.outsideSnapshot(t)
+				stop := startPgbench(t, p, time.Minute) // WAL flows, so the WAL link has bytes to stall on
+				defer stop()
+				e.proxy.Arm(c.fault)
+				err, took := attempt(t, c.maxRate)
+				stop()
+				if len(e.proxy.Fired()) != 1 {
+					t.Fatalf("the stall did not happen (%v)", err)
+				}
+				if !errors.Is(err, service.ErrStalled) {
+					t.Fatalf("stalled link: %v, want a stall error", err)
+				}
+				checkFailed(t, e, err, backup.Transient, "no data from the primary for 2s ("+string(c.phase)+" phase)", before)
+				t.Logf("attempt ended after %s", took)
+			})
+		}
+		rerun(t, e, backup.Options{})
 	})
 }
 
@@ -271,38 +271,38 @@ func (nopNotifier) ExtendTimeout(time.Duration) {}
 // shutdown) in the middle of the copy.
 func TestFaultPrimaryRestart(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	p := testpg.Start(t, testpg.Options{})
-	p.Pgbench(t, "-i", "-s", "2", "-q")
-	e := newFaultEnv(t, p, "")
-	for _, mode := range []string{"fast", "immediate"} {
-		t.Run(mode, func(t *testing.T) {
-			before := e.outsideSnapshot(t)
-			tracker := progress.NewTracker()
-			errc := make(chan error, 1)
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				defer cancel()
-				_, err := backup.Run(ctx, backup.Options{DataDir: e.data, Checkpoint: "fast", MaxRateKB: 8192, Progress: tracker, Log: testLogger(t)})
-				errc <- err
-			}()
-			for tracker.Streamed.Load() < 4<<20 {
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{})
+		p.Pgbench(t, "-i", "-s", "2", "-q")
+		e := newFaultEnv(t, p, "")
+		for _, mode := range []string{"fast", "immediate"} {
+			t.Run(mode, func(t *testing.T) {
+				before := e.outsideSnapshot(t)
+				tracker := progress.NewTracker()
+				errc := make(chan error, 1)
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+					defer cancel()
+					_, err := backup.Run(ctx, backup.Options{DataDir: e.data, Checkpoint: "fast", MaxRateKB: 8192, Progress: tracker, Log: testLogger(t)})
+					errc <- err
+				}()
+				for tracker.Streamed.Load() < 4<<20 {
+					select {
+					case err := <-errc:
+						t.Fatalf("backup ended before the restart: %v", err)
+					case <-time.After(5 * time.Millisecond):
+					}
+				}
+				p.Restart(t, mode)
 				select {
 				case err := <-errc:
-					t.Fatalf("backup ended before the restart: %v", err)
-				case <-time.After(5 * time.Millisecond):
+					checkFailed(t, e, err, backup.Transient, "pg-standby retries, and a rerun keeps what is already written", before)
+				case <-time.After(time.Minute):
+					t.Fatal("the backup did not notice the restart within a minute")
 				}
-			}
-			p.Restart(t, mode)
-			select {
-			case err := <-errc:
-				checkFailed(t, e, err, backup.Transient, "pg-standby retries, and a rerun keeps what is already written", before)
-			case <-time.After(time.Minute):
-				t.Fatal("the backup did not notice the restart within a minute")
-			}
-		})
-	}
-	rerun(t, e, backup.Options{})
+			})
+		}
+		rerun(t, e, backup.Options{})
 	})
 }
 
@@ -313,47 +313,47 @@ func TestFaultPrimaryRestart(t *testing.T) {
 // completes.
 func TestFaultDiskFull(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	requireRoot(t, "disk full: mounting a small tmpfs needs root; run the tests as root (as CI does) to cover this case")
-	p := testpg.Start(t, testpg.Options{})
-	p.Pgbench(t, "-i", "-s", "2", "-q")
-	mnt := newLocation(t)
-	mount := func(opts string) {
-		if out, err := runCmd("mount", "-t", "tmpfs", "-o", opts, "pg-standby-test", mnt); err != nil {
-			t.Fatalf("mount tmpfs on %s (%s): %v\n%s", mnt, opts, err, out)
+		testpg.Require(t)
+		requireRoot(t, "disk full: mounting a small tmpfs needs root; run the tests as root (as CI does) to cover this case")
+		p := testpg.Start(t, testpg.Options{})
+		p.Pgbench(t, "-i", "-s", "2", "-q")
+		mnt := newLocation(t)
+		mount := func(opts string) {
+			if out, err := runCmd("mount", "-t", "tmpfs", "-o", opts, "pg-standby-test", mnt); err != nil {
+				t.Fatalf("mount tmpfs on %s (%s): %v\n%s", mnt, opts, err, out)
+			}
 		}
-	}
-	// 24 MB: less than the backup (about 35 MB and a 16 MB WAL segment).
-	mount("size=24m,mode=0700")
-	t.Cleanup(func() {
-		if out, err := runCmd("umount", mnt); err != nil {
-			t.Errorf("umount %s: %v\n%s", mnt, err, out)
-		}
-	})
-	e := newFaultEnv(t, p, mnt)
-	before := e.outsideSnapshot(t)
-	_, err := run(t, backup.Options{DataDir: e.data})
-	checkFailed(t, e, err, backup.Config, "not enough free space for the copy (nothing was written)", before)
+		// 24 MB: less than the backup (about 35 MB and a 16 MB WAL segment).
+		mount("size=24m,mode=0700")
+		t.Cleanup(func() {
+			if out, err := runCmd("umount", mnt); err != nil {
+				t.Errorf("umount %s: %v\n%s", mnt, err, out)
+			}
+		})
+		e := newFaultEnv(t, p, mnt)
+		before := e.outsideSnapshot(t)
+		_, err := run(t, backup.Options{DataDir: e.data})
+		checkFailed(t, e, err, backup.Config, "not enough free space for the copy (nothing was written)", before)
 
-	mount("remount,size=100m")
-	progressed := make(chan struct{})
-	tracker := progress.NewTracker()
-	go func() {
-		defer close(progressed)
-		for tracker.Written.Load() < 1<<20 {
-			time.Sleep(10 * time.Millisecond)
+		mount("remount,size=100m")
+		progressed := make(chan struct{})
+		tracker := progress.NewTracker()
+		go func() {
+			defer close(progressed)
+			for tracker.Written.Load() < 1<<20 {
+				time.Sleep(10 * time.Millisecond)
+			}
+			p.SQL(t, "CREATE TABLE bulk AS SELECT repeat('x', 1000) AS pad FROM generate_series(1, 50000)")
+		}()
+		_, err = run(t, backup.Options{DataDir: e.data, MaxRateKB: 4096, Progress: tracker})
+		<-progressed
+		checkFailed(t, e, err, backup.Transient, "no space left on device", before)
+		if !strings.Contains(err.Error(), "free space") {
+			t.Errorf("error %q does not say what to do", err)
 		}
-		p.SQL(t, "CREATE TABLE bulk AS SELECT repeat('x', 1000) AS pad FROM generate_series(1, 50000)")
-	}()
-	_, err = run(t, backup.Options{DataDir: e.data, MaxRateKB: 4096, Progress: tracker})
-	<-progressed
-	checkFailed(t, e, err, backup.Transient, "no space left on device", before)
-	if !strings.Contains(err.Error(), "free space") {
-		t.Errorf("error %q does not say what to do", err)
-	}
-	// "Free space": grow the file system.
-	mount("remount,size=512m")
-	rerun(t, e, backup.Options{})
+		// "Free space": grow the file system.
+		mount("remount,size=512m")
+		rerun(t, e, backup.Options{})
 	})
 }
 
@@ -367,41 +367,41 @@ func runCmd(name string, args ...string) (string, error) {
 // transient; once they are gone the rerun completes.
 func TestFaultMaxWalSendersBusy(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	p := testpg.Start(t, testpg.Options{Conf: map[string]string{"max_wal_senders": "3"}})
-	e := newFaultEnv(t, p, "")
-	var others []*pgconnHolder
-	for range 3 {
-		others = append(others, holdReplicationConn(t, p))
-	}
-	before := e.outsideSnapshot(t)
-	_, err := run(t, backup.Options{DataDir: e.data})
-	if err == nil {
-		t.Fatal("backup succeeded with every WAL sender taken")
-	}
-	t.Logf("error (%s): %v", backup.KindOf(err), err)
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{Conf: map[string]string{"max_wal_senders": "3"}})
+		e := newFaultEnv(t, p, "")
+		var others []*pgconnHolder
+		for range 3 {
+			others = append(others, holdReplicationConn(t, p))
+		}
+		before := e.outsideSnapshot(t)
+		_, err := run(t, backup.Options{DataDir: e.data})
+		if err == nil {
+			t.Fatal("backup succeeded with every WAL sender taken")
+		}
+		t.Logf("error (%s): %v", backup.KindOf(err), err)
 		// The server's own text: 17 and later quote the name ("max_wal_senders").
 		for _, want := range []string{"max_wal_senders", "(currently 3)", "raise max_wal_senders"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not contain %q", err, want)
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not contain %q", err, want)
+			}
 		}
-	}
-	if got := backup.KindOf(err); got != backup.Transient {
-		t.Errorf("kind = %s, want transient", got)
-	}
-	if after := e.outsideSnapshot(t); after != before {
-		t.Errorf("outside changed")
-	}
-	if after := snapshot(t, e.data); !strings.Contains(after, "basebackup.signal") || strings.Contains(after, "pg_control") {
-		t.Errorf("data directory after the refusal:\n%s", after)
-	}
-	for _, o := range others {
-		o.close()
-	}
-	// A closed connection's WAL sender slot is free only once its backend
-	// has exited, which takes a moment on a loaded machine.
-	p.WaitFor(t, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender'", "0", 30*time.Second)
-	rerun(t, e, backup.Options{})
+		if got := backup.KindOf(err); got != backup.Transient {
+			t.Errorf("kind = %s, want transient", got)
+		}
+		if after := e.outsideSnapshot(t); after != before {
+			t.Errorf("outside changed")
+		}
+		if after := snapshot(t, e.data); !strings.Contains(after, "basebackup.signal") || strings.Contains(after, "pg_control") {
+			t.Errorf("data directory after the refusal:\n%s", after)
+		}
+		for _, o := range others {
+			o.close()
+		}
+		// A closed connection's WAL sender slot is free only once its backend
+		// has exited, which takes a moment on a loaded machine.
+		p.WaitFor(t, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender'", "0", 30*time.Second)
+		rerun(t, e, backup.Options{})
 	})
 }
 
@@ -532,65 +532,65 @@ func runAsPostgres(t *testing.T, dataDir string, mapping string) (string, string
 // (exit status 77) and nothing is changed.
 func TestFaultPermissionDenied(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-	testpg.Require(t)
-	requireRoot(t, "permission denied: the test switches to the postgres user and so needs root")
-	p := testpg.Start(t, testpg.Options{})
-	loc := p.CreateTablespace(t, "perm_ts")
-	p.SQL(t, "CREATE TABLE in_perm_ts TABLESPACE perm_ts AS SELECT 1 AS x")
-	for _, c := range []struct {
-		name  string
-		setup func(t *testing.T, e *faultEnv) (mapping string)
-		want  string
-	}{
-		{"data directory not readable", func(t *testing.T, e *faultEnv) string {
-			os.Chmod(e.data, 0o700) // root's
-			return loc + "=" + filepath.Join(e.ts, "new")
-		}, "permission denied"},
-		{"data directory of another user", func(t *testing.T, e *faultEnv) string {
-			os.Chmod(e.data, 0o755) // root's, readable
-			os.Chmod(filepath.Join(e.data, "postgresql.conf"), 0o644)
-			os.Chmod(filepath.Join(e.data, "basebackup.signal"), 0o644)
-			return loc + "=" + filepath.Join(e.ts, "new")
-		}, "run pg-standby as the owner of the data directory"},
-		{"data directory read-only", func(t *testing.T, e *faultEnv) string {
-			testpg.Chown(t, e.data)
-			os.Chmod(e.data, 0o500) // its owner's, but not writable
-			os.Mkdir(filepath.Join(e.ts, "new"), 0o700)
-			testpg.Chown(t, e.ts)
-			return loc + "=" + filepath.Join(e.ts, "new")
-		}, "permission denied"},
-		{"tablespace location cannot be created", func(t *testing.T, e *faultEnv) string {
-			testpg.Chown(t, e.data)
-			os.Chmod(e.ts, 0o755) // root's: postgres cannot create in it
-			return loc + "=" + filepath.Join(e.ts, "new")
-		}, "create tablespace location"},
-		{"tablespace location not readable", func(t *testing.T, e *faultEnv) string {
-			testpg.Chown(t, e.data)
-			os.Chmod(e.ts, 0o755)
-			os.Mkdir(filepath.Join(e.ts, "closed"), 0o700) // root's
-			return loc + "=" + filepath.Join(e.ts, "closed")
-		}, "cannot read location"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			e := newFaultEnv(t, p, "")
-			os.Chmod(e.parent, 0o711)
-			mapping := c.setup(t, e)
-			before, dataBefore, tsBefore := e.outsideSnapshot(t), snapshot(t, e.data), snapshot(t, e.ts)
-			kind, msg := runAsPostgres(t, e.data, mapping)
-			t.Logf("error (%s): %s", kind, msg)
-			if kind != backup.Refused.String() || !strings.Contains(msg, c.want) {
-				t.Errorf("got %s error %q, want a refused error containing %q", kind, msg, c.want)
-			}
-			for _, c := range []struct{ what, before, after string }{
-				{"outside", before, e.outsideSnapshot(t)}, {"data directory", dataBefore, snapshot(t, e.data)}, {"tablespace parent", tsBefore, snapshot(t, e.ts)},
-			} {
-				if c.before != c.after {
-					t.Errorf("the refused attempt changed the %s:\nbefore:\n%s\nafter:\n%s", c.what, c.before, c.after)
+		testpg.Require(t)
+		requireRoot(t, "permission denied: the test switches to the postgres user and so needs root")
+		p := testpg.Start(t, testpg.Options{})
+		loc := p.CreateTablespace(t, "perm_ts")
+		p.SQL(t, "CREATE TABLE in_perm_ts TABLESPACE perm_ts AS SELECT 1 AS x")
+		for _, c := range []struct {
+			name  string
+			setup func(t *testing.T, e *faultEnv) (mapping string)
+			want  string
+		}{
+			{"data directory not readable", func(t *testing.T, e *faultEnv) string {
+				os.Chmod(e.data, 0o700) // root's
+				return loc + "=" + filepath.Join(e.ts, "new")
+			}, "permission denied"},
+			{"data directory of another user", func(t *testing.T, e *faultEnv) string {
+				os.Chmod(e.data, 0o755) // root's, readable
+				os.Chmod(filepath.Join(e.data, "postgresql.conf"), 0o644)
+				os.Chmod(filepath.Join(e.data, "basebackup.signal"), 0o644)
+				return loc + "=" + filepath.Join(e.ts, "new")
+			}, "run pg-standby as the owner of the data directory"},
+			{"data directory read-only", func(t *testing.T, e *faultEnv) string {
+				testpg.Chown(t, e.data)
+				os.Chmod(e.data, 0o500) // its owner's, but not writable
+				os.Mkdir(filepath.Join(e.ts, "new"), 0o700)
+				testpg.Chown(t, e.ts)
+				return loc + "=" + filepath.Join(e.ts, "new")
+			}, "permission denied"},
+			{"tablespace location cannot be created", func(t *testing.T, e *faultEnv) string {
+				testpg.Chown(t, e.data)
+				os.Chmod(e.ts, 0o755) // root's: postgres cannot create in it
+				return loc + "=" + filepath.Join(e.ts, "new")
+			}, "create tablespace location"},
+			{"tablespace location not readable", func(t *testing.T, e *faultEnv) string {
+				testpg.Chown(t, e.data)
+				os.Chmod(e.ts, 0o755)
+				os.Mkdir(filepath.Join(e.ts, "closed"), 0o700) // root's
+				return loc + "=" + filepath.Join(e.ts, "closed")
+			}, "cannot read location"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				e := newFaultEnv(t, p, "")
+				os.Chmod(e.parent, 0o711)
+				mapping := c.setup(t, e)
+				before, dataBefore, tsBefore := e.outsideSnapshot(t), snapshot(t, e.data), snapshot(t, e.ts)
+				kind, msg := runAsPostgres(t, e.data, mapping)
+				t.Logf("error (%s): %s", kind, msg)
+				if kind != backup.Refused.String() || !strings.Contains(msg, c.want) {
+					t.Errorf("got %s error %q, want a refused error containing %q", kind, msg, c.want)
 				}
-			}
-			checkPrimaryUnharmed(t, p)
-		})
-	}
+				for _, c := range []struct{ what, before, after string }{
+					{"outside", before, e.outsideSnapshot(t)}, {"data directory", dataBefore, snapshot(t, e.data)}, {"tablespace parent", tsBefore, snapshot(t, e.ts)},
+				} {
+					if c.before != c.after {
+						t.Errorf("the refused attempt changed the %s:\nbefore:\n%s\nafter:\n%s", c.what, c.before, c.after)
+					}
+				}
+				checkPrimaryUnharmed(t, p)
+			})
+		}
 	})
 }
 
