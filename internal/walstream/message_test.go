@@ -12,15 +12,15 @@ import (
 
 func TestDecode(t *testing.T) {
 	m, err := decode(fakeprimary.WALData(0x1000028, 0x2000000, []byte("wal")))
-	if x, ok := m.(XLogData); err != nil || !ok || x.Start != 0x1000028 || x.ServerEnd != 0x2000000 || string(x.Data) != "wal" {
+	if x := m.w; err != nil || m.Type != 'w' || x.Start != 0x1000028 || x.ServerEnd != 0x2000000 || string(x.Data) != "wal" {
 		t.Errorf("XLogData: %#v, %v", m, err)
 	}
 	m, err = decode(fakeprimary.Keepalive(0x3000000, true))
-	if k, ok := m.(Keepalive); err != nil || !ok || k.ServerEnd != 0x3000000 || !k.ReplyRequested {
+	if k := m.k; err != nil || m.Type != 'k' || k.ServerEnd != 0x3000000 || !k.ReplyRequested {
 		t.Errorf("keepalive: %#v, %v", m, err)
 	}
 	m, err = decode(fakeprimary.Keepalive(0x3000000, false))
-	if k, ok := m.(Keepalive); err != nil || !ok || k.ReplyRequested {
+	if err != nil || m.Type != 'k' || m.k.ReplyRequested {
 		t.Errorf("keepalive without reply: %#v, %v", m, err)
 	}
 	for _, tc := range []struct {
@@ -56,5 +56,23 @@ func TestStatusUpdateLayout(t *testing.T) {
 	}
 	if b[33] != 0 {
 		t.Errorf("reply requested = %d, want 0", b[33])
+	}
+}
+
+// BenchmarkDecode: one XLogData of 8 kB; decoding must not allocate.
+func BenchmarkDecode(b *testing.B) {
+	p := fakeprimary.WALData(0x1000000, 0x2000000, make([]byte, 8192))
+	b.ReportAllocs()
+	for b.Loop() {
+		if m, err := decode(p); err != nil || len(m.w.Data) != 8192 {
+			b.Fatal(m, err)
+		}
+	}
+}
+
+func TestDecodeDoesNotAllocate(t *testing.T) {
+	p := fakeprimary.WALData(0x1000000, 0x2000000, make([]byte, 8192))
+	if n := testing.AllocsPerRun(100, func() { _, _ = decode(p) }); n != 0 {
+		t.Errorf("decode allocates %v times per XLogData", n)
 	}
 }
