@@ -36,6 +36,9 @@ type Script struct {
 	Raw []byte
 	// Cut closes the connection after the stream instead of ending the COPY.
 	Cut bool
+	// WAL, if set, scripts START_REPLICATION and TIMELINE_HISTORY per
+	// timeline instead of the zero-filled stream up to End.
+	WAL map[uint32]WALTimeline
 }
 
 // Defaults of a Script.
@@ -56,6 +59,8 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[net.Conn]bool
 	commands []string
+	statuses []StatusUpdate
+	changed  chan struct{} // closed and replaced when statuses grows
 }
 
 // Start serves script on a free port of 127.0.0.1 until the test ends.
@@ -77,7 +82,7 @@ func Start(t testing.TB, script Script) *Server {
 	if err != nil {
 		t.Fatalf("fakeprimary: listen: %v", err)
 	}
-	s := &Server{Port: ln.Addr().(*net.TCPAddr).Port, script: script, ln: ln, conns: map[net.Conn]bool{}}
+	s := &Server{Port: ln.Addr().(*net.TCPAddr).Port, script: script, ln: ln, conns: map[net.Conn]bool{}, changed: make(chan struct{})}
 	s.wg.Add(1)
 	go s.accept()
 	t.Cleanup(s.Close)
@@ -133,9 +138,10 @@ func (s *Server) accept() {
 
 // session is one connection.
 type session struct {
-	s  *Server
-	c  net.Conn
-	be *pgproto3.Backend
+	s      *Server
+	c      net.Conn
+	be     *pgproto3.Backend
+	ending *WALTimeline // timeline whose end awaits the client's CopyDone
 }
 
 func (s *Server) serve(c net.Conn) error {
@@ -160,6 +166,9 @@ func (s *Server) serve(c net.Conn) error {
 			return nil
 		case *pgproto3.CopyData, *pgproto3.CopyDone:
 			// Standby status updates; the end of a WAL stream.
+			if err := ss.fromClient(msg); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("fakeprimary: unexpected %T", msg)
 		}
@@ -259,7 +268,21 @@ func (ss *session) query(q string) error {
 		if err != nil {
 			return ss.fail("42601", err.Error())
 		}
+		if sc.WAL != nil {
+			tli, _ := strconv.ParseUint(m[2], 10, 32)
+			tl, ok := sc.WAL[uint32(tli)]
+			if !ok {
+				return ss.fail("58P01", "fakeprimary: no script for timeline "+m[2])
+			}
+			return ss.scriptedWAL(tl)
+		}
 		return ss.walStream(from)
+	case strings.HasPrefix(q, "TIMELINE_HISTORY "):
+		tli, err := strconv.ParseUint(strings.TrimPrefix(q, "TIMELINE_HISTORY "), 10, 32)
+		if err != nil {
+			return ss.fail("42601", "fakeprimary: cannot parse "+q)
+		}
+		return ss.timelineHistory(uint32(tli))
 	default:
 		return ss.fail("42601", "fakeprimary: unsupported command "+q)
 	}

@@ -21,28 +21,36 @@ type Keepalive struct {
 	ReplyRequested bool
 }
 
+// message is one decoded CopyData payload: Type 'w' sets w, 'k' sets k. A
+// value, not an interface, so that decoding does not allocate per message.
+type message struct {
+	Type byte
+	w    XLogData
+	k    Keepalive
+}
+
 // decode parses one CopyData payload of START_REPLICATION (protocol-replication.html).
-func decode(p []byte) (any, error) {
+func decode(p []byte) (message, error) {
 	if len(p) == 0 {
-		return nil, fmt.Errorf("WAL stream: empty CopyData message")
+		return message{}, fmt.Errorf("WAL stream: empty CopyData message")
 	}
 	switch p[0] {
 	case 'w':
 		if len(p) < 25 {
-			return nil, fmt.Errorf("WAL stream: XLogData message of %d bytes, want at least 25", len(p))
+			return message{}, fmt.Errorf("WAL stream: XLogData message of %d bytes, want at least 25", len(p))
 		}
-		return XLogData{
+		return message{Type: 'w', w: XLogData{
 			Start:     wal.LSN(binary.BigEndian.Uint64(p[1:])),
 			ServerEnd: wal.LSN(binary.BigEndian.Uint64(p[9:])),
 			Data:      p[25:],
-		}, nil
+		}}, nil
 	case 'k':
 		if len(p) != 18 {
-			return nil, fmt.Errorf("WAL stream: keepalive message of %d bytes, want 18", len(p))
+			return message{}, fmt.Errorf("WAL stream: keepalive message of %d bytes, want 18", len(p))
 		}
-		return Keepalive{ServerEnd: wal.LSN(binary.BigEndian.Uint64(p[1:])), ReplyRequested: p[17] != 0}, nil
+		return message{Type: 'k', k: Keepalive{ServerEnd: wal.LSN(binary.BigEndian.Uint64(p[1:])), ReplyRequested: p[17] != 0}}, nil
 	default:
-		return nil, fmt.Errorf("WAL stream: unknown CopyData message type %q", p[0])
+		return message{}, fmt.Errorf("WAL stream: unknown CopyData message type %q", p[0])
 	}
 }
 

@@ -212,16 +212,13 @@ func (r *Receiver) handle(p []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	switch m := m.(type) {
-	case Keepalive:
-		return m.ReplyRequested, nil
-	case XLogData:
-		if m.Start != r.written {
-			return false, fmt.Errorf("WAL stream: got WAL at %s, want %s (gap or overlap)", m.Start, r.written)
-		}
-		return false, r.write(m.Start, m.Data)
+	if m.Type == 'k' {
+		return m.k.ReplyRequested, nil
 	}
-	return false, nil
+	if m.w.Start != r.written {
+		return false, fmt.Errorf("WAL stream: got WAL at %s, want %s (gap or overlap)", m.w.Start, r.written)
+	}
+	return false, r.write(m.w.Start, m.w.Data)
 }
 
 // write splits WAL at segment boundaries; a full segment is made durable at once.
