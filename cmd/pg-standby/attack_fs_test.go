@@ -24,17 +24,6 @@ import (
 // /usr/local/sbin, /etc/apt/apt.conf.d, /etc/shadow), so the host is never
 // touched even if a fix regresses.
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this attack test needs root (CI=true: it must not be skipped)")
-	}
-	t.Skip("needs root: the attack is on root-run code")
-}
-
 // pgOwner is the postgres user's uid and gid.
 func pgOwner(t *testing.T) (int, int) {
 	u, err := user.Lookup("postgres")
@@ -128,7 +117,7 @@ func (s debianScene) init(t *testing.T, binds [][2]string, stdin string, args ..
 // to MkdirAll/Chmod/Lchown it to postgres. Also the default data directory,
 // or its parent, planted as a symlink to it.
 func TestAttackInitDataDirectoryEdited(t *testing.T) {
-	requireRoot(t)
+	testpg.RequireRoot(t, "needs root: the attack is on root-run code")
 	sbin := scratch(t)
 	os.WriteFile(filepath.Join(sbin, "tool"), []byte("#!/bin/sh\n"), 0o755)
 	before := snapshot(t, sbin)
@@ -174,7 +163,7 @@ func TestAttackInitDataDirectoryEdited(t *testing.T) {
 // (/etc/apt/apt.conf.d): root's init used to write six postgres-owned files
 // there (an apt hook runs as root).
 func TestAttackInitConfDirLink(t *testing.T) {
-	requireRoot(t)
+	testpg.RequireRoot(t, "needs root: the attack is on root-run code")
 	apt := scratch(t)
 	os.WriteFile(filepath.Join(apt, "70debconf"), []byte("// apt\n"), 0o644)
 	before := snapshot(t, apt)
@@ -209,7 +198,7 @@ func TestAttackInitConfDirLink(t *testing.T) {
 // name init writes or used to write through; a re-run must replace or skip
 // them, never write through them.
 func TestAttackInitTempNames(t *testing.T) {
-	requireRoot(t)
+	testpg.RequireRoot(t, "needs root: the attack is on root-run code")
 	shadowDir := scratch(t)
 	shadow := filepath.Join(shadowDir, "shadow")
 	os.WriteFile(shadow, []byte("root:*:19000:0:99999:7:::\n"), 0o640)
@@ -289,7 +278,7 @@ func TestAttackInitTempNames(t *testing.T) {
 // TestAttackInitSecrets: a password given to init lands only in a 0600
 // file of postgres, init says where, and warns about the command line.
 func TestAttackInitSecrets(t *testing.T) {
-	requireRoot(t)
+	testpg.RequireRoot(t, "needs root: the attack is on root-run code")
 	uid, _ := pgOwner(t)
 	s := newDebianScene(t)
 	code, out := s.init(t, nil, "", "--primary-conninfo", attackConninfo+" password=S3cret")
@@ -334,7 +323,7 @@ func TestAttackInitSecrets(t *testing.T) {
 // TestAttackConditionPATH: postgres planted /usr/local/sbin/systemctl; the
 // root guard starts the backup unit by absolute path and never runs it.
 func TestAttackConditionPATH(t *testing.T) {
-	requireRoot(t)
+	testpg.RequireRoot(t, "needs root: the attack is on root-run code")
 	sbin := scratch(t)
 	marker := filepath.Join(t.TempDir(), "pwned")
 	os.WriteFile(filepath.Join(sbin, "systemctl"), []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755)
@@ -518,7 +507,7 @@ func TestInitWarnsExposedPassword(t *testing.T) {
 // on a pending instance whose directory a live postgres in another PID
 // namespace uses: refused (exit 77) before any write; postmaster.pid stays.
 func TestAttackRunOnLiveClusterInOtherPIDNamespace(t *testing.T) {
-	requireRoot(t)
+	testpg.RequireRoot(t, "needs root: the attack is on root-run code")
 	testpg.Require(t)
 	dir := filepath.Join(testpg.TempDir(t), "data")
 	bin := testpg.BinDir()
@@ -576,7 +565,7 @@ func freePort(t *testing.T) string {
 // bound even when what it waits for hangs (here /usr/bin/systemctl, replaced
 // in a private mount namespace by a program that never returns).
 func TestAttackConditionSIGTERM(t *testing.T) {
-	requireRoot(t)
+	testpg.RequireRoot(t, "needs root: the attack is on root-run code")
 	hang := filepath.Join(scratch(t), "systemctl")
 	os.WriteFile(hang, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755)
 	pending := t.TempDir()

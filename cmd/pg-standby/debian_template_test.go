@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/pg-standby/pg-standby/internal/pgconf"
+	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
 // debianNS runs script as root with umask in a private mount
@@ -35,7 +36,7 @@ func debianNS(t *testing.T, umask, script string, args ...string) (varLib, etc s
 }
 
 func requireCreatecluster(t *testing.T) {
-	requireRoot(t)
+	testpg.RequireRoot(t, "needs root: it tests code that runs as root")
 	for _, p := range []string{"/usr/bin/pg_createcluster", "/usr/lib/postgresql/15/bin/initdb", "/usr/share/postgresql/15/postgresql.conf.sample"} {
 		if _, err := os.Stat(p); err != nil {
 			t.Skipf("needs postgresql-15 and postgresql-common: %v", err)

@@ -16,19 +16,6 @@ import (
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
-// requireRoot skips a root-only attack when not root, except under CI=true,
-// where every attack must run.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this attack test needs root (CI=true: it must not be skipped)")
-	}
-	t.Skip("needs root: the attack is on root-run code")
-}
-
 // pendingDir is a data directory awaiting its backup, as init leaves it.
 func pendingDir(t *testing.T) string {
 	dir := t.TempDir()
@@ -102,7 +89,7 @@ func TestAttackPidFileLink(t *testing.T) {
 // segment; with its own IPC namespace too (-i, the segment invisible here),
 // by its processes' working directory.
 func TestAttackLiveClusterInOtherPIDNamespace(t *testing.T) {
-	requireRoot(t)
+	testpg.RequireRoot(t, "needs root: the attack is on root-run code")
 	testpg.Require(t)
 	for _, c := range []struct{ name, flag, want string }{
 		{"pid namespace", "-p", "processes attached: a server runs on it, maybe in another PID namespace (a container)"},

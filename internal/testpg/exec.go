@@ -43,6 +43,19 @@ func Require(t testing.TB) {
 	VersionOf(t).Skip(t)
 }
 
+// RequireRoot skips a test that needs root, saying why, when not run as
+// root; under CI=true it fails instead, as Require does.
+func RequireRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why + " [CI=true: not skipping]")
+	}
+	t.Skip(why)
+}
+
 // pgUser is the system user PostgreSQL programs run as: "postgres" when the
 // tests run as root, nil (the current user) otherwise.
 type pgUser struct {
