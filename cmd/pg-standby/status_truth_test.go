@@ -54,87 +54,89 @@ func waitState(t *testing.T, dir, want string) (instanceStatus, string, int) {
 // thing: not started; streaming; the walreceiver refused by the primary's
 // pg_hba.conf; postgres stopped; the WAL it needs removed on the primary.
 func TestStandbyHealth(t *testing.T) {
-	testpg.Require(t)
-	p := testpg.Start(t, testpg.Options{})
-	p.Pgbench(t, "-i", "-s", "1", "-q")
-	dir := initInstance(t, p)
-	if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
-		t.Fatalf("run: %d\n%s", code, out)
-	}
+	testpg.ForEachVersion(t, func(t *testing.T, _ testpg.Version) {
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{})
+		p.Pgbench(t, "-i", "-s", "1", "-q")
+		dir := initInstance(t, p)
+		if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
+			t.Fatalf("run: %d\n%s", code, out)
+		}
 
-	st, line, code := statusOf(t, "--pgdata", dir)
-	t.Logf("copied, postgres not started: %q exit %d", line, code)
-	if st.State != stateNotRunning || code != exitFailedState ||
-		line != dir+": copied but not starting: postgres is not running (no postmaster.pid)" {
-		t.Errorf("before postgres: %q exit %d %+v", line, code, st)
-	}
+		st, line, code := statusOf(t, "--pgdata", dir)
+		t.Logf("copied, postgres not started: %q exit %d", line, code)
+		if st.State != stateNotRunning || code != exitFailedState ||
+			line != dir+": copied but not starting: postgres is not running (no postmaster.pid)" {
+			t.Errorf("before postgres: %q exit %d %+v", line, code, st)
+		}
 
-	s := testpg.StartStandby(t, dir)
-	st, line, code = waitState(t, dir, stateStandby)
-	t.Logf("streaming: %q exit %d; health %+v", line, code, *st.Health)
-	h := st.Health
-	if code != 0 || !h.Streaming || h.WALReceiver != "streaming" || h.ReplayLSN == "" || h.LagBytes == nil ||
-		!strings.HasPrefix(line, dir+": complete standby, streaming from 127.0.0.1:") {
-		t.Errorf("streaming: %q exit %d %+v", line, code, h)
-	}
+		s := testpg.StartStandby(t, dir)
+		st, line, code = waitState(t, dir, stateStandby)
+		t.Logf("streaming: %q exit %d; health %+v", line, code, *st.Health)
+		h := st.Health
+		if code != 0 || !h.Streaming || h.WALReceiver != "streaming" || h.ReplayLSN == "" || h.LagBytes == nil ||
+			!strings.HasPrefix(line, dir+": complete standby, streaming from 127.0.0.1:") {
+			t.Errorf("streaming: %q exit %d %+v", line, code, h)
+		}
 
-	// The primary now refuses the replication role: the walreceiver is
-	// thrown out and cannot come back.
-	hba := filepath.Join(p.DataDir, "pg_hba.conf")
-	orig, err := os.ReadFile(hba)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(hba, append([]byte("host replication replicator 127.0.0.1/32 reject\n"), orig...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p.SQL(t, "SELECT pg_reload_conf()")
-	time.Sleep(500 * time.Millisecond)
-	p.SQL(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
-	st, line, code = waitState(t, dir, stateNotStream)
-	t.Logf("refused by pg_hba.conf: %q exit %d; health %+v", line, code, *st.Health)
-	if code != exitFailedState || !strings.HasPrefix(line, dir+": not streaming: ") || !strings.Contains(line, "pg_hba.conf rejects replication connection") {
-		t.Errorf("refused by pg_hba.conf: %q exit %d", line, code)
-	}
-	if err := os.WriteFile(hba, orig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p.SQL(t, "SELECT pg_reload_conf()")
-	waitState(t, dir, stateStandby)
+		// The primary now refuses the replication role: the walreceiver is
+		// thrown out and cannot come back.
+		hba := filepath.Join(p.DataDir, "pg_hba.conf")
+		orig, err := os.ReadFile(hba)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(hba, append([]byte("host replication replicator 127.0.0.1/32 reject\n"), orig...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p.SQL(t, "SELECT pg_reload_conf()")
+		time.Sleep(500 * time.Millisecond)
+		p.SQL(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
+		st, line, code = waitState(t, dir, stateNotStream)
+		t.Logf("refused by pg_hba.conf: %q exit %d; health %+v", line, code, *st.Health)
+		if code != exitFailedState || !strings.HasPrefix(line, dir+": not streaming: ") || !strings.Contains(line, "pg_hba.conf rejects replication connection") {
+			t.Errorf("refused by pg_hba.conf: %q exit %d", line, code)
+		}
+		if err := os.WriteFile(hba, orig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p.SQL(t, "SELECT pg_reload_conf()")
+		waitState(t, dir, stateStandby)
 
-	s.Stop(t)
-	st, line, code = statusOf(t, "--pgdata", dir)
-	t.Logf("postgres stopped: %q exit %d", line, code)
-	if st.State != stateNotRunning || code != exitFailedState {
-		t.Errorf("postgres stopped: %q exit %d", line, code)
-	}
+		s.Stop(t)
+		st, line, code = statusOf(t, "--pgdata", dir)
+		t.Logf("postgres stopped: %q exit %d", line, code)
+		if st.State != stateNotRunning || code != exitFailedState {
+			t.Errorf("postgres stopped: %q exit %d", line, code)
+		}
 
-	// No slot, no wal_keep_size: a few segments and checkpoints later the
-	// primary has recycled what the standby needs.
-	for i := 0; i < 4; i++ {
-		p.SQL(t, "CREATE TABLE IF NOT EXISTS churn(x int); INSERT INTO churn SELECT generate_series(1, 1000); SELECT pg_switch_wal(); CHECKPOINT")
-	}
-	s = testpg.StartStandby(t, dir)
-	st, line, code = waitState(t, dir, stateFellBehind)
-	t.Logf("WAL removed: %q exit %d; health %+v", line, code, *st.Health)
-	if code != exitFailedState || line != dir+": fell behind: WAL removed on the primary (resync: the standby cannot catch up by streaming)" ||
-		!strings.Contains(st.Health.Reason, "has already been removed") {
-		t.Errorf("WAL removed: %q exit %d %+v", line, code, st.Health)
-	}
+		// No slot, no wal_keep_size: a few segments and checkpoints later the
+		// primary has recycled what the standby needs.
+		for i := 0; i < 4; i++ {
+			p.SQL(t, "CREATE TABLE IF NOT EXISTS churn(x int); INSERT INTO churn SELECT generate_series(1, 1000); SELECT pg_switch_wal(); CHECKPOINT")
+		}
+		s = testpg.StartStandby(t, dir)
+		st, line, code = waitState(t, dir, stateFellBehind)
+		t.Logf("WAL removed: %q exit %d; health %+v", line, code, *st.Health)
+		if code != exitFailedState || line != dir+": fell behind: WAL removed on the primary (resync: the standby cannot catch up by streaming)" ||
+			!strings.Contains(st.Health.Reason, "has already been removed") {
+			t.Errorf("WAL removed: %q exit %d %+v", line, code, st.Health)
+		}
 
-	// The resync README.md describes: stop postgres, basebackup.signal as
-	// the owner, run again (it reuses what is unchanged), start postgres.
-	s.Stop(t)
-	if err := os.WriteFile(filepath.Join(dir, "basebackup.signal"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	testpg.Chown(t, dir)
-	if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
-		t.Fatalf("re-seed run: %d\n%s", code, out)
-	}
-	testpg.StartStandby(t, dir)
-	_, line, _ = waitState(t, dir, stateStandby)
-	t.Logf("re-seeded: %q", line)
+		// The resync README.md describes: stop postgres, basebackup.signal as
+		// the owner, run again (it reuses what is unchanged), start postgres.
+		s.Stop(t)
+		if err := os.WriteFile(filepath.Join(dir, "basebackup.signal"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		testpg.Chown(t, dir)
+		if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
+			t.Fatalf("re-seed run: %d\n%s", code, out)
+		}
+		testpg.StartStandby(t, dir)
+		_, line, _ = waitState(t, dir, stateStandby)
+		t.Logf("re-seeded: %q", line)
+	})
 }
 
 // TestStatusFailedBeforeWrite: an authentication failure before anything

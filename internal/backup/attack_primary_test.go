@@ -380,73 +380,75 @@ func TestAttackRetryReadsKeptConfig(t *testing.T) {
 // to start; the copy has every one commented out, and the standby starts,
 // stays in recovery and replays.
 func TestAttackAutoConfRealPrimary(t *testing.T) {
-	testpg.Require(t)
-	p := testpg.Start(t, testpg.Options{})
-	for _, set := range []string{
-		"restore_command = '/bin/false %f %p'", "archive_command = '/bin/false'", "archive_cleanup_command = '/bin/false'",
-		"recovery_end_command = '/bin/false'", "recovery_target = 'immediate'", "recovery_target_action = 'promote'",
-		"primary_conninfo = 'host=192.0.2.1 port=5432 connect_timeout=1'", "primary_slot_name = 'evil'",
-		"shared_preload_libraries = 'pg_standby_no_such_library'", "dynamic_library_path = '/tmp'",
-		"ssl_passphrase_command = '/bin/false'",
-	} {
-		p.SQL(t, "ALTER SYSTEM SET "+set)
-	}
-	auto := filepath.Join(p.DataDir, "postgresql.auto.conf")
-	f, err := os.OpenFile(auto, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprint(f, "include 'evil.conf'\nhba_file = '/nonexistent/pg_hba.conf'\n")
-	f.Close()
-	writeFile(t, filepath.Join(p.DataDir, "evil.conf"), "recovery_target = 'immediate'\nrecovery_target_action = 'promote'\n")
-	testpg.Chown(t, p.DataDir)
-	primaryAuto, err := os.ReadFile(auto)
-	if err != nil {
-		t.Fatal(err)
-	}
+	testpg.ForEachVersion(t, func(t *testing.T, _ testpg.Version) {
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{})
+		for _, set := range []string{
+			"restore_command = '/bin/false %f %p'", "archive_command = '/bin/false'", "archive_cleanup_command = '/bin/false'",
+			"recovery_end_command = '/bin/false'", "recovery_target = 'immediate'", "recovery_target_action = 'promote'",
+			"primary_conninfo = 'host=192.0.2.1 port=5432 connect_timeout=1'", "primary_slot_name = 'evil'",
+			"shared_preload_libraries = 'pg_standby_no_such_library'", "dynamic_library_path = '/tmp'",
+			"ssl_passphrase_command = '/bin/false'",
+		} {
+			p.SQL(t, "ALTER SYSTEM SET "+set)
+		}
+		auto := filepath.Join(p.DataDir, "postgresql.auto.conf")
+		f, err := os.OpenFile(auto, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprint(f, "include 'evil.conf'\nhba_file = '/nonexistent/pg_hba.conf'\n")
+		f.Close()
+		writeFile(t, filepath.Join(p.DataDir, "evil.conf"), "recovery_target = 'immediate'\nrecovery_target_action = 'promote'\n")
+		testpg.Chown(t, p.DataDir)
+		primaryAuto, err := os.ReadFile(auto)
+		if err != nil {
+			t.Fatal(err)
+		}
 
-	dir := newInstance(t, p.ConnString(), "hot_standby = on")
-	log, logs := newCaptureLog(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if _, err := backup.Run(ctx, backup.Options{DataDir: dir, Log: log}); err != nil {
-		t.Fatalf("backup: %v", err)
-	}
-	got, err := os.ReadFile(filepath.Join(dir, "postgresql.auto.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("the copy's postgresql.auto.conf:\n%s", got)
-	gotLines := strings.Split(string(got), "\n")
-	var disabled []string
-	for i, line := range strings.Split(strings.TrimSuffix(string(primaryAuto), "\n"), "\n") {
-		want := line
-		if line != "" && !strings.HasPrefix(line, "#") {
-			want = "# disabled by pg-standby (copied from the primary): " + line
-			name, _, _ := strings.Cut(line, " ")
-			disabled = append(disabled, fmt.Sprintf("%s (line %d)", name, i+1))
+		dir := newInstance(t, p.ConnString(), "hot_standby = on")
+		log, logs := newCaptureLog(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if _, err := backup.Run(ctx, backup.Options{DataDir: dir, Log: log}); err != nil {
+			t.Fatalf("backup: %v", err)
 		}
-		if i >= len(gotLines) || gotLines[i] != want {
-			t.Errorf("line %d of the copy: want %q", i+1, want)
+		got, err := os.ReadFile(filepath.Join(dir, "postgresql.auto.conf"))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(disabled) != 13 {
-		t.Errorf("%d settings disabled, want 13: %v", len(disabled), disabled)
-	}
-	if !strings.Contains(logs.String(), "libraries and file paths): "+strings.Join(disabled, ", ")+`"`) {
-		t.Errorf("no warning listing %v", disabled)
-	}
-	p.SQL(t, "CREATE TABLE after_backup AS SELECT 'marker' AS x")
-	s := testpg.StartStandby(t, dir)
-	s.WaitFor(t, "SELECT x FROM after_backup", "marker", time.Minute)
-	if got := s.SQL(t, "SELECT pg_is_in_recovery()"); got != "t" {
-		t.Errorf("standby pg_is_in_recovery = %s: it promoted itself", got)
-	}
-	for name, want := range map[string]string{"shared_preload_libraries": "", "restore_command": "", "recovery_target_action": "pause"} {
-		if got := s.SQL(t, "SHOW "+name); got != want {
-			t.Errorf("standby: %s = %q, want %q", name, got, want)
+		t.Logf("the copy's postgresql.auto.conf:\n%s", got)
+		gotLines := strings.Split(string(got), "\n")
+		var disabled []string
+		for i, line := range strings.Split(strings.TrimSuffix(string(primaryAuto), "\n"), "\n") {
+			want := line
+			if line != "" && !strings.HasPrefix(line, "#") {
+				want = "# disabled by pg-standby (copied from the primary): " + line
+				name, _, _ := strings.Cut(line, " ")
+				disabled = append(disabled, fmt.Sprintf("%s (line %d)", name, i+1))
+			}
+			if i >= len(gotLines) || gotLines[i] != want {
+				t.Errorf("line %d of the copy: want %q", i+1, want)
+			}
 		}
-	}
+		if len(disabled) != 13 {
+			t.Errorf("%d settings disabled, want 13: %v", len(disabled), disabled)
+		}
+		if !strings.Contains(logs.String(), "libraries and file paths): "+strings.Join(disabled, ", ")+`"`) {
+			t.Errorf("no warning listing %v", disabled)
+		}
+		p.SQL(t, "CREATE TABLE after_backup AS SELECT 'marker' AS x")
+		s := testpg.StartStandby(t, dir)
+		s.WaitFor(t, "SELECT x FROM after_backup", "marker", time.Minute)
+		if got := s.SQL(t, "SELECT pg_is_in_recovery()"); got != "t" {
+			t.Errorf("standby pg_is_in_recovery = %s: it promoted itself", got)
+		}
+		for name, want := range map[string]string{"shared_preload_libraries": "", "restore_command": "", "recovery_target_action": "pause"} {
+			if got := s.SQL(t, "SHOW "+name); got != want {
+				t.Errorf("standby: %s = %q, want %q", name, got, want)
+			}
+		}
+	})
 }
 
 // TestAttackTablespaceHiddenRealPrimary: a tablespace the primary keeps in

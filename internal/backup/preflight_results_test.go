@@ -30,6 +30,7 @@ var resultQueries = []string{
 // instance sets none of them (first case) or its own timezone (second). The
 // standby answers every query as the primary does, except that the
 // instance's own timezone is kept, and the log says what was set and kept.
+// PostgreSQL 15 only: the primary's lc_* name de_DE, which the 17/18 rootfs lacks.
 func TestResultSettingsFollowPrimary(t *testing.T) {
 	testpg.Require(t)
 	p := testpg.Start(t, testpg.Options{Conf: map[string]string{

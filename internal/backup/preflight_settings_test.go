@@ -20,33 +20,35 @@ import (
 // its postgresql.conf): the copy raises both in postgresql.auto.conf, says
 // so, and the standby actually starts with the primary's values.
 func TestHotStandbySettingsRaised(t *testing.T) {
-	testpg.Require(t)
-	p := testpg.Start(t, testpg.Options{Conf: map[string]string{"max_connections": "200", "max_worker_processes": "12"}})
-	dir := newInstance(t, p.ConnString(), "max_worker_processes = 8")
-	var logs strings.Builder
-	opt := backup.Options{DataDir: dir, Log: slog.New(slog.NewTextHandler(&logs, nil))}
-	if _, err := run(t, opt); err != nil {
-		t.Fatalf("backup: %v", err)
-	}
-	for _, want := range []string{
-		"max_connections is 100 here (PostgreSQL's default) but 200 on the primary: a hot standby refuses to start with less, so pg-standby sets max_connections = 200 in " + dir + "/postgresql.auto.conf after the copy",
-		"raised max_connections from 100 (PostgreSQL's default) to the primary's 200 in " + dir + "/postgresql.auto.conf",
-		"raised max_worker_processes from 8 (" + dir + "/postgresql.conf line 2) to the primary's 12 in " + dir + "/postgresql.auto.conf",
-	} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("log lacks %q:\n%s", want, logs.String())
+	testpg.ForEachVersion(t, func(t *testing.T, _ testpg.Version) {
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{Conf: map[string]string{"max_connections": "200", "max_worker_processes": "12"}})
+		dir := newInstance(t, p.ConnString(), "max_worker_processes = 8")
+		var logs strings.Builder
+		opt := backup.Options{DataDir: dir, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+		if _, err := run(t, opt); err != nil {
+			t.Fatalf("backup: %v", err)
 		}
-	}
-	auto, err := os.ReadFile(filepath.Join(dir, "postgresql.auto.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("postgresql.auto.conf:\n%s", auto)
-	verifyBackup(t, dir)
-	s := testpg.StartStandby(t, dir)
-	if got := s.SQL(t, "SHOW max_connections") + " " + s.SQL(t, "SHOW max_worker_processes"); got != "200 12" {
-		t.Errorf("standby runs with max_connections, max_worker_processes = %s, want 200 12", got)
-	}
+		for _, want := range []string{
+			"max_connections is 100 here (PostgreSQL's default) but 200 on the primary: a hot standby refuses to start with less, so pg-standby sets max_connections = 200 in " + dir + "/postgresql.auto.conf after the copy",
+			"raised max_connections from 100 (PostgreSQL's default) to the primary's 200 in " + dir + "/postgresql.auto.conf",
+			"raised max_worker_processes from 8 (" + dir + "/postgresql.conf line 2) to the primary's 12 in " + dir + "/postgresql.auto.conf",
+		} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, logs.String())
+			}
+		}
+		auto, err := os.ReadFile(filepath.Join(dir, "postgresql.auto.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("postgresql.auto.conf:\n%s", auto)
+		verifyBackup(t, dir)
+		s := testpg.StartStandby(t, dir)
+		if got := s.SQL(t, "SHOW max_connections") + " " + s.SQL(t, "SHOW max_worker_processes"); got != "200 12" {
+			t.Errorf("standby runs with max_connections, max_worker_processes = %s, want 200 12", got)
+		}
+	})
 }
 
 // TestNoSlotWarned: no slot and wal_keep_size 0 gives the warning, with the

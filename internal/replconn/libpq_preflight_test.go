@@ -70,6 +70,7 @@ func downPort(t *testing.T) int {
 // TestTargetSessionAttrs: with the first host down, a hot standby (unix
 // socket) second and a primary third, each target_session_attrs picks the
 // server libpq picks, over a physical replication connection.
+// PostgreSQL 15 only: standbyOf uses the host's pg_basebackup.
 func TestTargetSessionAttrs(t *testing.T) {
 	testpg.Require(t)
 	p := testpg.Start(t, testpg.Options{})
