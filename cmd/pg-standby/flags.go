@@ -9,7 +9,7 @@ import (
 
 // synopses are the commands' usage lines for -h (as in main's usage).
 var synopses = map[string]string{
-	"init":   "init INSTANCE --primary-conninfo CONNINFO [options]\ninit --pgdata DIR --primary-conninfo CONNINFO [options]\ninit INSTANCE|--pgdata DIR OPTION...   (existing minimal instance: change only these settings)",
+	"init":   "init INSTANCE --primary-conninfo CONNINFO [options]\ninit --pgdata DIR --primary-conninfo CONNINFO [options]",
 	"run":    "run INSTANCE [options]\nrun --pgdata DIR [options]",
 	"status": "status [INSTANCE | --pgdata DIR] [--json]",
 	"list":   "list [--json]",

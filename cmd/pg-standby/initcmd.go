@@ -26,7 +26,7 @@ func initCmd(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
 	var spec instance.Spec
 	spec.TablespaceMapping = mappings{}
-	fs.StringVar(&spec.PrimaryConninfo, "primary-conninfo", "", "libpq connection string of the primary (required for a new instance), e.g. 'host=db1 user=replicator'")
+	fs.StringVar(&spec.PrimaryConninfo, "primary-conninfo", "", "libpq connection string of the primary, e.g. 'host=db1 user=replicator': required for a new instance; on an existing minimal instance init changes only the settings of the options given")
 	fs.StringVar(&spec.SlotName, "slot", "", "replication slot on the primary (primary_slot_name)")
 	fs.BoolVar(&spec.CreateSlot, "create-slot", false, "create the slot on the primary when the backup starts")
 	fs.StringVar(&spec.Checkpoint, "checkpoint", "", "checkpoint mode on the primary: fast (default) or spread")
