@@ -158,6 +158,10 @@ func update(cfg *pgconf.Config, main, secret *confFile, name, value, raw string)
 	if set {
 		c.WasSet, c.Old, c.Same = true, win.Value, win.Value == raw
 		switch {
+		case c.Same:
+			// Already in effect where it is, an admin's file too: nothing to write.
+			c.File = win.File
+			return c, nil
 		case win.File == main.path:
 			line = win.Line
 		case secret != nil && win.File == secret.path:
@@ -179,16 +183,13 @@ func update(cfg *pgconf.Config, main, secret *confFile, name, value, raw string)
 			} else {
 				secret.drop, target, line = true, main, slices.Index(main.lines, secretNote)+1
 			}
-			c.Same = false
 		}
+	}
+	if c.Secret && HasPassword(raw) {
+		target.mode &= 0o600
 	}
 	c.File = target.path
-	if !c.Same {
-		if c.Secret && HasPassword(raw) {
-			target.mode &= 0o600
-		}
-		target.set(line, name+" = "+value, name, value)
-	}
+	target.set(line, name+" = "+value, name, value)
 	return c, nil
 }
 
