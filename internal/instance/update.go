@@ -69,7 +69,7 @@ func (s Spec) setting(opt string) (name, value, raw string, ok bool) {
 
 // Existing reports whether in is a minimal instance init made before: its
 // data directory holds basebackup.signal and nothing copied (checkMinimal),
-// and its configuration file exists. A directory holding more is refused.
+// and its configuration file is a regular file. A directory holding more is refused.
 func Existing(in *Instance) (bool, error) {
 	d, err := probeDir(in.DataDir)
 	if err != nil || d == nil {
@@ -87,8 +87,10 @@ func Existing(in *Instance) (bool, error) {
 		return false, err
 	}
 	defer cd.Close()
-	_, ok, err := cd.lstat(filepath.Base(in.ConfFile))
-	return ok, err
+	st, ok, err := cd.lstat(filepath.Base(in.ConfFile))
+	// A link or FIFO planted there is no configuration to update: Create
+	// replaces it.
+	return ok && st.Mode&unix.S_IFMT == unix.S_IFREG, err
 }
 
 // Update changes only the settings of opts (init's flag names) in an
@@ -101,7 +103,9 @@ func Update(in *Instance, spec Spec, opts []string) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := pgconf.Load(in.ConfFile, in.DataDir)
+	// Root reads no file through a link the postgres user may have planted.
+	noLink := func(p string) bool { r, err := filepath.EvalSymlinks(p); return err == nil && r == p }
+	cfg, err := pgconf.LoadOnly(in.ConfFile, in.DataDir, noLink)
 	if err != nil {
 		return nil, fmt.Errorf("read the instance's configuration: %w", err)
 	}
@@ -174,7 +178,10 @@ func update(cfg *pgconf.Config, main, secret *confFile, name, value, raw string)
 	if c.Secret && secret != nil {
 		// Debian's postgresql.conf is 0644: a password goes to the 0600 file.
 		if has := HasPassword(raw); has != (target == secret) {
-			if target.set(line, secretNote, name, ""); has {
+			if line > 0 || !slices.Contains(main.lines, secretNote) {
+				target.set(line, secretNote, name, "")
+			}
+			if has {
 				target, line = secret, 0
 				if !secret.exists {
 					secret.lines = []string{"# Written by pg-standby init: mode 0600, as the connection holds a password."}
@@ -216,7 +223,8 @@ func openWritable(path string) (*safeDir, error) {
 const secretNote = "# primary_conninfo is in conf.d/" + PrimaryFile + " (mode 0600): it holds a password."
 
 // confFile is one configuration file init may edit, read without
-// following a link and bounded.
+// following a link and bounded; a link or non-regular file there counts as
+// absent.
 type confFile struct {
 	dir         *safeDir
 	name, path  string
@@ -233,7 +241,7 @@ func readConf(d *safeDir, name string) (*confFile, error) {
 		return f, nil
 	}
 	if errors.Is(err, unix.ELOOP) {
-		return nil, &RefusedError{What: "configuration file", Dir: f.path, Reason: "it is a symbolic link; pg-standby init edits only the real file"}
+		return f, nil // a planted link is not read, and replaced if written
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", f.path, err)
@@ -245,7 +253,7 @@ func readConf(d *safeDir, name string) (*confFile, error) {
 		return nil, fmt.Errorf("read %s: %w", f.path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("read %s: not a regular file", f.path)
+		return f, nil // as a link
 	}
 	b, err := io.ReadAll(io.LimitReader(file, pgconf.MaxFileSize+1))
 	if err != nil {
