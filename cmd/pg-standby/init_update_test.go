@@ -153,3 +153,42 @@ func TestInitUpdateRefusesForeignFile(t *testing.T) {
 		t.Errorf("a refused update changed the instance")
 	}
 }
+
+// TestAttackInitUpdateLinks: links to /etc/shadow planted by postgres at the
+// files an update reads and edits: root reads nothing through them and
+// writes nothing through them.
+func TestAttackInitUpdateLinks(t *testing.T) {
+	testpg.RequireRoot(t, "needs root: the attack is on root-run code")
+	shadowDir := scratch(t)
+	shadow := filepath.Join(shadowDir, "shadow")
+	os.WriteFile(shadow, []byte("pg_standby.max_rate = 32\n"), 0o640)
+	before := snapshot(t, shadowDir)
+	binds := [][2]string{{shadow, "/etc/shadow"}}
+	s := newDebianScene(t)
+	conf := filepath.Join(s.confRoot, "15", "standby", "postgresql.conf")
+	secret := filepath.Join(s.confRoot, "15", "standby", "conf.d", instance.PrimaryFile)
+	if code, out := s.init(t, nil, "", "--primary-conninfo", attackConninfo+" password=S3cret", "--max-rate", "1024"); code != 0 {
+		t.Fatalf("init: status %d\n%s", code, out)
+	}
+	os.Remove(secret)
+	os.Symlink("/etc/shadow", secret)
+	asPostgres(t, secret)
+	code, out := s.init(t, binds, "", "--max-rate", "2048")
+	if want := "set pg_standby.max_rate = 2048 in " + conf + " (was 1024)\n"; code != 0 || out != want {
+		t.Errorf("re-run: status %d, output\n%q\nwant\n%q", code, out, want)
+	}
+	if l, err := os.Readlink(secret); err != nil || l != "/etc/shadow" {
+		t.Errorf("%s: %q %v, want the planted link left alone", secret, l, err)
+	}
+	// postgresql.conf itself a link: no configuration to update.
+	os.Remove(conf)
+	os.Symlink("/etc/shadow", conf)
+	asPostgres(t, conf)
+	code, out = s.init(t, binds, "", "--max-rate", "4096")
+	if code != exitUsage || !strings.Contains(out, "is required to make a new instance") {
+		t.Errorf("postgresql.conf a link: status %d\n%s", code, out)
+	}
+	if after := snapshot(t, shadowDir); after != before {
+		t.Errorf("/etc/shadow changed:\n%s\nwas\n%s", after, before)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/unit"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
 	"github.com/pg-standby/pg-standby/internal/decompress"
@@ -73,7 +74,10 @@ func initCmd(ctx context.Context, args []string) int {
 	if !given && existing {
 		spec.PrimaryConninfo = storedConninfo(in) // for the checks below only
 	}
-	if spec.PrimaryConninfo == "" {
+	if spec.PrimaryConninfo == "" && existing && *check {
+		return fail(exitUsage, "--check needs the primary's connection string and none is readable in %s (a link is not followed); give --primary-conninfo or --primary-conninfo-file", in.ConfFile)
+	}
+	if spec.PrimaryConninfo == "" && !existing {
 		return fail(exitUsage, "--primary-conninfo (or --primary-conninfo-file) is required to make a new instance (%s is none yet): without it libpq's defaults would make the instance copy itself", in.DataDir)
 	}
 	if given && *connFile == "" && instance.HasPassword(spec.PrimaryConninfo) {
@@ -92,12 +96,14 @@ func initCmd(ctx context.Context, args []string) int {
 			}
 		}
 	}
-	if err := instance.CheckPassfile(spec.PrimaryConninfo, home, uid); err != nil {
-		return fail(exitConfig, "%v", err)
-	}
-	cfg, err := replconn.ParseConninfo(spec.PrimaryConninfo)
-	if err != nil {
-		return fail(exitConfig, "--primary-conninfo is invalid: %v", err)
+	var cfg *pgconn.Config // nil: an existing instance's, not readable
+	if spec.PrimaryConninfo != "" {
+		if err := instance.CheckPassfile(spec.PrimaryConninfo, home, uid); err != nil {
+			return fail(exitConfig, "%v", err)
+		}
+		if cfg, err = replconn.ParseConninfo(spec.PrimaryConninfo); err != nil {
+			return fail(exitConfig, "--primary-conninfo is invalid: %v", err)
+		}
 	}
 	if spec.Checkpoint != "" && spec.Checkpoint != "fast" && spec.Checkpoint != "spread" {
 		return fail(exitUsage, "--checkpoint %q: want fast or spread", spec.Checkpoint)
@@ -125,7 +131,7 @@ func initCmd(ctx context.Context, args []string) int {
 	if port == 0 {
 		port = 5432
 	}
-	if instance.PointsAtItself(cfg, port) {
+	if cfg != nil && instance.PointsAtItself(cfg, port) {
 		return fail(exitConfig, "--primary-conninfo points at the new instance itself (%s is its own port); name the primary's host and port", replconn.Address(cfg))
 	}
 	if *check {
@@ -195,7 +201,7 @@ func changedOptions(fs *flag.FlagSet) []string {
 
 // storedConninfo is the instance's winning primary_conninfo ("" if none).
 func storedConninfo(in *instance.Instance) string {
-	conf, err := pgconf.Load(in.ConfFile, in.DataDir)
+	conf, err := instance.LoadConfig(in)
 	if err != nil {
 		return ""
 	}
@@ -205,7 +211,7 @@ func storedConninfo(in *instance.Instance) string {
 
 // storedPort is the instance's port setting, PostgreSQL's 5432 if none.
 func storedPort(in *instance.Instance) int {
-	if conf, err := pgconf.Load(in.ConfFile, in.DataDir); err == nil {
+	if conf, err := instance.LoadConfig(in); err == nil {
 		if s, ok := conf.Get("port"); ok {
 			if n, err := strconv.Atoi(s.Value); err == nil {
 				return n

@@ -93,6 +93,13 @@ func Existing(in *Instance) (bool, error) {
 	return ok && st.Mode&unix.S_IFMT == unix.S_IFREG, err
 }
 
+// LoadConfig loads the instance's configuration as root may: skipping any
+// file whose path holds a link the postgres user may have planted.
+func LoadConfig(in *Instance) (*pgconf.Config, error) {
+	noLink := func(p string) bool { r, err := filepath.EvalSymlinks(p); return err == nil && r == p }
+	return pgconf.LoadOnly(in.ConfFile, in.DataDir, noLink)
+}
+
 // Update changes only the settings of opts (init's flag names) in an
 // Existing instance and keeps every other line. A setting is changed on the
 // line that sets it, else appended; one set in a file init did not write is
@@ -103,9 +110,7 @@ func Update(in *Instance, spec Spec, opts []string) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Root reads no file through a link the postgres user may have planted.
-	noLink := func(p string) bool { r, err := filepath.EvalSymlinks(p); return err == nil && r == p }
-	cfg, err := pgconf.LoadOnly(in.ConfFile, in.DataDir, noLink)
+	cfg, err := LoadConfig(in)
 	if err != nil {
 		return nil, fmt.Errorf("read the instance's configuration: %w", err)
 	}
