@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/unit"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
 	"github.com/pg-standby/pg-standby/internal/decompress"
@@ -26,7 +27,7 @@ func initCmd(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
 	var spec instance.Spec
 	spec.TablespaceMapping = mappings{}
-	fs.StringVar(&spec.PrimaryConninfo, "primary-conninfo", "", "libpq connection string of the primary (required), e.g. 'host=db1 user=replicator'")
+	fs.StringVar(&spec.PrimaryConninfo, "primary-conninfo", "", "libpq connection string of the primary, e.g. 'host=db1 user=replicator': required for a new instance; on an existing minimal instance init changes only the settings of the options given")
 	fs.StringVar(&spec.SlotName, "slot", "", "replication slot on the primary (primary_slot_name)")
 	fs.BoolVar(&spec.CreateSlot, "create-slot", false, "create the slot on the primary when the backup starts")
 	fs.StringVar(&spec.Checkpoint, "checkpoint", "", "checkpoint mode on the primary: fast (default) or spread")
@@ -53,13 +54,33 @@ func initCmd(ctx context.Context, args []string) int {
 		}
 		return fail(exitUsage, "%v", err)
 	}
+	existing, err := instance.Existing(in)
+	if err != nil {
+		var refused *instance.RefusedError
+		if errors.As(err, &refused) {
+			return fail(exitRefused, "%v", err)
+		}
+		return fail(exitConfig, "%v", err)
+	}
+	opts := changedOptions(fs)
+	if existing && len(opts) == 0 && !*check {
+		fmt.Printf("nothing to change: %s is a minimal instance already; name the settings to change (e.g. --max-rate 2048)\n", in.ConfFile)
+		return exitOK
+	}
 	if err := readConninfo(&spec, *connFile); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	if spec.PrimaryConninfo == "" {
-		return fail(exitUsage, "--primary-conninfo (or --primary-conninfo-file) is required: without it libpq's defaults would make the instance copy itself")
+	given := spec.PrimaryConninfo != ""
+	if !given && existing {
+		spec.PrimaryConninfo = storedConninfo(in) // for the checks below only
 	}
-	if *connFile == "" && instance.HasPassword(spec.PrimaryConninfo) {
+	if spec.PrimaryConninfo == "" && existing && *check {
+		return fail(exitUsage, "--check needs the primary's connection string and none is readable in %s (a link is not followed); give --primary-conninfo or --primary-conninfo-file", in.ConfFile)
+	}
+	if spec.PrimaryConninfo == "" && !existing {
+		return fail(exitUsage, "--primary-conninfo (or --primary-conninfo-file) is required to make a new instance (%s is none yet): without it libpq's defaults would make the instance copy itself", in.DataDir)
+	}
+	if given && *connFile == "" && instance.HasPassword(spec.PrimaryConninfo) {
 		fmt.Fprintln(os.Stderr, "pg-standby init: warning: the password on the command line is visible to every local user (ps) while init runs; "+
 			"use --primary-conninfo-file FILE or - (standard input), or ~postgres/.pgpass")
 	}
@@ -75,12 +96,14 @@ func initCmd(ctx context.Context, args []string) int {
 			}
 		}
 	}
-	if err := instance.CheckPassfile(spec.PrimaryConninfo, home, uid); err != nil {
-		return fail(exitConfig, "%v", err)
-	}
-	cfg, err := replconn.ParseConninfo(spec.PrimaryConninfo)
-	if err != nil {
-		return fail(exitConfig, "--primary-conninfo is invalid: %v", err)
+	var cfg *pgconn.Config // nil: an existing instance's, not readable
+	if spec.PrimaryConninfo != "" {
+		if err := instance.CheckPassfile(spec.PrimaryConninfo, home, uid); err != nil {
+			return fail(exitConfig, "%v", err)
+		}
+		if cfg, err = replconn.ParseConninfo(spec.PrimaryConninfo); err != nil {
+			return fail(exitConfig, "--primary-conninfo is invalid: %v", err)
+		}
 	}
 	if spec.Checkpoint != "" && spec.Checkpoint != "fast" && spec.Checkpoint != "spread" {
 		return fail(exitUsage, "--checkpoint %q: want fast or spread", spec.Checkpoint)
@@ -102,10 +125,13 @@ func initCmd(ctx context.Context, args []string) int {
 		spec.Port = instance.NextPort(in)
 	}
 	port := spec.Port
+	if port == 0 && existing {
+		port = storedPort(in)
+	}
 	if port == 0 {
 		port = 5432
 	}
-	if instance.PointsAtItself(cfg, port) {
+	if cfg != nil && instance.PointsAtItself(cfg, port) {
 		return fail(exitConfig, "--primary-conninfo points at the new instance itself (%s is its own port); name the primary's host and port", replconn.Address(cfg))
 	}
 	if *check {
@@ -121,6 +147,9 @@ func initCmd(ctx context.Context, args []string) int {
 			return fail(exitCode(err), "check of the primary failed: %v", err)
 		}
 	}
+	if existing {
+		return updateInstance(in, spec, opts, given)
+	}
 	where, err := instance.Create(in, spec)
 	if err != nil {
 		return fail(exitCode(&backup.Error{Kind: backup.KindOf(err), Err: err}), "%v", err)
@@ -130,7 +159,71 @@ func initCmd(ctx context.Context, args []string) int {
 		unitName = unit.UnitNamePathEscape(in.DataDir)
 	}
 	fmt.Printf("minimal instance ready: data %s, configuration %s\n", in.DataDir, in.ConfFile)
-	// The winning primary_conninfo may be an admin's, in another file.
+	warnExposed(in)
+	if instance.HasPassword(spec.PrimaryConninfo) {
+		fmt.Printf("the connection string holds a password: it is in %s, mode 0600, readable by its owner only\n", where)
+	}
+	fmt.Printf("take the backup and start the standby with:  systemctl start pg-standby@%s\n", unitName)
+	return exitOK
+}
+
+// updateInstance changes only the settings named on the command line of an
+// existing minimal instance, and says what it changed.
+func updateInstance(in *instance.Instance, spec instance.Spec, opts []string, conninfo bool) int {
+	changes, err := instance.Update(in, spec, opts)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pg-standby init: %v\n", err)
+		return exitCode(&backup.Error{Kind: backup.KindOf(err), Err: err})
+	}
+	if len(changes) == 0 {
+		fmt.Printf("nothing to change: %s is a minimal instance already; name the settings to change (e.g. --max-rate 2048)\n", in.ConfFile)
+	}
+	for _, c := range changes {
+		fmt.Println(c)
+		if c.Secret && !c.Same && conninfo && instance.HasPassword(spec.PrimaryConninfo) {
+			fmt.Printf("the connection string holds a password: it is in %s, mode 0600, readable by its owner only\n", c.File)
+		}
+	}
+	warnExposed(in)
+	return exitOK
+}
+
+// changedOptions lists the options given that init stores as settings.
+func changedOptions(fs *flag.FlagSet) []string {
+	var opts []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "pgdata" && f.Name != "check" {
+			opts = append(opts, f.Name)
+		}
+	})
+	return opts
+}
+
+// storedConninfo is the instance's winning primary_conninfo ("" if none).
+func storedConninfo(in *instance.Instance) string {
+	conf, err := instance.LoadConfig(in)
+	if err != nil {
+		return ""
+	}
+	s, _ := conf.Get("primary_conninfo")
+	return s.Value
+}
+
+// storedPort is the instance's port setting, PostgreSQL's 5432 if none.
+func storedPort(in *instance.Instance) int {
+	if conf, err := instance.LoadConfig(in); err == nil {
+		if s, ok := conf.Get("port"); ok {
+			if n, err := strconv.Atoi(s.Value); err == nil {
+				return n
+			}
+		}
+	}
+	return 5432
+}
+
+// warnExposed warns of a password others can read: the winning
+// primary_conninfo may be an admin's, in another file.
+func warnExposed(in *instance.Instance) {
 	if conf, err := pgconf.Load(in.ConfFile, in.DataDir); err == nil {
 		if s, ok := conf.Get("primary_conninfo"); ok {
 			if w := instance.ExposedSecret(s.Value, s.File); w != "" {
@@ -138,11 +231,6 @@ func initCmd(ctx context.Context, args []string) int {
 			}
 		}
 	}
-	if instance.HasPassword(spec.PrimaryConninfo) {
-		fmt.Printf("the connection string holds a password: it is in %s, mode 0600, readable by its owner only\n", where)
-	}
-	fmt.Printf("take the backup and start the standby with:  systemctl start pg-standby@%s\n", unitName)
-	return exitOK
 }
 
 // resolveInitInstance resolves init's INSTANCE or --pgdata (both: a Debian cluster

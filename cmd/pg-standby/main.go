@@ -17,6 +17,8 @@ const usage = `pg-standby makes this machine a PostgreSQL standby of a primary.
 Usage:
   pg-standby init INSTANCE --primary-conninfo CONNINFO [options]
                                     make a minimal instance (configuration + basebackup.signal)
+  pg-standby init INSTANCE OPTION...
+                                    on an existing minimal instance: change only those settings
   pg-standby run INSTANCE           take the base backup; what pg-standby@INSTANCE.service runs
   pg-standby run --pgdata DIR       the same for a data directory given directly
   pg-standby status [INSTANCE] [--json]

@@ -60,7 +60,7 @@ func writeDebianConfig(in *Instance, spec Spec, own owner) (string, error) {
 		if err := confd.writeFile(PrimaryFile, secret, 0o600, own); err != nil {
 			return "", err
 		}
-		conf += "# primary_conninfo is in conf.d/" + PrimaryFile + " (mode 0600): it holds a password.\n" + spec.optionSettings()
+		conf += secretNote + "\n" + spec.optionSettings()
 	} else {
 		// Written after include_dir, this one wins; an old secret file goes.
 		if err := confd.remove(PrimaryFile); err != nil {
