@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"unicode/utf8"
 )
 
 // File is one entry of the manifest's "Files" array.
@@ -79,7 +78,7 @@ const (
 // a checksum must have exactly its algorithm's length; timelines must not be
 // 0 and a WAL range must not end before it starts; the document must be
 // valid UTF-8; and the Manifest-Checksum must be alone on the last line
-// (see verifyManifestChecksum).
+// (see checkReader.verify).
 //
 // Errors name the field, the file (by index, and path once known) or WAL
 // range, and the byte offset. Parse does not limit len(data); the caller
@@ -93,31 +92,14 @@ func Parse(data []byte) (*Manifest, error) {
 }
 
 func parse(data []byte) (*Manifest, error) {
-	if !utf8.Valid(data) {
-		return nil, fmt.Errorf("manifest: invalid UTF-8 near byte %d", invalidUTF8Offset(data))
-	}
-	p := parser{dec: json.NewDecoder(bytes.NewReader(data))}
-	p.dec.UseNumber()
-	p.dec.DisallowUnknownFields()
-	m, sum, err := p.document()
-	if err != nil {
-		return nil, err
-	}
-	if err := verifyManifestChecksum(data, sum); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
-	}
-	return m, nil
+	return parseStream(bytes.NewReader(data))
 }
 
-func invalidUTF8Offset(data []byte) int {
-	for i := 0; i < len(data); {
-		r, n := utf8.DecodeRune(data[i:])
-		if r == utf8.RuneError && n == 1 {
-			return i
-		}
-		i += n
-	}
-	return len(data)
+func newDecoder(r io.Reader) *json.Decoder {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	return dec
 }
 
 // parser decodes the manifest as a stream: the top-level object token by
