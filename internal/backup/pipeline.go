@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,7 +46,8 @@ type stream struct {
 	chain    io.WriteCloser
 	method   string // server-side compression, "" for none
 	inMan    bool
-	man      bytes.Buffer
+	man      *os.File // the manifest as it arrives, spooled to manifestSpool
+	manLen   int64
 	manBound int64 // set at the manifest's start, when every file has been sent
 
 	recorded bool // this attempt's count is in basebackup.signal
@@ -126,11 +126,14 @@ func (s *stream) Message(m basebackup.Message) error {
 	switch m := m.(type) {
 	case basebackup.Data:
 		if s.inMan {
-			if int64(s.man.Len()+len(m.Bytes)) > s.manBound {
+			if s.manLen+int64(len(m.Bytes)) > s.manBound {
 				return &manifest.FormatError{Err: fmt.Errorf("backup manifest from the primary: more than %d bytes, "+
 					"more than any PostgreSQL server writes for the %d files it sent: a broken or hostile server", s.manBound, len(s.res.Files))}
 			}
-			s.man.Write(m.Bytes)
+			if _, err := s.man.Write(m.Bytes); err != nil {
+				return fmt.Errorf("write %s: %w", manifestSpool, err)
+			}
+			s.manLen += int64(len(m.Bytes))
 			return nil
 		}
 		if s.chain == nil {
@@ -155,7 +158,7 @@ func (s *stream) Message(m basebackup.Message) error {
 			return err
 		}
 		s.manBound = manifestBound(s.res)
-		return nil
+		return s.spoolManifest()
 	}
 	return nil
 }
@@ -286,6 +289,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 			sp.root.Close()
 		}
 	}()
+	defer s.dropManifest()
 	defer func() {
 		if s.walDone != nil {
 			cancel(errors.New("backup ended"))
@@ -351,7 +355,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	if err := b.verify(s, kept); err != nil {
 		return nil, err
 	}
-	if err := durableManifest(root, s.man.Bytes(), b.fileMode); err != nil {
+	if err := durableManifest(root, s); err != nil {
 		return nil, err
 	}
 	removed, err := b.prune(s, kept)
