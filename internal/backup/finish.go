@@ -23,15 +23,16 @@ func (b *attempt) verify(s *stream, kept []string) error {
 	if _, err := s.man.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("read back %s: %w", manifestSpool, err)
 	}
-	m, err := manifest.ParseReader(io.LimitReader(s.man, s.manLen))
+	// Files are checked as they are parsed: only the set of paths is kept.
+	m, mismatch, err := manifest.VerifyReader(io.LimitReader(s.man, s.manLen), s.res.Files, nil)
 	if err != nil {
 		return fmt.Errorf("backup manifest from the primary: %w", err)
 	}
 	if m.SystemIdentifier != 0 && strconv.FormatUint(m.SystemIdentifier, 10) != b.sys.SystemID {
 		return fmt.Errorf("backup manifest is for system %d, but the primary identified as %s", m.SystemIdentifier, b.sys.SystemID)
 	}
-	if err := manifest.Verify(m, s.res.Files, nil); err != nil {
-		return fmt.Errorf("what was written does not match the backup manifest: %w", err)
+	if mismatch != nil {
+		return fmt.Errorf("what was written does not match the backup manifest: %w", mismatch)
 	}
 	from, to := s.recv.Ranges()
 	mf, mt := map[uint32]manifest.LSN{}, map[uint32]manifest.LSN{}
@@ -44,7 +45,7 @@ func (b *attempt) verify(s *stream, kept []string) error {
 	if err := manifest.CheckWAL(m, mf, mt); err != nil {
 		return fmt.Errorf("streamed WAL does not cover the backup: %w", err)
 	}
-	b.log.Info("manifest verified", "files", len(m.Files), "kept_local", strings.Join(kept, ","))
+	b.log.Info("manifest verified", "files", m.NumFiles, "kept_local", strings.Join(kept, ","))
 	return nil
 }
 

@@ -31,6 +31,7 @@ type Manifest struct {
 	SystemIdentifier uint64 // 0 when the manifest (v1) has none
 	Files            []File
 	WALRanges        []WALRange
+	NumFiles         int // from VerifyReader, which keeps no Files; else 0
 }
 
 // Top-level field names, in the order the server writes them.
@@ -108,6 +109,10 @@ func newDecoder(r io.Reader) *json.Decoder {
 // struct, so that only the compact File and WALRange values are kept.
 type parser struct {
 	dec *json.Decoder
+	// onFile, when set, receives each file instead of Manifest.Files, and
+	// paths is the set of paths seen (kept for duplicates and extras).
+	onFile func(*File)
+	paths  map[string]struct{}
 
 	// Where the parser is, for error messages.
 	section string // "", keyFiles or keyWALRanges
@@ -389,6 +394,7 @@ func (p *parser) files() ([]File, error) {
 	}
 	var files []File
 	seen := make(map[string]struct{})
+	p.paths = seen
 	p.section = keyFiles
 	for p.index = 0; p.dec.More(); p.index++ {
 		p.path = ""
@@ -404,6 +410,10 @@ func (p *parser) files() ([]File, error) {
 			return nil, p.failf("duplicate path")
 		}
 		seen[f.Path] = struct{}{}
+		if p.onFile != nil {
+			p.onFile(&f)
+			continue
+		}
 		files = append(files, f)
 	}
 	p.section, p.path = "", ""
