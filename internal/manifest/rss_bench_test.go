@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"reflect"
 	"testing"
 )
 
@@ -61,4 +62,49 @@ func (c *chunked) Read(b []byte) (int, error) {
 	k := copy(b[:min(len(b), c.n)], c.data)
 	c.data = c.data[k:]
 	return k, nil
+}
+
+// TestVerifyReaderAgreesWithVerify checks that verifying while parsing finds
+// exactly what Parse followed by Verify finds.
+func TestVerifyReaderAgreesWithVerify(t *testing.T) {
+	m := sampleManifest(2, CRC32C, sampleFiles)
+	data := render(m, renderOptions{})
+	keepConf := func(p string) bool { return p == "postgresql.conf" }
+	for name, observed := range map[string]func() map[string]Observed{
+		"all match": func() map[string]Observed { return observe(CRC32C, sampleFiles) },
+		"everything at once": func() map[string]Observed {
+			o := observe(CRC32C, sampleFiles)
+			delete(o, "backup_label")
+			delete(o, "postgresql.conf")
+			o["stray"] = Observed{Size: 1}
+			o["base/1/1259"] = Observed{Size: 1}
+			o["PG_VERSION"] = Observed{Size: 3}
+			return o
+		},
+		"nothing written": func() map[string]Observed { return nil },
+	} {
+		for _, keep := range []func(string) bool{nil, keepConf} {
+			parsed, err := Parse(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Verify(parsed, observed(), keep)
+			got, mismatch, err := VerifyReader(bytes.NewReader(data), observed(), keep)
+			if err != nil {
+				t.Fatalf("%s: VerifyReader: %v", name, err)
+			}
+			if !reflect.DeepEqual(mismatch, want) {
+				t.Errorf("%s: VerifyReader mismatch %v, Verify %v", name, mismatch, want)
+			}
+			if got.NumFiles != len(parsed.Files) || got.Files != nil || !reflect.DeepEqual(got.WALRanges, parsed.WALRanges) {
+				t.Errorf("%s: VerifyReader manifest %+v", name, got)
+			}
+		}
+	}
+	dup := sampleManifest(2, CRC32C, append(sampleFiles[:2:2], sampleFiles[0]))
+	dupData := render(dup, renderOptions{})
+	_, want := Parse(dupData)
+	if _, _, err := VerifyReader(bytes.NewReader(dupData), nil, nil); err == nil || want == nil || err.Error() != want.Error() {
+		t.Fatalf("duplicate path: VerifyReader error %v, Parse %v", err, want)
+	}
 }
