@@ -113,6 +113,7 @@ type parser struct {
 	// paths is the set of paths seen (kept for duplicates and extras).
 	onFile func(*File)
 	paths  map[string]struct{}
+	cur    File // what onFile gets, so that no File escapes per entry
 
 	// Where the parser is, for error messages.
 	section string // "", keyFiles or keyWALRanges
@@ -411,7 +412,8 @@ func (p *parser) files() ([]File, error) {
 		}
 		seen[f.Path] = struct{}{}
 		if p.onFile != nil {
-			p.onFile(&f)
+			p.cur = f
+			p.onFile(&p.cur)
 			continue
 		}
 		files = append(files, f)
