@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,7 +47,8 @@ type stream struct {
 	chain    io.WriteCloser
 	method   string // server-side compression, "" for none
 	inMan    bool
-	man      bytes.Buffer
+	man      *os.File // the manifest as it arrives, spooled to manifestSpool
+	manLen   int64
 	manBound int64 // set at the manifest's start, when every file has been sent
 
 	recorded bool // this attempt's count is in basebackup.signal
@@ -126,11 +127,14 @@ func (s *stream) Message(m basebackup.Message) error {
 	switch m := m.(type) {
 	case basebackup.Data:
 		if s.inMan {
-			if int64(s.man.Len()+len(m.Bytes)) > s.manBound {
+			if s.manLen+int64(len(m.Bytes)) > s.manBound {
 				return &manifest.FormatError{Err: fmt.Errorf("backup manifest from the primary: more than %d bytes, "+
 					"more than any PostgreSQL server writes for the %d files it sent: a broken or hostile server", s.manBound, len(s.res.Files))}
 			}
-			s.man.Write(m.Bytes)
+			if _, err := s.man.Write(m.Bytes); err != nil {
+				return fmt.Errorf("write %s: %w", manifestSpool, err)
+			}
+			s.manLen += int64(len(m.Bytes))
 			return nil
 		}
 		if s.chain == nil {
@@ -155,10 +159,14 @@ func (s *stream) Message(m basebackup.Message) error {
 			return err
 		}
 		s.manBound = manifestBound(s.res)
-		return nil
+		return s.spoolManifest()
 	}
 	return nil
 }
+
+// copyMemoryLimit is the Go runtime's soft memory limit while copying
+// (issue 13: peak RSS ≤ 32 MiB on every shape).
+const copyMemoryLimit = 20 << 20
 
 // manifestBound is the most manifest a server writes for the files sent: the
 // manifest comes after the last archive.
@@ -286,6 +294,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 			sp.root.Close()
 		}
 	}()
+	defer s.dropManifest()
 	defer func() {
 		if s.walDone != nil {
 			cancel(errors.New("backup ended"))
@@ -306,6 +315,13 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	// decompression stage wants its own core. GOMAXPROCS set by hand wins.
 	if s.method == "" && os.Getenv("GOMAXPROCS") == "" {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	}
+	// The default GC lets the heap reach twice what is live; with 60,000
+	// files (~12 MB live while the manifest is checked) that is most of the
+	// peak RSS. A soft limit makes the GC run sooner only near it; it never
+	// fails an allocation. GOMEMLIMIT set by hand wins.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(copyMemoryLimit))
 	}
 	// A failure after this attempt started writing is recorded in
 	// basebackup.signal, for pg-standby status when no worker runs.
@@ -351,7 +367,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	if err := b.verify(s, kept); err != nil {
 		return nil, err
 	}
-	if err := durableManifest(root, s.man.Bytes(), b.fileMode); err != nil {
+	if err := durableManifest(root, s); err != nil {
 		return nil, err
 	}
 	removed, err := b.prune(s, kept)

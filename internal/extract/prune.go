@@ -3,6 +3,7 @@ package extract
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -16,15 +17,46 @@ func Prune(root *os.Root, prefix string, res *Result, keep func(path string, isD
 	var removed []string
 	var walk func(dir string) error
 	walk = func(dir string) error {
-		f, err := root.Open(dir)
+		acts, err := pruneList(root, dir, prefix, res, keep)
 		if err != nil {
-			return fmt.Errorf("read directory %s: %w", path.Join(root.Name(), dir), err)
+			return err
 		}
-		entries, err := f.ReadDir(-1)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("read directory %s: %w", path.Join(root.Name(), dir), err)
+		for _, a := range acts {
+			if a.walk {
+				if err := walk(a.name); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := root.RemoveAll(a.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove %s left by an earlier attempt: %w", path.Join(root.Name(), a.name), err)
+			}
+			removed = append(removed, prefix+a.name)
 		}
+		return nil
+	}
+	return removed, walk(".")
+}
+
+// pruneAct is a directory to walk or an entry to remove.
+type pruneAct struct {
+	name string
+	walk bool
+}
+
+// pruneList reads dir in batches, so that a directory of 60,000 files never
+// has all its entries in memory at once (issue 13, peak RSS), and returns
+// what Prune does there, in directory order, once dir is closed: only
+// subdirectories and entries to remove, not the files the backup wrote.
+func pruneList(root *os.Root, dir, prefix string, res *Result, keep func(path string, isDir bool) bool) ([]pruneAct, error) {
+	f, err := root.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read directory %s: %w", path.Join(root.Name(), dir), err)
+	}
+	defer f.Close()
+	var acts []pruneAct
+	for {
+		entries, err := f.ReadDir(1024)
 		for _, e := range entries {
 			name := e.Name()
 			if dir != "." {
@@ -36,9 +68,7 @@ func Prune(root *os.Root, prefix string, res *Result, keep func(path string, isD
 				continue
 			}
 			if isDir && res.Dirs[mpath] {
-				if err := walk(name); err != nil {
-					return err
-				}
+				acts = append(acts, pruneAct{name: name, walk: true})
 				continue
 			}
 			if _, ok := res.Files[mpath]; ok && e.Type().IsRegular() {
@@ -47,12 +77,13 @@ func Prune(root *os.Root, prefix string, res *Result, keep func(path string, isD
 			if _, ok := res.Links[mpath]; ok && e.Type()&fs.ModeSymlink != 0 {
 				continue
 			}
-			if err := root.RemoveAll(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("remove %s left by an earlier attempt: %w", path.Join(root.Name(), name), err)
-			}
-			removed = append(removed, mpath)
+			acts = append(acts, pruneAct{name: name})
 		}
-		return nil
+		if errors.Is(err, io.EOF) {
+			return acts, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read directory %s: %w", path.Join(root.Name(), dir), err)
+		}
 	}
-	return removed, walk(".")
 }

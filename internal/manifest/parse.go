@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"unicode/utf8"
 )
 
 // File is one entry of the manifest's "Files" array.
@@ -32,6 +31,7 @@ type Manifest struct {
 	SystemIdentifier uint64 // 0 when the manifest (v1) has none
 	Files            []File
 	WALRanges        []WALRange
+	NumFiles         int // from VerifyReader, which keeps no Files; else 0
 }
 
 // Top-level field names, in the order the server writes them.
@@ -79,7 +79,7 @@ const (
 // a checksum must have exactly its algorithm's length; timelines must not be
 // 0 and a WAL range must not end before it starts; the document must be
 // valid UTF-8; and the Manifest-Checksum must be alone on the last line
-// (see verifyManifestChecksum).
+// (see checkReader.verify).
 //
 // Errors name the field, the file (by index, and path once known) or WAL
 // range, and the byte offset. Parse does not limit len(data); the caller
@@ -93,31 +93,14 @@ func Parse(data []byte) (*Manifest, error) {
 }
 
 func parse(data []byte) (*Manifest, error) {
-	if !utf8.Valid(data) {
-		return nil, fmt.Errorf("manifest: invalid UTF-8 near byte %d", invalidUTF8Offset(data))
-	}
-	p := parser{dec: json.NewDecoder(bytes.NewReader(data))}
-	p.dec.UseNumber()
-	p.dec.DisallowUnknownFields()
-	m, sum, err := p.document()
-	if err != nil {
-		return nil, err
-	}
-	if err := verifyManifestChecksum(data, sum); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
-	}
-	return m, nil
+	return parseStream(bytes.NewReader(data))
 }
 
-func invalidUTF8Offset(data []byte) int {
-	for i := 0; i < len(data); {
-		r, n := utf8.DecodeRune(data[i:])
-		if r == utf8.RuneError && n == 1 {
-			return i
-		}
-		i += n
-	}
-	return len(data)
+func newDecoder(r io.Reader) *json.Decoder {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	return dec
 }
 
 // parser decodes the manifest as a stream: the top-level object token by
@@ -126,6 +109,11 @@ func invalidUTF8Offset(data []byte) int {
 // struct, so that only the compact File and WALRange values are kept.
 type parser struct {
 	dec *json.Decoder
+	// onFile, when set, receives each file instead of Manifest.Files, and
+	// paths is the set of paths seen (kept for duplicates and extras).
+	onFile func(*File)
+	paths  map[string]struct{}
+	cur    File // what onFile gets, so that no File escapes per entry
 
 	// Where the parser is, for error messages.
 	section string // "", keyFiles or keyWALRanges
@@ -407,6 +395,7 @@ func (p *parser) files() ([]File, error) {
 	}
 	var files []File
 	seen := make(map[string]struct{})
+	p.paths = seen
 	p.section = keyFiles
 	for p.index = 0; p.dec.More(); p.index++ {
 		p.path = ""
@@ -422,6 +411,11 @@ func (p *parser) files() ([]File, error) {
 			return nil, p.failf("duplicate path")
 		}
 		seen[f.Path] = struct{}{}
+		if p.onFile != nil {
+			p.cur = f
+			p.onFile(&p.cur)
+			continue
+		}
 		files = append(files, f)
 	}
 	p.section, p.path = "", ""

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 )
@@ -105,39 +106,63 @@ func Verify(m *Manifest, observed map[string]Observed, keep func(path string) bo
 	if m == nil {
 		return errors.New("verify: no manifest")
 	}
-	kept := func(p string) bool { return keep != nil && keep(p) }
-	var e Mismatch
-	matched := 0
+	v := newVerifier(observed, keep)
 	for i := range m.Files {
-		f := &m.Files[i]
-		o, written := observed[f.Path]
-		if written {
-			matched++
-		}
-		if kept(f.Path) {
-			continue
-		}
-		switch {
-		case !written:
-			e.Missing = append(e.Missing, f.Path)
-		case o.Size != f.Size:
-			e.WrongSize = append(e.WrongSize, SizeMismatch{Path: f.Path, Manifest: f.Size, Written: o.Size})
-		case f.Algorithm != None && !bytes.Equal(o.Checksum, f.Checksum):
-			e.WrongChecksum = append(e.WrongChecksum, ChecksumMismatch{
-				Path: f.Path, Algorithm: f.Algorithm, Manifest: f.Checksum, Written: o.Checksum,
-			})
-		}
+		v.file(&m.Files[i])
 	}
 	// Paths are unique in a parsed manifest, so extras exist exactly when
 	// fewer manifest paths were written than paths were observed; only then
 	// is a set of manifest paths worth building.
-	if matched < len(observed) {
+	return v.finish(func() map[string]struct{} {
 		inManifest := make(map[string]struct{}, len(m.Files))
 		for i := range m.Files {
 			inManifest[m.Files[i].Path] = struct{}{}
 		}
-		for p := range observed {
-			if _, ok := inManifest[p]; !ok && !kept(p) {
+		return inManifest
+	})
+}
+
+// verifier is Verify one file at a time, for VerifyReader.
+type verifier struct {
+	observed map[string]Observed
+	keep     func(string) bool
+	e        Mismatch
+	matched  int
+}
+
+func newVerifier(observed map[string]Observed, keep func(string) bool) *verifier {
+	return &verifier{observed: observed, keep: keep}
+}
+
+func (v *verifier) kept(p string) bool { return v.keep != nil && v.keep(p) }
+
+func (v *verifier) file(f *File) {
+	o, written := v.observed[f.Path]
+	if written {
+		v.matched++
+	}
+	if v.kept(f.Path) {
+		return
+	}
+	switch {
+	case !written:
+		v.e.Missing = append(v.e.Missing, f.Path)
+	case o.Size != f.Size:
+		v.e.WrongSize = append(v.e.WrongSize, SizeMismatch{Path: f.Path, Manifest: f.Size, Written: o.Size})
+	case f.Algorithm != None && !bytes.Equal(o.Checksum, f.Checksum):
+		v.e.WrongChecksum = append(v.e.WrongChecksum, ChecksumMismatch{
+			Path: f.Path, Algorithm: f.Algorithm, Manifest: f.Checksum, Written: o.Checksum,
+		})
+	}
+}
+
+// finish adds the extras; paths gives the set of manifest paths.
+func (v *verifier) finish(paths func() map[string]struct{}) error {
+	e := &v.e
+	if v.matched < len(v.observed) {
+		inManifest := paths()
+		for p := range v.observed {
+			if _, ok := inManifest[p]; !ok && !v.kept(p) {
 				e.Extra = append(e.Extra, p)
 			}
 		}
@@ -146,5 +171,22 @@ func Verify(m *Manifest, observed map[string]Observed, keep func(path string) bo
 	if e.Count() == 0 {
 		return nil
 	}
-	return &e
+	return e
+}
+
+// VerifyReader parses the manifest from r as ParseReader does and checks
+// the files against observed as Verify does, one file at a time, so that
+// only the set of paths is kept, never the list of files: the returned
+// Manifest has no Files, and NumFiles says how many there were. err is
+// ParseReader's (a *FormatError); mismatch, meaningful only when err is
+// nil, is Verify's.
+func VerifyReader(r io.Reader, observed map[string]Observed, keep func(path string) bool) (m *Manifest, mismatch, err error) {
+	v := newVerifier(observed, keep)
+	n := 0
+	m, paths, err := parseStreamFiles(r, func(f *File) { n++; v.file(f) })
+	if err != nil {
+		return nil, nil, &FormatError{Err: err}
+	}
+	m.NumFiles = n
+	return m, v.finish(func() map[string]struct{} { return paths }), nil
 }
