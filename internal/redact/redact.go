@@ -113,15 +113,11 @@ func uri(s string) string {
 	scheme := strings.Index(s, "://") + 3
 	rest := s[scheme:]
 	out := s[:scheme]
-	// libpq takes the user info up to an '@' found before the first '/'.
-	// An unencoded '/' in the password would end the authority for libpq,
-	// but the user meant a password: the user info ends at the last '@'
-	// before the query.
-	authEnd := len(rest)
-	if j := strings.Index(rest, "?"); j >= 0 {
-		authEnd = j
-	}
-	if at := strings.LastIndex(rest[:authEnd], "@"); at >= 0 {
+	// libpq takes the user info up to an '@' found before the first '/';
+	// pgconn's parser takes blanks, '/', '?' and '&' into the password too.
+	// To hide every password either may read, the user info here ends at the
+	// last '@' of all; what that hides of a host or query is only shown less.
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
 		user, _, hasPW := strings.Cut(rest[:at], ":")
 		out += user
 		if hasPW {
@@ -133,7 +129,7 @@ func uri(s string) string {
 	path, query, hasQuery := strings.Cut(rest, "?")
 	out += path
 	if !hasQuery {
-		return out
+		return hideKeywords(out)
 	}
 	params := strings.Split(query, "&")
 	for i, p := range params {
@@ -145,15 +141,20 @@ func uri(s string) string {
 			params[i] = p[:eq+1] + Mask
 		}
 	}
-	return out + "?" + strings.Join(params, "&")
+	return hideKeywords(out) + "?" + strings.Join(params, "&")
 }
+
+// hideKeywords hides password=... wherever it still stands (a user part
+// without ':' may hold a query of its own).
+func hideKeywords(s string) string { return keywordRE.ReplaceAllString(s, "${1}"+Mask) }
 
 var (
 	// password = value in running text: quoted (possibly unterminated), or
 	// bare to a blank (the quoting backquote of an error is hidden too).
 	keywordRE = regexp.MustCompile(`(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)*)`)
-	// URI user info with a password, to the last '@' before a blank.
-	uriRE = regexp.MustCompile(`(?i)(postgres(?:ql)?://[^:@/\s]*:)\S*@`)
+	// URI user info with a password, to the last '@' before a line end:
+	// pgconn takes blanks and control characters into user and password.
+	uriRE = regexp.MustCompile(`(?i)(postgres(?:ql)?://[^:@/\n]*:)[^\n]*@`)
 )
 
 // Text returns s with every password that a conninfo quoted in it may carry
@@ -161,6 +162,5 @@ var (
 // sslpassword=...) and URI forms (://user:password@, ?password=...).
 // It errs on the side of hiding more.
 func Text(s string) string {
-	s = uriRE.ReplaceAllString(s, "${1}"+Mask+"@")
-	return keywordRE.ReplaceAllString(s, "${1}"+Mask)
+	return hideKeywords(uriRE.ReplaceAllString(s, "${1}"+Mask+"@"))
 }
