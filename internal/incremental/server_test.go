@@ -65,10 +65,10 @@ CREATE TABLE untouched(id int, v text);
 INSERT INTO untouched SELECT g, repeat('u', 100) FROM generate_series(1, 20000) g;
 CREATE UNLOGGED TABLE unl(id int);
 INSERT INTO unl SELECT generate_series(1, 5000);
-VACUUM; CHECKPOINT;`
+VACUUM (FREEZE); CHECKPOINT;`
 
 const between = `
-UPDATE upd SET v = 'z' WHERE id % 97 = 0;
+UPDATE upd SET v = 'z' WHERE id <= 300;
 DELETE FROM trunc_t WHERE id > 5000;
 VACUUM trunc_t;
 DROP TABLE dropme;
@@ -77,7 +77,7 @@ INSERT INTO dropme SELECT g, 'new' FROM generate_series(1, 500) g;
 INSERT INTO ext SELECT g, repeat('e', 500) FROM generate_series(1, 20000) g;
 INSERT INTO unl SELECT generate_series(1, 1000);
 CREATE DATABASE fc STRATEGY FILE_COPY;
-VACUUM upd;`
+VACUUM unl;`
 
 // sqlEach runs the statements of script one by one (VACUUM and CREATE
 // DATABASE refuse a transaction block).
@@ -90,6 +90,19 @@ func sqlEach(t *testing.T, s *testpg.Server, script string) {
 	}
 }
 
+// settle waits until the WAL summarizer has summarized everything written so
+// far: summaries are coarse (one file per stretch of WAL between checkpoint
+// redo points), and the server reads every summary that overlaps the range,
+// so changes just before the prior backup could otherwise count as after it.
+func settle(t *testing.T, s *testpg.Server) {
+	t.Helper()
+	lsn := s.SQL(t, "SELECT pg_current_wal_insert_lsn()")
+	s.SQL(t, "CHECKPOINT")
+	s.WaitFor(t, "SELECT summarized_lsn >= '"+lsn+"' FROM pg_get_wal_summarizer_state()", "t", time.Minute)
+}
+
+// startPrimary starts a primary; the tests that count blocks turn
+// autovacuum off, so that only their own statements change blocks.
 func startPrimary(t *testing.T, v testpg.Version, conf map[string]string) *testpg.Server {
 	return v.Start(t, testpg.Options{Conf: conf})
 }
@@ -100,8 +113,9 @@ func startPrimary(t *testing.T, v testpg.Version, conf map[string]string) *testp
 // pg_verifybackup accepts it with this package's manifest.
 func TestCombineMatchesPgCombinebackup(t *testing.T) {
 	forEach17(t, func(t *testing.T, v testpg.Version) {
-		s := startPrimary(t, v, map[string]string{"summarize_wal": "on"})
+		s := startPrimary(t, v, map[string]string{"summarize_wal": "on", "autovacuum": "off"})
 		sqlEach(t, s, before)
+		settle(t, s)
 		dir := testpg.TempDir(t)
 		full, inc, comb, mine := filepath.Join(dir, "full"), filepath.Join(dir, "inc"), filepath.Join(dir, "comb"), filepath.Join(dir, "mine")
 		conn := fmt.Sprintf("host=127.0.0.1 port=%d user=replicator", s.Port)

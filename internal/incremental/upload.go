@@ -35,7 +35,7 @@ const (
 var (
 	ErrUnsupportedVersion = errors.New("the primary's PostgreSQL is older than 17: no incremental backup")
 	ErrSummarizeWALOff    = errors.New("summarize_wal is off on the primary: no incremental backup (enable it with ALTER SYSTEM SET summarize_wal = on and a reload)")
-	ErrRefused            = errors.New("the primary refused the incremental backup (WAL summaries missing or incomplete for the range, or a timeline mismatch)")
+	ErrRefused            = errors.New("the primary cannot take this incremental backup (summarize_wal off, WAL summaries missing for the range, or a timeline not in its history)")
 	ErrManifestRejected   = errors.New("the primary rejected the uploaded manifest")
 )
 
