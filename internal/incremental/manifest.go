@@ -179,3 +179,49 @@ func scanLinesKeepEOL(data []byte, atEOF bool) (int, []byte, error) {
 	}
 	return 0, nil, nil
 }
+
+// Listable says whether a file of the data directory may be listed in an
+// uploaded manifest, i.e. kept from a prior attempt and patched by an
+// increment: a relation segment (base/<db>/, global/ or
+// pg_tblspc/<spc>/<version dir>/<db>/, named <relfilenode>[_init][.<segno>])
+// of the main or init fork. Every other file comes whole anyway; the FSM fork
+// always comes whole (basebackup_incremental.c, GetFileBackupMethod); and the
+// visibility map fork is left out on purpose: PostgreSQL 17/18 do not
+// register the VM buffer when a heap change clears a VM bit, so the WAL
+// summary misses that block and an increment would keep a stale all-visible
+// bit (pgsql-hackers, "Why clearing the VM doesn't require registering vm
+// buffer in wal record", 2026). Sending the VM whole costs one 8 kB page per
+// 256 MB of heap.
+func Listable(p string) bool {
+	parts := strings.Split(p, "/")
+	switch {
+	case len(parts) == 2 && parts[0] == "global":
+	case len(parts) == 3 && parts[0] == "base" && isOID(parts[1]):
+	case len(parts) == 5 && parts[0] == "pg_tblspc" && isOID(parts[1]) && strings.HasPrefix(parts[2], "PG_") && isOID(parts[3]):
+	default:
+		return false
+	}
+	name := parts[len(parts)-1]
+	if i := strings.IndexByte(name, '.'); i >= 0 {
+		if !isOID(name[i+1:]) {
+			return false
+		}
+		name = name[:i]
+	}
+	name = strings.TrimSuffix(name, "_init")
+	return isOID(name)
+}
+
+// isOID: a non-empty decimal number without a leading zero, as relfilenodes,
+// database and tablespace OIDs and segment numbers are written.
+func isOID(s string) bool {
+	if s == "" || len(s) > 10 || s[0] == '0' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -55,3 +55,18 @@ func TestStripIncrementalLabel(t *testing.T) {
 		t.Fatal("accepted an oversized backup_label")
 	}
 }
+
+func TestListable(t *testing.T) {
+	for p, want := range map[string]bool{
+		"base/5/16384": true, "base/5/16384.3": true, "base/5/16384_init": true, "global/1262": true,
+		"pg_tblspc/16400/PG_17_202406281/5/16401": true,
+		"base/5/16384_vm":                         false, "base/5/16384_fsm": false, "base/5/16384_vm.1": false,
+		"global/pg_control": false, "base/5/PG_VERSION": false, "base/5/pg_filenode.map": false,
+		"pg_xact/0000": false, "base/5/016384": false, "base/5/16384.": false, "base/05/16384": false,
+		"base/5/sub/16384": false, "backup_label": false, "base/5/INCREMENTAL.16384": false,
+	} {
+		if got := Listable(p); got != want {
+			t.Errorf("Listable(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
