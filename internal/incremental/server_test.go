@@ -134,8 +134,27 @@ func TestCombineMatchesPgCombinebackup(t *testing.T) {
 		}
 		compareTrees(t, comb, mine)
 		run(t, v, "pg_verifybackup", mine)
+
+		// The result starts (recovering from its own pg_wal to consistency)
+		// and holds what the primary holds.
+		if err := os.WriteFile(filepath.Join(mine, "standby.signal"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		standby := v.StartStandby(t, mine)
+		if got, want := standby.SQL(t, contentQuery), s.SQL(t, contentQuery); got != want {
+			t.Fatalf("content: result %q, primary %q", got, want)
+		}
 	})
 }
+
+// contentQuery sums up every table the tests write, and the FILE_COPY database.
+const contentQuery = `SELECT (SELECT count(*) || ':' || sum(hashtext(v)) FROM upd) || ' ' ||
+(SELECT count(*) || ':' || sum(hashtext(v)) FROM trunc_t) || ' ' ||
+(SELECT count(*) || ':' || sum(hashtext(v)) FROM dropme) || ' ' ||
+(SELECT count(*) || ':' || sum(hashtext(v)) FROM ext) || ' ' ||
+(SELECT count(*) || ':' || sum(hashtext(v)) FROM untouched) || ' ' ||
+(SELECT count(*) FROM pg_database WHERE datname = 'fc') || ' ' ||
+(SELECT count(*) FROM upd WHERE v = 'z')`
 
 type applyStats struct {
 	incFiles, wholeFiles            int
