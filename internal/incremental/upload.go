@@ -65,7 +65,9 @@ func (e *FallbackError) Unwrap() []error {
 
 // Classify turns the server's error from BASE_BACKUP (INCREMENTAL) into a
 // *FallbackError when a full backup is the answer (SQLSTATE 55000); other
-// errors come back unchanged.
+// errors come back unchanged. 55000 also covers refusals a full backup
+// meets too (wal_level minimal): then the full attempt fails with its own
+// error, one attempt later.
 func Classify(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == sqlstateNotInPrerequisiteState {

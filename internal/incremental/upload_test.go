@@ -236,6 +236,28 @@ func TestUploadPartialManifest(t *testing.T) {
 			v.Major, len(listed), listedBytes, len(fm.Files), incOfListed, incBytes, standsFor,
 			inc.archiveBytes, inc.manifestBytes, fullRes.archiveBytes, fullRes.manifestBytes,
 			100*float64(inc.archiveBytes)/float64(fullRes.archiveBytes))
+		// For scale: every Listable file of the full backup listed.
+		var all []ManifestFile
+		for _, f := range fm.Files {
+			if Listable(f.Path) {
+				all = append(all, ManifestFile{Path: f.Path, Size: f.Size})
+			}
+		}
+		up, err = RenderManifest(&Manifest{SystemID: sysid, Files: all,
+			WALRanges: []manifest.WALRange{{Timeline: start.Timeline, Start: start.Start, End: start.Start}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn3 := replConnect(t, s)
+		if err := Upload(context.Background(), conn3, up); err != nil {
+			t.Fatal(err)
+		}
+		allRes, err := baseBackup(t, conn3, incCmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("PostgreSQL %d, all %d relation files listed: %d tar bytes (%.1f%% of the full backup)",
+			v.Major, len(all), allRes.archiveBytes, 100*float64(allRes.archiveBytes)/float64(fullRes.archiveBytes))
 		if incFiles == 0 || inc.archiveBytes >= fullRes.archiveBytes {
 			t.Fatalf("nothing saved: %d incremental files, %d vs %d bytes", incFiles, inc.archiveBytes, fullRes.archiveBytes)
 		}
