@@ -261,8 +261,9 @@ func (d *Decoder) Close() error {
 	return nil
 }
 
-// Header is the decoded header, nil before it has arrived.
-func (d *Decoder) Header() *Header {
+// Decoded is the decoded header, nil before it has arrived. (Rebuilder's
+// Header is its Sink method.)
+func (d *Decoder) Decoded() *Header {
 	if d.buf == nil {
 		return nil
 	}
