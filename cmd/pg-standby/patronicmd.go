@@ -50,9 +50,8 @@ func parsePatroniArgs(args []string) (*patroniArgs, error) {
 		if !ok || key == "" {
 			return nil, fmt.Errorf("want --key=value arguments (Patroni's convention), got an argument of %d bytes", len(arg))
 		}
-		key = strings.ReplaceAll(key, "_", "-")
 		var err error
-		switch key {
+		switch strings.ReplaceAll(key, "_", "-") {
 		case "scope":
 			a.scope = val
 		case "role":
@@ -168,7 +167,7 @@ func runPatroniCopy(ctx context.Context, a *patroniArgs, in *instance.Instance, 
 		return exitTransient
 	}
 	bus.Completed(true, fmt.Sprintf("copy done (%s copied, WAL up to %s)", progress.Bytes(res.Bytes), res.End))
-	log.Info("copy done: Patroni configures and starts the replica", "phase", string(progress.Done), "pgdata", in.DataDir,
+	log.Info("copy done: Patroni configures and starts the replica", "pgdata", in.DataDir,
 		"start_lsn", res.Start.String(), "end_lsn", res.End.String(),
 		"files", res.Files, "bytes", res.Bytes, "written", res.Written, "unchanged", res.Unchanged)
 	return exitOK
