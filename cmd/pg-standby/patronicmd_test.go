@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
 func TestParsePatroniArgs(t *testing.T) {
@@ -153,4 +157,91 @@ func TestPatroniReplicaRefusesRoot(t *testing.T) {
 	if _, err := os.Stat(dir); err == nil {
 		t.Error("root created the data directory")
 	}
+}
+
+// TestPatroniReplicaCopyOnly runs patroni-replica as Patroni does (as
+// postgres, password in PGPASSFILE only) on each PostgreSQL version: a bad
+// password file is a configuration error; the copy is bare (pg_control, no
+// standby configuration, nothing started); a SIGTERM mid-copy (Patroni's
+// cancel) ends it by that signal with no valid cluster left, and the next
+// run reuses the files.
+func TestPatroniReplicaCopyOnly(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
+		p.Pgbench(t, "-i", "-s", "1", "-q")
+		base := testpg.TempDir(t)
+		passfile := filepath.Join(base, "pgpass")
+		if err := os.WriteFile(passfile, []byte(fmt.Sprintf("127.0.0.1:%d:*:replicator:%s\n", p.Port, p.Password)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		asPostgres(t, passfile)
+		env := []string{"PGPASSFILE=" + passfile}
+		args := func(dir string, extra ...string) []string {
+			return append([]string{"patroni-replica", "--keep_data=True", "--scope=s", "--role=replica", "--datadir=" + dir,
+				fmt.Sprintf("--connstring=dbname=postgres user=replicator host=127.0.0.1 port=%d", p.Port)}, extra...)
+		}
+		dir := filepath.Join(base, "data")
+		w := startWorker(t, env, args(dir)...)
+		if code := w.wait(t); code != exitConfig {
+			t.Fatalf("PGPASSFILE of mode 0644: status %d, want %d\n%s", code, exitConfig, w.output.String())
+		}
+		if err := os.Chmod(passfile, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w = startWorker(t, env, args(dir)...)
+		if code := w.wait(t); code != exitOK {
+			t.Fatalf("status %d\n%s", code, w.output.String())
+		}
+		out := w.output.String()
+		if strings.Contains(out, p.Password) {
+			t.Errorf("the password is in the output:\n%s", out)
+		}
+		fi, err := os.Stat(dir)
+		if err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("data directory: %v, mode %v; want 0700", err, fi.Mode().Perm())
+		}
+		for name, want := range map[string]bool{"global/pg_control": true, "PG_VERSION": true, "standby.signal": false,
+			"basebackup.signal": false, patroniConf: false, "postmaster.pid": false} {
+			if _, err := os.Stat(filepath.Join(dir, name)); (err == nil) != want {
+				t.Errorf("%s: exists %v, want %v", name, err == nil, want)
+			}
+		}
+		if auto, _ := os.ReadFile(filepath.Join(dir, instance.AutoConf)); strings.Contains(string(auto), "primary_conninfo") {
+			t.Errorf("%s holds primary_conninfo:\n%s", instance.AutoConf, auto)
+		}
+		verifyBackup(t, dir)
+
+		// Patroni's cancel: SIGTERM mid-copy, then the retry (keep_data).
+		dir2 := filepath.Join(base, "data2")
+		w = startWorker(t, env, args(dir2, "--max-rate=2048")...)
+		deadline := time.Now().Add(time.Minute)
+		for dirBytes(t, dir2) < 4<<20 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		w.cmd.Process.Signal(syscall.SIGTERM)
+		stopped := time.Now()
+		if code := w.wait(t); code != -int(syscall.SIGTERM) {
+			t.Fatalf("after SIGTERM: status %d, want death by SIGTERM\n%s", code, w.output.String())
+		}
+		t.Logf("stopped %v after SIGTERM, with %d bytes on disk", time.Since(stopped).Round(time.Millisecond), dirBytes(t, dir2))
+		if time.Since(stopped) > 5*time.Second {
+			t.Errorf("took %v to stop: Patroni sends SIGKILL after 10 s", time.Since(stopped))
+		}
+		if _, err := os.Stat(filepath.Join(dir2, "global/pg_control")); err == nil {
+			t.Error("a stopped copy has global/pg_control")
+		}
+		if p := pendingOf(t, dir2); p.LastError != "stopped" {
+			t.Errorf("basebackup.signal records %q, want stopped", p.LastError)
+		}
+		w = startWorker(t, env, args(dir2)...)
+		if code := w.wait(t); code != exitOK {
+			t.Fatalf("retry: status %d\n%s", code, w.output.String())
+		}
+		written, unchanged := copyDone(t, w.output.String())
+		t.Logf("retry after SIGTERM: written=%d unchanged=%d", written, unchanged)
+		if unchanged < 1<<20 {
+			t.Errorf("retry after SIGTERM kept %d bytes, want the files the first run finished", unchanged)
+		}
+	})
 }
