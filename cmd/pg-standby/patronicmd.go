@@ -122,6 +122,12 @@ func patroniReplicaCmd(ctx context.Context, args []string) int {
 	if instance.HasPassword(a.connstring) {
 		log.Warn("the connection string carries a password, visible in the process list: let Patroni pass it in PGPASSFILE")
 	}
+	// Before the directory is touched: Patroni's pgpass must be a file libpq
+	// (and so the replica's walreceiver) would read.
+	if err := instance.CheckPassfile(a.connstring, instance.UserHome(), os.Getuid()); err != nil {
+		log.Error("cannot authenticate to the primary: "+err.Error(), "pgdata", a.dataDir)
+		return exitConfig
+	}
 	// Patroni's unit, not this command, talks to systemd.
 	os.Unsetenv("NOTIFY_SOCKET")
 	in, err := preparePatroniDir(a.dataDir, a.connstring, log)

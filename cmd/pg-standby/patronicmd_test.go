@@ -186,6 +186,9 @@ func TestPatroniReplicaCopyOnly(t *testing.T) {
 		if code := w.wait(t); code != exitConfig {
 			t.Fatalf("PGPASSFILE of mode 0644: status %d, want %d\n%s", code, exitConfig, w.output.String())
 		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("a refused password file, yet the data directory was made")
+		}
 		if err := os.Chmod(passfile, 0o600); err != nil {
 			t.Fatal(err)
 		}
