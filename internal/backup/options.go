@@ -35,4 +35,8 @@ type Options struct {
 	// DirectIO writes file contents with O_DIRECT (the default, nil) or,
 	// when false, through the page cache.
 	DirectIO *bool
+	// CopyOnly ends with a bare copy, as pg_basebackup leaves one: pg_control
+	// made visible last and basebackup.signal removed, but no standby
+	// configuration written (a caller such as Patroni writes its own).
+	CopyOnly bool
 }

@@ -384,16 +384,22 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Re
 	}
 
 	b.opt.Progress.SetPhase(progress.Handover)
-	if err := b.adjustAutoConf(ctx, root); err != nil {
-		return nil, err
-	}
-	if b.in.Debian == nil {
-		if err := instance.EnsureAuthFiles(root, b.conf, b.fileMode, b.log); err != nil {
+	if b.opt.CopyOnly {
+		if err := finishCopyOnly(root); err != nil {
 			return nil, err
 		}
-	}
-	if err := instance.Handover(root, b.fileMode, "", b.log); err != nil {
-		return nil, err
+	} else {
+		if err := b.adjustAutoConf(ctx, root); err != nil {
+			return nil, err
+		}
+		if b.in.Debian == nil {
+			if err := instance.EnsureAuthFiles(root, b.conf, b.fileMode, b.log); err != nil {
+				return nil, err
+			}
+		}
+		if err := instance.Handover(root, b.fileMode, "", b.log); err != nil {
+			return nil, err
+		}
 	}
 	b.opt.Progress.SetPhase(progress.Done)
 	var bytes int64
