@@ -24,6 +24,9 @@ Usage:
   pg-standby status [INSTANCE] [--json]
                                     the backup's state: live from a running worker (D-Bus),
                                     else from the instance's directory; the unit's state
+  pg-standby wait INSTANCE [--for ready|streaming] [--timeout D]
+                                    block until the standby is ready (or streaming): exit 0;
+                                    3 when the backup failed for good, 75 at the timeout
   pg-standby list [--json]          every known instance (Debian clusters, running workers), one line each
   pg-standby condition INSTANCE     postgres' ExecCondition: skip postgres while a backup is pending
   pg-standby postgres INSTANCE      exec the postgres server of a data-directory instance
@@ -75,6 +78,8 @@ func run(ctx context.Context, args []string) int {
 		return statusCmd(ctx, args[1:])
 	case "list":
 		return listCmd(ctx, args[1:])
+	case "wait":
+		return waitCmd(ctx, args[1:])
 	case "condition":
 		return conditionCmd(ctx, args[1:])
 	case "postgres":

@@ -51,6 +51,7 @@ type state struct {
 	lastFailure time.Time
 	class       string // the last failure's class ("" unknown)
 	health      *Health
+	observed    bool // a backup ran: its progress gauges mean something
 }
 
 // Health is a finished standby's health as `status` sees it.
@@ -82,6 +83,7 @@ func (w *Writer) Report(s progress.Snapshot) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	phase := busapi.PhaseID(s.Phase)
+	w.s.observed = true
 	changed := phase != w.s.phase || s.Attempt != w.s.attempt
 	w.s.phase, w.s.attempt = phase, s.Attempt
 	if s.Phase == progress.WaitingRetry {
@@ -183,7 +185,7 @@ func (s state) render(instance string) []byte {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
 	}
 	sample := func(name, labels string, v float64) {
-		fmt.Fprintf(&b, "%s{%s} %s\n", name, labels, strconv.FormatFloat(v, 'g', -1, 64))
+		fmt.Fprintf(&b, "%s{%s} %s\n", name, labels, strconv.FormatFloat(v, 'f', -1, 64))
 	}
 	one := func(name, typ, help string, v float64) {
 		metric(name, typ, help)
@@ -198,10 +200,12 @@ func (s state) render(instance string) []byte {
 	if !known {
 		sample("pgstandby_backup_phase", inst+`,phase="`+labelValue(s.phase)+`"`, 1)
 	}
-	one("pgstandby_backup_attempts_total", "counter", "Backup attempts made for the pending backup, the current one included.", float64(s.attempt))
-	one("pgstandby_backup_copied_bytes", "gauge", "Bytes of the archive received by the current attempt.", float64(s.copied))
-	one("pgstandby_backup_estimated_bytes", "gauge", "The primary's estimate of the archive's size (0 while unknown).", float64(s.estimated))
-	one("pgstandby_backup_rate_bytes_per_second", "gauge", "Average copy rate of the current attempt.", s.rate)
+	if s.observed {
+		one("pgstandby_backup_attempts_total", "counter", "Backup attempts made for the pending backup, the current one included.", float64(s.attempt))
+		one("pgstandby_backup_copied_bytes", "gauge", "Bytes of the archive received by the current attempt.", float64(s.copied))
+		one("pgstandby_backup_estimated_bytes", "gauge", "The primary's estimate of the archive's size (0 while unknown).", float64(s.estimated))
+		one("pgstandby_backup_rate_bytes_per_second", "gauge", "Average copy rate of the current attempt.", s.rate)
+	}
 	if !s.start.IsZero() {
 		one("pgstandby_backup_start_timestamp_seconds", "gauge", "When the current attempt started.", epoch(s.start))
 	}
