@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build, test and demo
 # pg-standby: PostgreSQL 15 (server + client), dbus, lz4, mmdebstrap (for the
-# PostgreSQL 17/18 rootfs that scripts/pg-rootfs.sh builds), and the Go modules.
+# PostgreSQL 17/18 rootfs that scripts/pg-rootfs.sh builds), prometheus-node-exporter
+# (the metrics tests), and the Go modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,8 @@ command -v runuser >/dev/null || need+=(util-linux)
 command -v systemd-analyze >/dev/null || need+=(systemd)   # unit checks: verify, security
 command -v lz4 >/dev/null || need+=(lz4)                   # tests: frames of linked blocks
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)     # tests: PostgreSQL 17/18 rootfs (scripts/pg-rootfs.sh)
+# tests: the metrics scraped by Debian's node_exporter (the tests start their own on loopback)
+command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "install-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

@@ -121,10 +121,11 @@ func (ne *nodeExporter) scrape() (map[string]float64, string, error) {
 	return samples, ours.String(), sc.Err()
 }
 
-// startWait runs pg-standby wait as root, as Ansible would.
-func startWait(t *testing.T, args ...string) *worker {
+// startWait runs pg-standby wait as root, as Ansible would, with env.
+func startWait(t *testing.T, env []string, args ...string) *worker {
 	t.Helper()
 	w := &worker{cmd: exec.Command(binary, append([]string{"wait"}, args...)...)}
+	w.cmd.Env = append(os.Environ(), env...)
 	w.cmd.Stdout, w.cmd.Stderr = &w.output, &w.output
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -140,7 +141,7 @@ func startWait(t *testing.T, args ...string) *worker {
 
 func runWait(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	w := startWait(t, args...)
+	w := startWait(t, nil, args...)
 	code := w.wait(t)
 	return code, w.output.String()
 }
@@ -169,14 +170,16 @@ func TestWaitAndMetrics(t *testing.T) {
 		p.Pgbench(t, "-i", "-s", "3", "-q")
 		dir := initInstance(t, p, "--max-rate", "4096")
 		addSetting(t, dir, "pg_standby.metrics_dir = '"+ne.dir+"'")
-		inst := `{instance="` + dir + `"}`
+		inst := `{pg_instance="` + dir + `"}`
 
-		ready := startWait(t, "--pgdata", dir, "--timeout", "3m")
+		// Live progress from the bus, when the worker publishes there.
+		b := startBus(t)
+		ready := startWait(t, []string{b.Env()}, "--pgdata", dir, "--timeout", "3m")
 		time.Sleep(2 * time.Second)
 		if ready.cmd.ProcessState != nil {
 			t.Fatalf("wait before the worker started ended: %s", ready.output.String())
 		}
-		wk := startWorker(t, nil, "run", "--pgdata", dir)
+		wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir)
 
 		var mid map[string]float64
 		var text string
@@ -185,7 +188,7 @@ func TestWaitAndMetrics(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s[`pgstandby_backup_phase{instance="`+dir+`",phase="copying"}`] == 1 && s["pgstandby_backup_copied_bytes"+inst] > 0 {
+			if s[`pgstandby_backup_phase{pg_instance="`+dir+`",phase="copying"}`] == 1 && s["pgstandby_backup_copied_bytes"+inst] > 0 {
 				mid, text = s, txt
 				break
 			}
@@ -216,12 +219,13 @@ func TestWaitAndMetrics(t *testing.T) {
 		}
 		code = ready.wait(t)
 		t.Logf("wait (for ready) started before the worker: exit %d: %s", code, ready.output.String())
-		if code != exitOK || !strings.Contains(ready.output.String(), dir+": copied but not starting: postgres is not running") {
+		if code != exitOK || !strings.Contains(ready.output.String(), dir+": running, attempt 1: copying ") ||
+			!strings.Contains(ready.output.String(), dir+": copied but not starting: postgres is not running") {
 			t.Errorf("wait for ready: exit %d, want 0", code)
 		}
 		after, text, err := ne.scrape()
 		t.Logf("scrape after the backup:\n%s", text)
-		if err != nil || after["node_textfile_scrape_error"] != 0 || after[`pgstandby_backup_phase{instance="`+dir+`",phase="done"}`] != 1 ||
+		if err != nil || after["node_textfile_scrape_error"] != 0 || after[`pgstandby_backup_phase{pg_instance="`+dir+`",phase="done"}`] != 1 ||
 			after["pgstandby_backup_last_success_timestamp_seconds"+inst] == 0 {
 			t.Errorf("metrics after the backup wrong (%v):\n%s", err, text)
 		}
@@ -243,7 +247,7 @@ func TestWaitAndMetrics(t *testing.T) {
 		}
 		h, text, _ := ne.scrape()
 		t.Logf("scrape of the finished standby:\n%s", text)
-		if h["pgstandby_standby_streaming"+inst] != 1 || h[`pgstandby_standby_state{instance="`+dir+`",state="standby"}`] != 1 {
+		if h["pgstandby_standby_streaming"+inst] != 1 || h[`pgstandby_standby_state{pg_instance="`+dir+`",state="standby"}`] != 1 {
 			t.Errorf("health metrics wrong:\n%s", text)
 		}
 
@@ -253,7 +257,7 @@ func TestWaitAndMetrics(t *testing.T) {
 			t.Fatalf("init: %d\n%s", code, out)
 		}
 		addSetting(t, wrong, "pg_standby.metrics_dir = '"+ne.dir+"'")
-		failed := startWait(t, "--pgdata", wrong, "--timeout", "2m")
+		failed := startWait(t, nil, "--pgdata", wrong, "--timeout", "2m")
 		if code, out := runWorker(t, "run", "--pgdata", wrong, "--retries", "0"); code != exitConfig {
 			t.Fatalf("run with a wrong password: %d, want %d\n%s", code, exitConfig, out)
 		}
@@ -264,8 +268,8 @@ func TestWaitAndMetrics(t *testing.T) {
 			t.Errorf("wait on a failed backup: exit %d, want %d", code, exitFailedState)
 		}
 		f, text, _ := ne.scrape()
-		if f[`pgstandby_backup_last_failure_info{class="config",instance="`+wrong+`"}`] != 1 ||
-			f[`pgstandby_backup_phase{instance="`+wrong+`",phase="failed"}`] != 1 || f["node_textfile_scrape_error"] != 0 {
+		if f[`pgstandby_backup_last_failure_info{class="config",pg_instance="`+wrong+`"}`] != 1 ||
+			f[`pgstandby_backup_phase{pg_instance="`+wrong+`",phase="failed"}`] != 1 || f["node_textfile_scrape_error"] != 0 {
 			t.Errorf("metrics of the failed backup wrong:\n%s", text)
 		}
 	})

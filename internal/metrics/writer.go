@@ -180,7 +180,7 @@ var phases = []string{busapi.PhaseInspecting, busapi.PhaseConnecting, busapi.Pha
 // render is the file's text (exposition format 0.0.4, no timestamps).
 func (s state) render(instance string) []byte {
 	var b bytes.Buffer
-	inst := `instance="` + labelValue(instance) + `"`
+	inst := `pg_instance="` + labelValue(instance) + `"`
 	metric := func(name, typ, help string) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
 	}

@@ -44,9 +44,9 @@ func TestReplaceNeverFollowsLinks(t *testing.T) {
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, name+".prom"))
 	for _, want := range []string{
-		`pgstandby_backup_phase{instance="15-main",phase="copying"} 1`,
-		`pgstandby_backup_attempts_total{instance="15-main"} 2`,
-		`pgstandby_backup_copied_bytes{instance="15-main"} 1048576`,
+		`pgstandby_backup_phase{pg_instance="15-main",phase="copying"} 1`,
+		`pgstandby_backup_attempts_total{pg_instance="15-main"} 2`,
+		`pgstandby_backup_copied_bytes{pg_instance="15-main"} 1048576`,
 		"# TYPE pgstandby_backup_attempts_total counter",
 	} {
 		if !strings.Contains(string(b), want+"\n") {
@@ -66,12 +66,12 @@ func TestThrottle(t *testing.T) {
 	tr.Streamed.Store(5)
 	w.Report(tr.Snapshot())
 	read := func() string { b, _ := os.ReadFile(filepath.Join(dir, "x.prom")); return string(b) }
-	if !strings.Contains(read(), `pgstandby_backup_copied_bytes{instance="a\"b"} 0`) {
+	if !strings.Contains(read(), `pgstandby_backup_copied_bytes{pg_instance="a\"b"} 0`) {
 		t.Errorf("counters written within Every:\n%s", read())
 	}
 	tr.SetPhase(progress.WaitingRetry)
 	w.Report(tr.Snapshot())
-	if s := read(); !strings.Contains(s, `phase="waiting-retry"} 1`) || !strings.Contains(s, `pgstandby_backup_last_failure_info{instance="a\"b",class="transient"} 1`) ||
+	if s := read(); !strings.Contains(s, `phase="waiting-retry"} 1`) || !strings.Contains(s, `pgstandby_backup_last_failure_info{pg_instance="a\"b",class="transient"} 1`) ||
 		!strings.Contains(s, "pgstandby_backup_last_failure_timestamp_seconds") {
 		t.Errorf("after a back-off:\n%s", s)
 	}
