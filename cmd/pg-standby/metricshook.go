@@ -21,7 +21,13 @@ import (
 // directory is set or found. It reads pg_standby.metrics_dir from the
 // instance's own configuration only, as the backup does: once an attempt
 // has written, other files in the data directory may be the primary's.
+//
+// As root it writes none: the setting is in files the postgres user may
+// edit, and root must not create files where postgres says.
 func metricsWriter(in *instance.Instance, name string, log *slog.Logger) *metrics.Writer {
+	if os.Geteuid() == 0 {
+		return nil
+	}
 	p, err := readPending(in)
 	var conf *pgconf.Config
 	switch {

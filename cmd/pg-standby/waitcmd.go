@@ -134,6 +134,9 @@ func waitVerdict(st instanceStatus, streaming bool) int {
 		}
 		return waitFailed
 	}
+	if u := st.Unit; st.State == stateNotStarted && u != nil && u.ActiveState == "failed" {
+		return waitFailed // e.g. an instance the worker cannot resolve (exit 2)
+	}
 	return waitOn // running, not started, missing, unknown: tolerated until the timeout
 }
 
