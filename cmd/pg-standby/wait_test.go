@@ -17,13 +17,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pg-standby/pg-standby/internal/metrics"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
 // nodeExporter is Debian's prometheus-node-exporter with only the textfile
-// collector, on a loopback port, run as its package's user.
+// collector, on a loopback port, run as its package's user. Its textfile
+// directory is root's; the worker writes into its own directory, linked
+// from there (docs/metrics.md, the recommended layout).
 type nodeExporter struct {
-	dir, url string
+	dir, url  string
+	workerDir string // the worker's metrics directory, postgres'
+}
+
+// link makes root's link to an instance's metrics file.
+func (ne *nodeExporter) link(t *testing.T, instance string) {
+	t.Helper()
+	name := metrics.FileName(instance) + ".prom"
+	if err := os.Symlink(filepath.Join(ne.workerDir, name), filepath.Join(ne.dir, name)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func startNodeExporter(t *testing.T) *nodeExporter {
@@ -41,7 +54,11 @@ func startNodeExporter(t *testing.T) *nodeExporter {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
-	testpg.Chown(t, dir) // the worker's, as docs/metrics.md says
+	workerDir := filepath.Join(dir, "worker")
+	if err := os.Mkdir(workerDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testpg.Chown(t, workerDir) // the worker's, as docs/metrics.md says
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +84,7 @@ func startNodeExporter(t *testing.T) *nodeExporter {
 			t.Logf("node_exporter:\n%s", out.String())
 		}
 	})
-	ne := &nodeExporter{dir: dir, url: "http://" + addr + "/metrics"}
+	ne := &nodeExporter{dir: dir, url: "http://" + addr + "/metrics", workerDir: workerDir}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if _, _, err := ne.scrape(); err == nil {
 			return ne
@@ -169,7 +186,7 @@ func TestWaitAndMetrics(t *testing.T) {
 		p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
 		p.Pgbench(t, "-i", "-s", "3", "-q")
 		dir := initInstance(t, p, "--max-rate", "4096")
-		addSetting(t, dir, "pg_standby.metrics_dir = '"+ne.dir+"'")
+		addSetting(t, dir, "pg_standby.metrics_dir = '"+ne.workerDir+"'")
 		inst := `{pg_instance="` + dir + `"}`
 
 		// Live progress from the bus, when the worker publishes there.
@@ -180,6 +197,7 @@ func TestWaitAndMetrics(t *testing.T) {
 			t.Fatalf("wait before the worker started ended: %s", ready.output.String())
 		}
 		wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir)
+		ne.link(t, dir)
 
 		var mid map[string]float64
 		var text string
@@ -204,7 +222,7 @@ func TestWaitAndMetrics(t *testing.T) {
 		if strings.Contains(text, p.Password) || strings.Contains(text, "host=") {
 			t.Errorf("a secret in the metrics:\n%s", text)
 		}
-		fi, err := os.Lstat(filepath.Join(ne.dir, "pg-standby-"+strings.TrimPrefix(filepath.Base(mustGlob(t, ne.dir)), "pg-standby-")))
+		fi, err := os.Lstat(mustGlob(t, ne.workerDir))
 		if err != nil || fi.Mode().Perm() != 0o644 {
 			t.Errorf("metrics file: %v %v, want mode 0644", fi, err)
 		}
@@ -256,16 +274,24 @@ func TestWaitAndMetrics(t *testing.T) {
 		if code, out := runWorker(t, "init", "--pgdata", wrong, "--primary-conninfo", p.ConnString()+" password=wrong", "--port", "1"); code != 0 {
 			t.Fatalf("init: %d\n%s", code, out)
 		}
-		addSetting(t, wrong, "pg_standby.metrics_dir = '"+ne.dir+"'")
+		addSetting(t, wrong, "pg_standby.metrics_dir = '"+ne.workerDir+"'")
 		failed := startWait(t, nil, "--pgdata", wrong, "--timeout", "2m")
 		if code, out := runWorker(t, "run", "--pgdata", wrong, "--retries", "0"); code != exitConfig {
 			t.Fatalf("run with a wrong password: %d, want %d\n%s", code, exitConfig, out)
 		}
+		ne.link(t, wrong)
 		start := time.Now()
 		code = failed.wait(t)
 		t.Logf("wait on a failed backup: exit %d after %s: %s", code, time.Since(start).Round(time.Second), failed.output.String())
 		if code != exitFailedState || !strings.Contains(failed.output.String(), "gave up: "+wrong+": backup not started: attempt 1 failed: ") {
 			t.Errorf("wait on a failed backup: exit %d, want %d", code, exitFailedState)
+		}
+		// Root's directory holds root's links only: the worker wrote in its own.
+		entries, _ := os.ReadDir(ne.dir)
+		for _, e := range entries {
+			if e.Name() != "worker" && e.Type() != os.ModeSymlink {
+				t.Errorf("%s in node_exporter's directory is not root's link", e.Name())
+			}
 		}
 		f, text, _ := ne.scrape()
 		if f[`pgstandby_backup_last_failure_info{class="config",pg_instance="`+wrong+`"}`] != 1 ||
