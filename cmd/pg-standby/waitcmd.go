@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -86,21 +87,30 @@ func waitFor(ctx context.Context, in *instance.Instance, streaming bool, timeout
 			failingSince = time.Time{}
 		}
 		shown = showWait(term, st, shown)
-		select {
-		case <-ctx.Done():
-		case <-time.After(waitPoll):
-			continue
+		if !pause(ctx, waitPoll) {
+			break
 		}
-		break
 	}
 	if term != nil {
 		term.Close()
 	}
-	if ctx.Err() == context.DeadlineExceeded {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		fmt.Fprintf(os.Stderr, "pg-standby wait: timed out after %s: %s\n", timeout, printableLine(inspectInstance(context.Background(), in, liveJob(in))))
 		return exitTimeout
 	}
 	return exitCancelled // SIGTERM/SIGINT: main dies by the signal
+}
+
+// pause waits d; false when ctx ended first.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // The verdicts of one look at the instance.
