@@ -10,8 +10,8 @@
 // trust: Parse never panics, and rejects anything that could make a later
 // comparison ambiguous (duplicate or escaping paths, malformed checksums).
 //
-// The package has four parts, one per file: LSN (lsn.go), checksum
-// algorithms (algorithm.go), decoding (parse.go, with paths in path.go and
-// the manifest's own checksum in checksum.go), and comparison (verify.go for
-// files, wal.go for WAL ranges).
+// The package has three parts: checksum algorithms (algorithm.go), decoding
+// (parse.go, with paths in path.go and the manifest's own checksum in
+// checksum.go), and comparison (verify.go for files, wal.go for WAL ranges).
+// WAL locations are wal.LSN (lsn.go only names the alias).
 package manifest

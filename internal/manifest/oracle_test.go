@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/testpg"
+	"github.com/pg-standby/pg-standby/internal/wal"
 )
 
 // pgServer is a throw-away PostgreSQL cluster listening only on a socket
@@ -193,7 +194,7 @@ func oracleServerManifest(t *testing.T, v testpg.Version) {
 				t.Fatalf("no START WAL LOCATION in backup_label:\n%s", label)
 			}
 			// LSNs are compared parsed, never as text (19 zero-pads them).
-			labelStart, err := ParseLSN(string(start[1]))
+			labelStart, err := wal.ParseLSN(string(start[1]))
 			if err != nil {
 				t.Fatalf("backup_label: %v", err)
 			}
