@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
@@ -75,7 +76,7 @@ func TestKillLoop(t *testing.T) {
 				// attempt wrote is mostly still right, and is not written again.
 				t.Fatalf("%s: rerun wrote %d bytes and found %d already right; want less than the clean run's %d, some found\n%s", name, written, unchanged, cleanWritten, out)
 			}
-			verifyBackup(t, dir)
+			oracle.VerifyBackup(t, dir)
 			marker := fmt.Sprintf("k%d", i)
 			p.SQL(t, "CREATE TABLE "+marker+" AS SELECT "+strconv.Itoa(i)+" AS x")
 			s := testpg.StartStandby(t, dir)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
@@ -144,18 +144,6 @@ func (l *notifyListener) drain() []string {
 	return all
 }
 
-func verifyBackup(t *testing.T, dir string) {
-	t.Helper()
-	v := testpg.VersionOf(t)
-	out, err := v.Output(context.Background(), "pg_verifybackup", "-i", "postgresql.conf", "-i", "pg_hba.conf", "-i", "pg_ident.conf", dir)
-	if err != nil {
-		t.Fatalf("PostgreSQL %d pg_verifybackup: %v", v.Major, err)
-	}
-	if !strings.Contains(out, "backup successfully verified") {
-		t.Fatalf("PostgreSQL %d pg_verifybackup: %s", v.Major, out)
-	}
-}
-
 // TestNotifySequence: the exact sd_notify conversation of a real backup.
 func TestNotifySequence(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
@@ -213,7 +201,7 @@ func TestNotifySequence(t *testing.T) {
 		if extends == 0 {
 			t.Errorf("no EXTEND_TIMEOUT_USEC while bytes moved")
 		}
-		verifyBackup(t, dir)
+		oracle.VerifyBackup(t, dir)
 	})
 }
 
@@ -260,7 +248,7 @@ func TestSIGTERMMidCopy(t *testing.T) {
 		if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
 			t.Fatalf("resumed run: status %d\n%s", code, out)
 		}
-		verifyBackup(t, dir)
+		oracle.VerifyBackup(t, dir)
 	})
 }
 

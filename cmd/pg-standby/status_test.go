@@ -13,6 +13,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/pg-standby/pg-standby/internal/busapi"
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/testbus"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
@@ -313,7 +314,7 @@ func TestBusCancel(t *testing.T) {
 		if st := status(t, b, "--pgdata", dir); st.State != stateNotRunning {
 			t.Errorf("status --json after the resumed run: %+v, want not-running (copied, postgres not started)", st)
 		}
-		verifyBackup(t, dir)
+		oracle.VerifyBackup(t, dir)
 	})
 }
 
