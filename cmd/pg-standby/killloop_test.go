@@ -27,10 +27,7 @@ func TestKillLoop(t *testing.T) {
 		// The versions in parallel: each copy is throttled (--max-rate), so
 		// the loop mostly waits, about 5 minutes per version.
 		t.Parallel()
-		if testing.Short() {
-			t.Skip("kill loop: long")
-		}
-		testpg.Require(t)
+		testpg.Require(t) // skips under -short
 		p := testpg.Start(t, testpg.Options{})
 		p.Pgbench(t, "-i", "-s", "2", "-q")
 		stopWrites := p.StartWrites(t)

@@ -63,10 +63,7 @@ func (s *pgServer) own(path string) {
 // test when v cannot run here (testpg.Version.Skip). The server is always
 // stopped, and the directory removed, when the test ends.
 func startServer(t *testing.T, v testpg.Version) *pgServer {
-	if testing.Short() {
-		t.Skip("starts a PostgreSQL server")
-	}
-	v.Skip(t)
+	v.Skip(t) // under -short too
 	s := &pgServer{t: t, v: v, asRoot: os.Geteuid() == 0}
 	if s.asRoot {
 		// The server refuses to run as root.
