@@ -136,7 +136,7 @@ func parseVersions(sel string) ([]Version, error) {
 // always skips: the fast tier runs without PostgreSQL.
 func (v Version) Skip(t testing.TB) {
 	t.Helper()
-	SkipShort(t, "PostgreSQL")
+	SkipShort(t, "needs PostgreSQL")
 	if v.reason == "" {
 		return
 	}
