@@ -104,8 +104,8 @@ func initCmd(ctx context.Context, args []string) int {
 			return fail(exitConfig, "--primary-conninfo is invalid: %v", err)
 		}
 	}
-	if code, err := checkSettings(spec); err != nil {
-		return fail(code, "%v", err)
+	if err := checkSettings(spec); err != nil {
+		return fail(exitUsage, "%v", err)
 	}
 	if in.Debian != nil && spec.Port == 0 {
 		spec.Port = instance.NextPort(in)
@@ -154,27 +154,27 @@ func initCmd(ctx context.Context, args []string) int {
 }
 
 // checkSettings checks the backup options init stores, by the rules run
-// applies to them (instance.Settings).
-func checkSettings(spec instance.Spec) (int, error) {
+// applies to them (instance.Settings); each is a usage error.
+func checkSettings(spec instance.Spec) error {
 	if spec.Checkpoint != "" {
 		if err := instance.CheckCheckpoint(spec.Checkpoint); err != nil {
-			return exitUsage, fmt.Errorf("--checkpoint %q: %w", spec.Checkpoint, err)
+			return fmt.Errorf("--checkpoint %q: %w", spec.Checkpoint, err)
 		}
 	}
 	if spec.DirectIO != "" {
 		if _, err := pgconf.ParseBool(spec.DirectIO); err != nil {
-			return exitUsage, fmt.Errorf("--direct-io: %w", err)
+			return fmt.Errorf("--direct-io: %w", err)
 		}
 	}
 	if spec.MaxRateKB != 0 {
 		if err := instance.CheckMaxRate(spec.MaxRateKB); err != nil {
-			return exitUsage, fmt.Errorf("--max-rate %d: %w", spec.MaxRateKB, err)
+			return fmt.Errorf("--max-rate %d: %w", spec.MaxRateKB, err)
 		}
 	}
 	if _, _, err := instance.SplitCompression(spec.Compression); err != nil {
-		return exitUsage, fmt.Errorf("--compress %q: %w", spec.Compression, err)
+		return fmt.Errorf("--compress %q: %w", spec.Compression, err)
 	}
-	return exitOK, nil
+	return nil
 }
 
 // updateInstance changes only the settings named on the command line of an
