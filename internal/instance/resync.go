@@ -171,10 +171,17 @@ func ReadResync(root *os.Root) (r *Resync, ok bool, err error) {
 // goes first: a crash in between leaves a pending instance without a
 // record, which takes a full copy, never one with a stale record.
 func (in *Instance) StartResync(r *Resync, keep []string) error {
-	d, err := openDir(in.DataDir, false)
+	path, err := openDir(in.DataDir, false)
 	if err != nil {
 		return err
 	}
+	// An O_PATH descriptor cannot be fsynced: reopen it for reading.
+	fd, err := openat2Dir(path.fd, ".")
+	path.Close()
+	if err != nil {
+		return fmt.Errorf("open %s: %w", in.DataDir, err)
+	}
+	d := &safeDir{fd: fd, path: in.DataDir}
 	defer d.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(d.fd, &st); err != nil {
