@@ -142,13 +142,15 @@ func TestResync(t *testing.T) {
 				t.Fatalf("block resync against PostgreSQL %d: status %d\n%s\nwant %d, refused, offering --full", v.Major, code, out, exitConfig)
 			}
 		} else {
-			p.SQL(t, "ALTER SYSTEM SET summarize_wal = off; SELECT pg_reload_conf()")
+			p.SQL(t, "ALTER SYSTEM SET summarize_wal = off")
+			p.SQL(t, "SELECT pg_reload_conf()")
 			p.WaitFor(t, "SHOW summarize_wal", "off", time.Minute)
 			code, out = runAsRoot(t, "resync", "--pgdata", dir)
 			if code != exitConfig || !strings.Contains(out, "summarize_wal is off") || !strings.Contains(out, "resync --full") {
 				t.Fatalf("block resync with summarize_wal off: status %d\n%s\nwant %d, refused, offering --full", code, out, exitConfig)
 			}
-			p.SQL(t, "ALTER SYSTEM SET summarize_wal = on; SELECT pg_reload_conf()")
+			p.SQL(t, "ALTER SYSTEM SET summarize_wal = on")
+			p.SQL(t, "SELECT pg_reload_conf()")
 			p.WaitFor(t, "SHOW summarize_wal", "on", time.Minute)
 			code, out = runAsRoot(t, "resync", "--pgdata", dir)
 			if code != 0 {
