@@ -223,6 +223,27 @@ func TestResyncRefused(t *testing.T) {
 		p.SQL(t, "CREATE TABLE t(x int)")
 		other := testpg.Start(t, testpg.Options{})
 		s.Stop(t)
+		if v.Major >= 17 {
+			// summarize_wal enabled after the standby stopped and the
+			// WAL from its prior start was removed: the summaries start
+			// after its prior start.
+			for range 3 {
+				p.SQL(t, "INSERT INTO t VALUES (1)")
+				p.SQL(t, "SELECT pg_switch_wal()")
+				p.SQL(t, "CHECKPOINT")
+			}
+			p.SQL(t, "ALTER SYSTEM SET summarize_wal = on")
+			p.SQL(t, "SELECT pg_reload_conf()")
+			p.SQL(t, "INSERT INTO t VALUES (1)")
+			p.SQL(t, "CHECKPOINT")
+			p.WaitFor(t, "SELECT count(*) > 0 FROM pg_available_wal_summaries()", "t", time.Minute)
+			code, out = runAsRoot(t, "resync", "--pgdata", dir)
+			if code != exitConfig || !strings.Contains(out, "WAL summaries on timeline 1 start at") || !strings.Contains(out, "resync --full") {
+				t.Errorf("block resync, summaries younger than the standby: status %d\n%s\nwant %d, refused, offering --full; summaries:\n%s", code, out, exitConfig,
+					p.SQL(t, "SELECT tli, start_lsn, end_lsn FROM pg_available_wal_summaries()"))
+			}
+			assertUntouched(t, dir)
+		}
 		setConninfo(t, filepath.Join(dir, "postgresql.conf"), other.ConnString())
 		code, out = runAsRoot(t, "resync", "--full", "--pgdata", dir)
 		if code != exitRefused || !strings.Contains(out, "system identifier") || !strings.Contains(out, "another cluster") {

@@ -259,6 +259,8 @@ func checkBlockMode(ctx context.Context, conn *pgconn.PgConn, cfg *pgconn.Config
 		notes = append(notes, "the primary's WAL summaries could not be read ("+cov.Why+"); the primary checks them when the backup starts, and the backup is a full one if they do not reach back to "+ctl.Redo.String())
 	case !cov.Covered && cov.Oldest == 0:
 		return notes, &refusal{code: exitConfig, why: fmt.Sprintf("the primary has no WAL summaries on timeline %d, the standby's", ctl.TLI), hint: full}
+	case !cov.Covered && cov.Gap != 0:
+		return notes, &refusal{code: exitConfig, why: fmt.Sprintf("the primary's WAL summaries on timeline %d have a gap after %s, between the standby's prior start %s and now", ctl.TLI, cov.Gap, ctl.Redo), hint: full}
 	case !cov.Covered:
 		return notes, &refusal{code: exitConfig, why: fmt.Sprintf("the primary's WAL summaries on timeline %d start at %s, after the standby's prior start %s (removed, or summarize_wal enabled later)", ctl.TLI, cov.Oldest, ctl.Redo), hint: full}
 	}

@@ -2,6 +2,7 @@ package incremental
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -19,12 +20,15 @@ type Coverage struct {
 	// 55000, which Classify turns into a fallback to a full copy.
 	Known bool
 	Why   string
-	// Covered: the oldest summary on the prior timeline starts at or
-	// before the prior LSN. Summaries are contiguous and removed oldest
-	// first, so the rest of the range is there or still to be written.
+	// Covered: summaries on the prior timeline chain without a gap from
+	// the prior LSN to the newest one; the rest up to the backup's start
+	// is still to be written (the server waits for it).
 	Covered bool
 	// Oldest is where the oldest summary on that timeline starts (0: none).
 	Oldest wal.LSN
+	// Gap, when not Covered but Oldest is before the prior LSN, is where
+	// the chain of summaries from the prior LSN breaks off.
+	Gap wal.LSN
 }
 
 // CheckSummaries reads pg_available_wal_summaries() over a normal (not
@@ -40,19 +44,46 @@ func CheckSummaries(ctx context.Context, cfg *pgconn.Config, tli uint32, lsn wal
 		return Coverage{Why: "no database connection with primary_conninfo: " + err.Error()}
 	}
 	defer conn.Close(context.Background())
-	res := conn.ExecParams(ctx, "SELECT start_lsn::text FROM pg_available_wal_summaries() WHERE tli = $1 ORDER BY start_lsn LIMIT 1",
-		[][]byte{[]byte(strconv.FormatUint(uint64(tli), 10))}, nil, nil, nil).Read()
+	res := conn.ExecParams(ctx, "SELECT start_lsn::text, end_lsn::text FROM pg_available_wal_summaries() WHERE tli = $1 ORDER BY start_lsn LIMIT $2",
+		[][]byte{[]byte(strconv.FormatUint(uint64(tli), 10)), []byte(strconv.Itoa(maxSummaries))}, nil, nil, nil).Read()
 	if res.Err != nil {
 		return Coverage{Why: "pg_available_wal_summaries(): " + res.Err.Error()}
 	}
+	ranges := make([][2]wal.LSN, 0, len(res.Rows))
+	for _, row := range res.Rows {
+		s, err1 := wal.ParseLSN(string(row[0]))
+		e, err2 := wal.ParseLSN(string(row[1]))
+		if err := errors.Join(err1, err2); err != nil || e < s {
+			return Coverage{Why: fmt.Sprintf("pg_available_wal_summaries(): bad range %s-%s", row[0], row[1])}
+		}
+		ranges = append(ranges, [2]wal.LSN{s, e})
+	}
+	return cover(ranges, lsn)
+}
+
+// maxSummaries bounds the rows read: one summary per checkpoint cycle
+// (or per wal_summary_keep_time), thousands at most.
+const maxSummaries = 100000
+
+// cover says whether ranges (sorted by start) chain without a gap from lsn
+// to the newest summarized LSN, as the server demands from the prior start
+// to the backup's (PrepareForIncrementalBackup).
+func cover(ranges [][2]wal.LSN, lsn wal.LSN) Coverage {
 	cov := Coverage{Known: true}
-	if len(res.Rows) == 0 {
+	if len(ranges) == 0 {
 		return cov
 	}
-	oldest, err := wal.ParseLSN(string(res.Rows[0][0]))
-	if err != nil {
-		return Coverage{Why: fmt.Sprintf("pg_available_wal_summaries(): %v", err)}
+	cov.Oldest = ranges[0][0]
+	cur, newest := lsn, wal.LSN(0)
+	for _, r := range ranges {
+		newest = max(newest, r[1])
+		if r[0] <= cur && r[1] > cur {
+			cur = r[1]
+		}
 	}
-	cov.Oldest, cov.Covered = oldest, oldest <= lsn
+	cov.Covered = lsn >= cov.Oldest && cur >= newest
+	if !cov.Covered && lsn >= cov.Oldest {
+		cov.Gap = cur
+	}
 	return cov
 }

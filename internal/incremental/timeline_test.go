@@ -53,3 +53,28 @@ func TestHistoryContains(t *testing.T) {
 		}
 	}
 }
+
+func TestCover(t *testing.T) {
+	r := func(s, e wal.LSN) [2]wal.LSN { return [2]wal.LSN{s, e} }
+	// As a real 17 listed them: out of order by end, with a gap.
+	ranges := [][2]wal.LSN{r(0x1000028, 0x10C80E8), r(0x173A678, 0x17490E0), r(0x17491E0, 0x1749788), r(0x1749788, 0x30211C0)}
+	for _, c := range []struct {
+		name    string
+		lsn     wal.LSN
+		covered bool
+	}{
+		{"inside the chain", 0x2000028, true},
+		{"at a range's start", 0x173A678, false}, // 17490E0..17491E0 is a gap
+		{"after the gap", 0x17491E0, true},
+		{"before the gap", 0x1000100, false},
+		{"before the oldest", 0x100, false},
+		{"at the newest end", 0x30211C0, true},
+	} {
+		if got := cover(ranges, c.lsn); got.Covered != c.covered {
+			t.Errorf("%s: %s: %+v, want covered %v", c.name, c.lsn, got, c.covered)
+		}
+	}
+	if got := cover(nil, 0x100); got.Covered || !got.Known {
+		t.Errorf("no summaries: %+v", got)
+	}
+}
