@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,5 +56,38 @@ func TestResyncRecord(t *testing.T) {
 	os.Remove(filepath.Join(dir, ResyncFile))
 	if _, ok, err := ReadResync(root); ok || err != nil {
 		t.Errorf("no record: ok %v, %v", ok, err)
+	}
+}
+
+// TestStartResyncFollowsNoLink: a link planted at the record's name is
+// replaced, not written through; a data directory reached through a link
+// is refused.
+func TestStartResyncFollowsNoLink(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "data")
+	os.Mkdir(dir, 0o700)
+	victim := filepath.Join(base, "victim")
+	os.WriteFile(victim, []byte("keep"), 0o600)
+	os.Symlink(victim, filepath.Join(dir, ResyncFile))
+	os.Symlink(victim, filepath.Join(dir, BackupSignal))
+	in, _ := New(dir, "")
+	r := &Resync{Mode: ResyncFull, Prior: 1, PriorTLI: 1}
+	if err := in.StartResync(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("the link's target was written: %q", b)
+	}
+	for _, name := range []string{ResyncFile, BackupSignal} {
+		if fi, err := os.Lstat(filepath.Join(dir, name)); err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("%s: %v, %v; want a regular file in place of the link", name, fi, err)
+		}
+	}
+	link := filepath.Join(base, "link")
+	os.Symlink(dir, link)
+	in, _ = New(link, "")
+	var le *LinkError
+	if err := in.StartResync(r, nil); !errors.As(err, &le) {
+		t.Errorf("data directory through a link: %v, want a LinkError", err)
 	}
 }
