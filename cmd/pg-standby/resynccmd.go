@@ -54,6 +54,14 @@ func resyncCmd(ctx context.Context, args []string) int {
 	if *full {
 		mode = instance.ResyncFull
 	}
+	// The instance lock, held from the checks to the writes: no worker
+	// starts on the directory in between.
+	lock, err := in.Lock()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pg-standby resync: %v\n", err)
+		return exitRefused
+	}
+	defer lock.Release()
 	rec, keep, notes, err := resyncChecks(ctx, in, mode)
 	for _, n := range notes {
 		fmt.Fprintln(os.Stderr, "pg-standby resync: note: "+n)
@@ -73,18 +81,17 @@ func resyncCmd(ctx context.Context, args []string) int {
 	}
 	fmt.Printf("%s is a pending instance (%s resync from %s on timeline %d, recorded in %s)\n",
 		in.DataDir, rec.Mode, rec.Prior, rec.PriorTLI, instance.ResyncFile)
+	if rec.Mode == instance.ResyncBlock {
+		// True until the pipeline reads the record (docs/incremental.md).
+		fmt.Println("this pg-standby's next run still takes a full backup over the directory (only differing bytes written); changed-blocks backup will use the record once run reads it")
+	}
 	fmt.Printf("bring it up to date with:  systemctl start %s  (or pg-standby run)\n", unitName(in))
 	return exitOK
 }
 
-// resyncChecks holds the instance lock while it checks the directory, then
-// the primary, and returns the record to write and the configuration to keep.
+// resyncChecks checks the directory, then the primary, and returns the
+// record to write and the configuration to keep; the caller holds the lock.
 func resyncChecks(ctx context.Context, in *instance.Instance, mode instance.ResyncMode) (*instance.Resync, []string, []string, error) {
-	lock, err := in.Lock()
-	if err != nil {
-		return nil, nil, nil, &refusal{code: exitRefused, why: err.Error()}
-	}
-	defer lock.Release()
 	ctl, err := checkStoppedStandby(in)
 	if err != nil {
 		return nil, nil, nil, err
