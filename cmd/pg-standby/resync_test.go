@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
@@ -175,7 +176,7 @@ func TestResync(t *testing.T) {
 			t.Fatalf("run after resync --full: status %d\n%s", code, out)
 		}
 		t.Logf("run after resync --full: %s", lastLine(out))
-		verifyBackup(t, dir)
+		oracle.VerifyBackup(t, dir)
 		s2 := v.StartStandby(t, dir)
 		if got := s2.SQL(t, "SELECT count(*) FROM after_stop"); got != "5000" {
 			t.Errorf("rows written while the standby was stopped: %s, want 5000", got)
