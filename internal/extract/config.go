@@ -1,7 +1,6 @@
 package extract
 
 import (
-	"hash"
 	"io/fs"
 
 	"github.com/pg-standby/pg-standby/internal/directio"
@@ -14,22 +13,15 @@ import (
 type Config struct {
 	// FileMode and DirMode follow the primary's data_directory_mode.
 	FileMode, DirMode fs.FileMode
-	// NewHash makes the hash the manifest's checksums use; nil for none.
-	NewHash func() hash.Hash
-	// Keep reports manifest paths whose local copy the instance keeps
-	// (its own postgresql.conf, say): the primary's bytes are hashed, not written.
-	Keep func(path string) bool
-	// Divert maps a manifest path to the local name it is written under
-	// instead (global/pg_control is made visible last, by the caller).
-	Divert map[string]string
 	// Files writes file contents; its Finished hands them to Syncer.
 	Files  *directio.Queue
 	Syncer *durable.Syncer
-	// Progress gets the Streamed, Written and Unchanged byte counts.
+	// Progress gets the Written and Unchanged byte counts.
 	Progress *progress.Tracker
 }
 
-// Result is what the writers saw, keyed by manifest path.
+// Result is what the stages saw, keyed by manifest path: Files by the
+// Checksum stage, Dirs and Links by the Writer.
 type Result struct {
 	Files map[string]manifest.Observed
 	Dirs  map[string]bool
