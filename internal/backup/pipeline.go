@@ -52,14 +52,14 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 	b.opt.Progress.SetPhase(progress.Checkpoint)
 	bk, err := basebackup.Start(ctx, main, opts)
 	if err != nil {
-		return nil, err
+		return nil, stopped(ctx, err)
 	}
 	b.started = &bk.Started
 	if err := b.claim(t, bk.Started); err != nil {
-		return nil, err
+		return nil, stopped(ctx, err)
 	}
 	if err := b.recordAttempt(root); err != nil {
-		return nil, err
+		return nil, stopped(ctx, err)
 	}
 	res, err := b.receive(ctx, t, bk, walConn)
 	if err != nil {
@@ -67,6 +67,15 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 		return nil, err
 	}
 	return res, nil
+}
+
+// stopped is err or, once ctx ended, why it ended (a stop, or WAL streaming
+// that failed): what failed then was only the connection closed to cancel.
+func stopped(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		return cause
+	}
+	return err
 }
 
 // backupOptions are the BASE_BACKUP options of this attempt, and the hash
@@ -104,7 +113,6 @@ func (b *attempt) claim(t *dest, start basebackup.Started) error {
 	}
 	t.spaces = spaces
 	for _, sp := range spaces {
-		t.links[sp.link] = sp.local
 		t.res.Links[sp.link] = sp.local
 	}
 	if len(spaces) == 0 {
@@ -157,10 +165,7 @@ func (b *attempt) receive(ctx context.Context, t *dest, bk *basebackup.Backup, w
 		b.log.Info("the filesystem refused direct I/O; those files were written through the page cache", "files", n, "first", first)
 	}
 	if err != nil {
-		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
-			return nil, cause
-		}
-		return nil, err
+		return nil, stopped(ctx, err)
 	}
 	if err := b.waitWAL(w, end); err != nil {
 		return nil, err
@@ -278,15 +283,15 @@ func (b *attempt) handover(ctx context.Context, root *os.Root) error {
 // tablespace locations, and what the chains saw. It is the
 // basebackup.Receiver of the stream.
 type dest struct {
-	root    *os.Root
-	spaces  []*space
-	links   map[string]string // pg_tblspc/<oid> → local location: the only links
-	cfg     *extract.Config
-	res     *extract.Result
-	files   *directio.Queue
-	man     *spool
-	method  string // server-side compression, "" for none
-	newHash func() hash.Hash
+	root     *os.Root
+	spaces   []*space
+	cfg      *extract.Config
+	res      *extract.Result
+	files    *directio.Queue
+	progress *progress.Tracker // counts the Streamed bytes
+	man      *spool
+	method   string // server-side compression, "" for none
+	newHash  func() hash.Hash
 	// keep reports manifest paths whose local copy the instance keeps.
 	keep        func(string) bool
 	keepPrimary bool
@@ -307,8 +312,8 @@ func (b *attempt) newTarget(root *os.Root, method string, newHash func() hash.Ha
 	}
 	kept := b.kept
 	return &dest{
-		root: root, links: map[string]string{}, res: extract.NewResult(), files: files,
-		cfg:    &extract.Config{FileMode: b.fileMode, DirMode: b.dirMode, Files: files, Syncer: syncer, Progress: b.opt.Progress},
+		root: root, res: extract.NewResult(), files: files, progress: b.opt.Progress,
+		cfg:    &extract.Config{FileMode: b.fileMode, DirMode: b.dirMode, Files: files, Syncer: syncer},
 		man:    &spool{root: root, mode: b.fileMode, log: b.log},
 		method: method, newHash: newHash, keepPrimary: b.keepPrimary, log: b.log,
 		// basebackup.signal is this instance's lock-free state: never the primary's.
@@ -333,7 +338,8 @@ func (t *dest) close() {
 // looks at options. The checksum stage sees the members as the primary sent
 // them, before any stage edits what is written.
 func (t *dest) Archive(a basebackup.Archive) (io.WriteCloser, error) {
-	root, prefix, links := t.root, "", t.links
+	// The base archive may hold the claimed tablespaces' links, and only those.
+	root, prefix, links := t.root, "", t.res.Links
 	if a.Tablespace.OID != 0 {
 		sp := t.space(a.Tablespace.OID)
 		root, prefix, links = sp.root, sp.link+"/", nil
@@ -346,7 +352,7 @@ func (t *dest) Archive(a basebackup.Archive) (io.WriteCloser, error) {
 	if prefix == "" {
 		next = newAutoConfFilter(next, t.keepPrimary, t.log)
 	}
-	next = extract.NewChecksum(next, t.res, prefix, t.newHash, &t.cfg.Progress.Streamed)
+	next = extract.NewChecksum(next, t.res, prefix, t.newHash, &t.progress.Streamed)
 	var chain io.WriteCloser = tarstream.NewParser(next)
 	if t.method != "" {
 		return decompress.New(t.method, chain)

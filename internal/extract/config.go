@@ -6,7 +6,6 @@ import (
 	"github.com/pg-standby/pg-standby/internal/directio"
 	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/manifest"
-	"github.com/pg-standby/pg-standby/internal/progress"
 )
 
 // Config is shared by the writers of every archive of one backup.
@@ -16,12 +15,12 @@ type Config struct {
 	// Files writes file contents; its Finished hands them to Syncer.
 	Files  *directio.Queue
 	Syncer *durable.Syncer
-	// Progress gets the Written and Unchanged byte counts.
-	Progress *progress.Tracker
 }
 
-// Result is what the stages saw, keyed by manifest path: Files by the
-// Checksum stage, Dirs and Links by the Writer.
+// Result is what one backup's chains saw, keyed by manifest path: Files the
+// Checksum stages record, Dirs the Writers create, and Links, the tablespace
+// links (pg_tblspc/<oid> → local location) the caller claimed, the only
+// links a Writer of the base archive may create and Prune keeps.
 type Result struct {
 	Files map[string]manifest.Observed
 	Dirs  map[string]bool

@@ -103,7 +103,6 @@ func (w *Writer) symlink(m *tarstream.Member) error {
 	if !ok {
 		return &ForbiddenError{Err: fmt.Errorf("archive member %q is a symbolic link to %q: only pg_tblspc/<oid> links to known tablespaces are allowed", w.prefix+m.Name, m.Linkname)}
 	}
-	w.res.Links[w.prefix+m.Name] = target
 	return EnsureSymlink(w.root, m.Name, target)
 }
 
