@@ -355,7 +355,11 @@ func (t *dest) Archive(a basebackup.Archive) (io.WriteCloser, error) {
 	next = extract.NewChecksum(next, t.res, prefix, t.newHash, &t.progress.Streamed)
 	var chain io.WriteCloser = tarstream.NewParser(next)
 	if t.method != "" {
-		return decompress.New(t.method, chain)
+		d, err := decompress.New(t.method, chain)
+		if err != nil {
+			return nil, err
+		}
+		chain = d
 	}
 	return chain, nil
 }
