@@ -24,6 +24,7 @@ type results struct {
 	Tables        int                         `json:"small_tables"`
 	DatabaseFiles int                         `json:"database_files"`
 	FreshFS       bool                        `json:"fresh_filesystem_per_run"`
+	LoopDirectIO  bool                        `json:"loop_direct_io"`
 	DatabaseBytes int64                       `json:"database_bytes"`
 	BackupBytes   int64                       `json:"backup_bytes"`
 	Runs          map[string][]sample         `json:"runs"`
@@ -110,11 +111,11 @@ func runShape(ctx context.Context, cfg config, sh shape) (*results, error) {
 	}
 	r := &results{When: time.Now().UTC(), Machine: fmt.Sprintf("%d cores, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH),
 		Shape: sh.name, Scale: sh.scale, Tables: sh.tables, DatabaseBytes: size(p.data), DatabaseFiles: countFiles(p.data),
-		FreshFS: cfg.freshFS, Runs: map[string][]sample{}}
+		FreshFS: cfg.freshFS, LoopDirectIO: cfg.loopDirectIO, Runs: map[string][]sample{}}
 	out := p.dir
 	var ffs *freshFS
 	if cfg.freshFS {
-		ffs = newFreshFS(p.dir, max(4<<30, 3*r.DatabaseBytes), p.uid, p.gid)
+		ffs = newFreshFS(p.dir, max(4<<30, 3*r.DatabaseBytes), p.uid, p.gid, cfg.loopDirectIO)
 		defer ffs.close()
 		out = ffs.mnt
 	}

@@ -6,21 +6,29 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // freshFS is a loop-mounted ext4 made anew for every run, so no run pays
 // for the deletions of the one before (ext4 frees and discards a removed
 // tree in the background) and every contender starts on an empty journal.
 // Making and mounting it needs root.
+//
+// With directIO the loop device reads and writes its image with O_DIRECT
+// (losetup --direct-io=on): otherwise every block is cached twice, once for
+// the ext4 on top and once for the image file, and each flush of the ext4
+// journal writes back the image's dirty pages on the host, a cost no real
+// disk has and the receive-only contender never pays.
 type freshFS struct {
-	img, mnt string
-	size     int64
-	uid, gid int
-	mounted  bool
+	img, mnt, dev string
+	size          int64
+	uid, gid      int
+	directIO      bool
+	mounted       bool
 }
 
-func newFreshFS(dir string, size int64, uid, gid int) *freshFS {
-	return &freshFS{img: filepath.Join(dir, "fs.img"), mnt: filepath.Join(dir, "fs"), size: size, uid: uid, gid: gid}
+func newFreshFS(dir string, size int64, uid, gid int, directIO bool) *freshFS {
+	return &freshFS{img: filepath.Join(dir, "fs.img"), mnt: filepath.Join(dir, "fs"), size: size, uid: uid, gid: gid, directIO: directIO}
 }
 
 // renew unmounts the last filesystem and mounts a new empty one at f.mnt.
@@ -39,10 +47,21 @@ func (f *freshFS) renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, argv := range [][]string{{"mkfs.ext4", "-q", "-F", f.img}, {"mount", "-o", "loop", f.img, f.mnt}} {
-		if out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%v (a fresh filesystem per run needs root; BENCH_FRESH_FS=0 to skip): %w\n%s", argv, err, out)
-		}
+	if out, err := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", f.img).CombinedOutput(); err != nil {
+		return fmt.Errorf("mkfs.ext4 %s: %w\n%s", f.img, err, out)
+	}
+	dio := "--direct-io=off"
+	if f.directIO {
+		dio = "--direct-io=on"
+	}
+	out, err := exec.CommandContext(ctx, "losetup", "--find", "--show", dio, f.img).Output()
+	if err != nil {
+		return fmt.Errorf("losetup %s %s (a fresh filesystem per run needs root; BENCH_FRESH_FS=0 to skip): %w", dio, f.img, err)
+	}
+	f.dev = strings.TrimSpace(string(out))
+	if out, err := exec.CommandContext(ctx, "mount", f.dev, f.mnt).CombinedOutput(); err != nil {
+		exec.Command("losetup", "-d", f.dev).Run()
+		return fmt.Errorf("mount %s %s: %w\n%s", f.dev, f.mnt, err, out)
 	}
 	f.mounted = true
 	os.Chmod(f.mnt, 0o755)
@@ -55,6 +74,7 @@ func (f *freshFS) path(name string) string { return filepath.Join(f.mnt, name) }
 func (f *freshFS) unmount() {
 	if f.mounted {
 		exec.Command("umount", f.mnt).Run()
+		exec.Command("losetup", "-d", f.dev).Run()
 		f.mounted = false
 	}
 }

@@ -28,6 +28,7 @@ func main() {
 	flag.IntVar(&cfg.mixedTables, "mixed-tables", envInt("BENCH_MIXED_TABLES", 10000), "small tables of the mixed shape")
 	shapeList := flag.String("shape", envStr("BENCH_SHAPE", "all"), "pgbench, manyfiles, mixed, a comma list, or all")
 	flag.BoolVar(&cfg.freshFS, "fresh-fs", envStr("BENCH_FRESH_FS", "1") != "0", "a new loop-mounted ext4 for every run (needs root)")
+	flag.BoolVar(&cfg.loopDirectIO, "loop-direct-io", envStr("BENCH_LOOP_DIRECT_IO", "1") != "0", "the fresh filesystem's loop device uses direct I/O on its image")
 	flag.Parse()
 	var err error
 	if cfg.shapes, err = shapes(*shapeList, cfg); err != nil {
@@ -59,6 +60,7 @@ type config struct {
 	tables, mixedScale, mixedTables int
 	binary, bindir, out             string
 	skipScaling, freshFS            bool
+	loopDirectIO                    bool
 	shapes                          []shape
 }
 

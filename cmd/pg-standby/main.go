@@ -24,7 +24,12 @@ Usage:
   pg-standby status [INSTANCE] [--json]
                                     the backup's state: live from a running worker (D-Bus),
                                     else from the instance's directory; the unit's state
+  pg-standby wait INSTANCE [--for ready|streaming] [--timeout D]
+                                    block until the standby is ready (or streaming): exit 0;
+                                    3 when the backup failed for good, 75 at the timeout
   pg-standby list [--json]          every known instance (Debian clusters, running workers), one line each
+  pg-standby patroni-replica --datadir=DIR --connstring=CONNINFO ...
+                                    a Patroni replica method: copy only (docs/patroni.md)
   pg-standby condition INSTANCE     postgres' ExecCondition: skip postgres while a backup is pending
   pg-standby postgres INSTANCE      exec the postgres server of a data-directory instance
   pg-standby version
@@ -75,8 +80,12 @@ func run(ctx context.Context, args []string) int {
 		return statusCmd(ctx, args[1:])
 	case "list":
 		return listCmd(ctx, args[1:])
+	case "wait":
+		return waitCmd(ctx, args[1:])
 	case "condition":
 		return conditionCmd(ctx, args[1:])
+	case "patroni-replica":
+		return patroniReplicaCmd(ctx, args[1:])
 	case "postgres":
 		return postgresCmd(args[1:])
 	case "health-probe": // status' child as the data directory's owner; not for users

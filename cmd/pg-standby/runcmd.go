@@ -21,6 +21,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/busapi"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/journald"
+	"github.com/pg-standby/pg-standby/internal/metrics"
 	"github.com/pg-standby/pg-standby/internal/notify"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/progress"
@@ -96,7 +97,9 @@ func runCmd(ctx context.Context, args []string) int {
 	n := notify.New(log)
 	// A finished standby: nothing to do, and nothing to publish on the bus
 	// (a publisher that is closed while it connects would only log noise).
+	mw := metricsWriter(in, name, log)
 	if st, err := in.Inspect(); err == nil && st == instance.Standby {
+		metricsStandby(ctx, mw, in)
 		n.Ready("already a standby: nothing to do")
 		log.Info("already a standby: nothing to do", "pgdata", in.DataDir)
 		return exitOK
@@ -117,8 +120,11 @@ func runCmd(ctx context.Context, args []string) int {
 	res, err := service.Run(ctx, service.Config{
 		Backup: opt, Log: log, Notify: n, Retries: *retries, Stall: *stall,
 		Backoff: 5 * time.Second, MaxBackoff: 2 * time.Minute,
-		Sinks: sinks(n.Sink(*stall), journald.ProgressSink(log, progress.Connecting, progress.Done), bus, term), RetrySinks: []progress.Sink{bus},
+		Sinks: sinks(n.Sink(*stall), journald.ProgressSink(log, progress.Connecting, progress.Done), bus, term, mw), RetrySinks: sinks(bus, nil, nil, nil, mw),
 	})
+	if !errors.Is(err, backup.ErrAlreadyStandby) {
+		metricsDone(mw, err)
+	}
 	switch {
 	case errors.Is(err, backup.ErrAlreadyStandby):
 		log.Info("already a standby: nothing to do", "pgdata", in.DataDir)
@@ -185,12 +191,22 @@ func tuneCopy(compression string) (restore func()) {
 	}
 }
 
-// sinks are the non-nil ones of ks (term is nil off a terminal).
-func sinks(n, j, bus progress.Sink, term *progress.Terminal) []progress.Sink {
-	if term == nil {
-		return []progress.Sink{n, j, bus}
+// sinks are the non-nil ones (term is nil off a terminal, mw without a
+// metrics directory: typed nils, so each is checked as its own type).
+func sinks(n, j, bus progress.Sink, term *progress.Terminal, mw *metrics.Writer) []progress.Sink {
+	var ks []progress.Sink
+	for _, k := range []progress.Sink{n, j, bus} {
+		if k != nil {
+			ks = append(ks, k)
+		}
 	}
-	return []progress.Sink{n, j, bus, term}
+	if term != nil {
+		ks = append(ks, term)
+	}
+	if mw != nil {
+		ks = append(ks, mw)
+	}
+	return ks
 }
 
 // exitBusCancel is run's exit after Cancel() on D-Bus: a stop, which the

@@ -39,4 +39,8 @@ type Options struct {
 	// copy ends. The command sets process-wide state there (GOMAXPROCS, the
 	// memory limit): the library sets none.
 	Tune func(compression string) (restore func())
+	// CopyOnly ends with a bare copy, as pg_basebackup leaves one: pg_control
+	// made visible last and basebackup.signal removed, but no standby
+	// configuration written (a caller such as Patroni writes its own).
+	CopyOnly bool
 }

@@ -268,6 +268,9 @@ func (b *attempt) finish(ctx context.Context, t *dest, recv *walstream.Receiver,
 
 func (b *attempt) handover(ctx context.Context, root *os.Root) error {
 	b.opt.Progress.SetPhase(progress.Handover)
+	if b.opt.CopyOnly {
+		return finishCopyOnly(root)
+	}
 	if err := b.adjustAutoConf(ctx, root); err != nil {
 		return err
 	}

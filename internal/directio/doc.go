@@ -2,9 +2,10 @@
 // buffers. Files of DirectMin bytes or more are written with O_DIRECT, so
 // the kernel neither copies the data into its cache nor has a backlog of
 // dirty pages to write back at fsync time. Smaller files go through the
-// page cache, where a write does not wait for the device, and their
-// writeback starts when they finish (a 20,000-table primary: a direct write
-// of an 8 KiB file took 0.2 ms, median, on the writing goroutine). A
+// page cache, where a write does not wait for the device (a 20,000-table
+// primary: a direct write of an 8 KiB file took 0.2 ms, median, on the
+// writing goroutine); when their writeback starts is the Finished
+// callback's choice (durable.Syncer). A
 // filesystem that refuses O_DIRECT gets buffered writes.
 //
 // Where a file from an earlier attempt is already in place, each buffer is

@@ -176,10 +176,6 @@ func (q *Queue) do(j job) error {
 				return fmt.Errorf("truncate %s: %w", fl.name, err)
 			}
 		}
-		if !fl.direct && fl.dirty > 0 {
-			// The fsync comes late, in a batch: let the disk start now.
-			startWriteback(fl.f, 0, 0)
-		}
 		q.cfg.Finished(fl.f)
 		return nil
 	}

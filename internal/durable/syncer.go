@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // Syncer fsyncs and closes files handed to it, off the write path, late and
@@ -75,6 +77,17 @@ func (s *Syncer) work() {
 	}
 }
 
+// startWriteback asks the kernel to start writing f's dirty pages without
+// waiting (sync_file_range SYNC_FILE_RANGE_WRITE). Only a hint: durability
+// comes from the fsync, so errors are ignored.
+func startWriteback(f *os.File) {
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			unix.SyncFileRange(int(fd), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+		})
+	}
+}
+
 func (s *Syncer) fail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -85,7 +98,17 @@ func (s *Syncer) fail(err error) {
 
 // Sync takes ownership of f: it is fsynced and closed in the background, by
 // Wait at the latest. Calls come from one goroutine.
+//
+// Without syncfs the fsync comes late, in a batch, so f's writeback starts
+// now; the fsyncs then find little left to write (60,964 small files on a
+// non-sole ext4: 13-28 s with the hint, 34-58 s without). With syncfs the
+// hint is skipped: it ran the writeback on the caller's goroutine, and the
+// kernel's flusher and the one syncfs do it off the stream (the same files
+// alone on their ext4: 1.0 s less system CPU, 3 of 3 runs as fast or faster).
 func (s *Syncer) Sync(f *os.File) {
+	if s.fs == nil {
+		startWriteback(f)
+	}
 	s.pending = append(s.pending, f)
 	if len(s.pending) >= s.window {
 		s.flush()

@@ -27,8 +27,10 @@ func NewTerminal(f *os.File) *Terminal {
 }
 
 // Report implements Sink: the snapshot's Line, cut to the terminal's width.
-func (t *Terminal) Report(s Snapshot) {
-	line := s.Line()
+func (t *Terminal) Report(s Snapshot) { t.Show(s.Line()) }
+
+// Show makes line the progress line, cut to the terminal's width.
+func (t *Terminal) Show(line string) {
 	if ws, err := unix.IoctlGetWinsize(int(t.f.Fd()), unix.TIOCGWINSZ); err == nil && ws.Col > 1 {
 		if r := []rune(line); len(r) >= int(ws.Col) {
 			line = string(r[:ws.Col-1])

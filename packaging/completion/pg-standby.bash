@@ -18,7 +18,7 @@ _pg_standby()
     local cur prev words cword
     _init_completion || return
 
-    local commands="init run status list condition postgres version help"
+    local commands="init run status list wait condition postgres version help"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         return
@@ -36,6 +36,7 @@ _pg_standby()
               --stall-timeout --verbose"
         ;;
     status | list) opts="--json" ;;
+    wait) opts="--pgdata --for --timeout" ;;
     *) opts="" ;;
     esac
 

@@ -139,6 +139,10 @@ phase "3. systemctl start --no-block pg-standby@$PGV-standby: progress"
 U=pg-standby@$PGV-standby.service
 UNITS=("$U" "postgresql@$PGV-standby.service")
 systemctl start --no-block "$U"
+# What automation does next (docs/ansible.md): wait, through the kill and restart below.
+WAIT_OUT=$(mktemp)
+pg-standby wait "$PGV-standby" --timeout 300s >"$WAIT_OUT" 2>&1 &
+WAIT_PID=$!
 seen=() last=-1 grew=0
 end=$((SECONDS + 60))
 while ((SECONDS < end)); do
@@ -219,6 +223,15 @@ fi
 
 # --- 5. the chained postgres ------------------------------------------------------
 phase "5. postgresql@$PGV-standby started by OnSuccess=, replicates"
+if wait "$WAIT_PID"; then rc=0; else rc=$?; fi
+if ((rc == 0)); then
+	pass "pg-standby wait (started after start --no-block) exits 0 once the copy is complete" "$(tail -n1 "$WAIT_OUT")"
+else
+	fail "pg-standby wait (started after start --no-block) exits 0 once the copy is complete" "exit $rc: $(tail -n3 "$WAIT_OUT")"
+fi
+out=$(pg-standby wait "$PGV-standby" --for streaming --timeout 60s 2>&1)
+rc=$?
+if ((rc == 0)); then pass "pg-standby wait --for streaming exits 0" "$out"; else fail "pg-standby wait --for streaming exits 0" "exit $rc: $out"; fi
 if wait_for 60 is "postgresql@$PGV-standby" ActiveState active; then pass "postgresql@$PGV-standby started by itself"; else fail "postgresql@$PGV-standby started by itself"; fi
 if wait_for 30 bash -c "[[ \$(pg_lsclusters --no-header | awk '\$2==\"standby\"{print \$4}') == online,recovery ]]"; then
 	pass "pg_lsclusters: online,recovery" "$(pg_lsclusters --no-header | awk '$2=="standby"')"

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pg-standby/pg-standby/internal/metrics"
+	"github.com/pg-standby/pg-standby/internal/testpg"
+)
+
+// nodeExporter is Debian's prometheus-node-exporter with only the textfile
+// collector, on a loopback port, run as its package's user. Its textfile
+// directory is root's; the worker writes into its own directory, linked
+// from there (docs/metrics.md, the recommended layout).
+type nodeExporter struct {
+	dir, url  string
+	workerDir string // the worker's metrics directory, postgres'
+}
+
+// link makes root's link to an instance's metrics file.
+func (ne *nodeExporter) link(t *testing.T, instance string) {
+	t.Helper()
+	name := metrics.FileName(instance) + ".prom"
+	if err := os.Symlink(filepath.Join(ne.workerDir, name), filepath.Join(ne.dir, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startNodeExporter(t *testing.T) *nodeExporter {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus-node-exporter")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("prometheus-node-exporter is not installed (scripts/install-deps.sh)")
+		}
+		t.Skip("prometheus-node-exporter is not installed (scripts/install-deps.sh)")
+	}
+	dir, err := os.MkdirTemp("", "pg-standby-textfile-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	workerDir := filepath.Join(dir, "worker")
+	if err := os.Mkdir(workerDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testpg.Chown(t, workerDir) // the worker's, as docs/metrics.md says
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--web.listen-address="+addr, "--collector.disable-defaults",
+		"--collector.textfile", "--collector.textfile.directory="+dir)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if u, err := user.Lookup("prometheus"); err == nil && os.Geteuid() == 0 {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("node_exporter:\n%s", out.String())
+		}
+	})
+	ne := &nodeExporter{dir: dir, url: "http://" + addr + "/metrics", workerDir: workerDir}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, _, err := ne.scrape(); err == nil {
+			return ne
+		} else if time.Now().After(deadline) {
+			t.Fatalf("node_exporter on %s: %v\n%s", addr, err, out.String())
+		}
+	}
+}
+
+// sampleLine is one sample of the text format, without a timestamp.
+var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? ([-+]?[0-9.eE+-]+|NaN|[+-]Inf)$`)
+
+// scrape fetches the metrics and checks every line strictly; it returns
+// the pgstandby_ and node_textfile_ samples by "name{labels}", and their text.
+func (ne *nodeExporter) scrape() (map[string]float64, string, error) {
+	resp, err := http.Get(ne.url)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		return nil, "", fmt.Errorf("scrape: %v %s", err, resp.Status)
+	}
+	samples := map[string]float64{}
+	var ours strings.Builder
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "# HELP ") || strings.HasPrefix(line, "# TYPE ") {
+			if strings.Contains(line, " pgstandby_") {
+				ours.WriteString(line + "\n")
+			}
+			continue
+		}
+		m := sampleLine.FindStringSubmatch(line)
+		if m == nil {
+			return nil, "", fmt.Errorf("not a sample line: %q", line)
+		}
+		if strings.HasPrefix(m[1], "pgstandby_") || strings.HasPrefix(m[1], "node_textfile_") {
+			v, err := strconv.ParseFloat(m[3], 64)
+			if err != nil {
+				return nil, "", fmt.Errorf("%q: %v", line, err)
+			}
+			samples[m[1]+m[2]] = v
+			if strings.HasPrefix(m[1], "pgstandby_") {
+				ours.WriteString(line + "\n")
+			}
+		}
+	}
+	return samples, ours.String(), sc.Err()
+}
+
+// startWait runs pg-standby wait as root, as Ansible would, with env.
+func startWait(t *testing.T, env []string, args ...string) *worker {
+	t.Helper()
+	w := &worker{cmd: exec.Command(binary, append([]string{"wait"}, args...)...)}
+	w.cmd.Env = append(os.Environ(), env...)
+	w.cmd.Stdout, w.cmd.Stderr = &w.output, &w.output
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if w.cmd.ProcessState == nil {
+			w.cmd.Process.Kill()
+			w.cmd.Wait()
+		}
+	})
+	return w
+}
+
+func runWait(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	w := startWait(t, nil, args...)
+	code := w.wait(t)
+	return code, w.output.String()
+}
+
+func addSetting(t *testing.T, dir, line string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(line + "\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWaitAndMetrics: a real backup observed by node_exporter's textfile
+// collector (scraped mid-copy and after) and by pg-standby wait: started
+// before the worker, ready at its end; a timeout mid-copy and before the
+// standby streams; streaming once it does; a failure for good.
+func TestWaitAndMetrics(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		testpg.Require(t)
+		ne := startNodeExporter(t)
+		p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
+		p.Pgbench(t, "-i", "-s", "3", "-q")
+		dir := initInstance(t, p, "--max-rate", "4096")
+		addSetting(t, dir, "pg_standby.metrics_dir = '"+ne.workerDir+"'")
+		inst := `{pg_instance="` + dir + `"}`
+
+		// Live progress from the bus, when the worker publishes there.
+		b := startBus(t)
+		ready := startWait(t, []string{b.Env()}, "--pgdata", dir, "--timeout", "3m")
+		time.Sleep(2 * time.Second)
+		if ready.cmd.ProcessState != nil {
+			t.Fatalf("wait before the worker started ended: %s", ready.output.String())
+		}
+		wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir)
+		ne.link(t, dir)
+
+		var mid map[string]float64
+		var text string
+		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+			s, txt, err := ne.scrape()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s[`pgstandby_backup_phase{pg_instance="`+dir+`",phase="copying"}`] == 1 && s["pgstandby_backup_copied_bytes"+inst] > 0 {
+				mid, text = s, txt
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no copying in the metrics; last scrape:\n%s\nworker:\n%s", txt, wk.output.String())
+			}
+		}
+		t.Logf("scrape mid-copy:\n%s", text)
+		if mid["node_textfile_scrape_error"] != 0 || mid["pgstandby_backup_estimated_bytes"+inst] < 40<<20 ||
+			mid["pgstandby_backup_attempts_total"+inst] != 1 || mid["pgstandby_backup_start_timestamp_seconds"+inst] < float64(time.Now().Add(-time.Minute).Unix()) {
+			t.Errorf("mid-copy metrics wrong:\n%s", text)
+		}
+		if strings.Contains(text, p.Password) || strings.Contains(text, "host=") {
+			t.Errorf("a secret in the metrics:\n%s", text)
+		}
+		fi, err := os.Lstat(mustGlob(t, ne.workerDir))
+		if err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("metrics file: %v %v, want mode 0644", fi, err)
+		}
+
+		code, out := runWait(t, "--pgdata", dir, "--timeout", "2s")
+		t.Logf("wait --timeout 2s mid-copy: exit %d: %s", code, out)
+		if code != exitTimeout || !strings.Contains(out, "timed out after 2s: "+dir+": running") {
+			t.Errorf("wait --timeout 2s mid-copy: exit %d, want %d: %s", code, exitTimeout, out)
+		}
+		if code := wk.wait(t); code != 0 {
+			t.Fatalf("run: %d\n%s", code, wk.output.String())
+		}
+		code = ready.wait(t)
+		t.Logf("wait (for ready) started before the worker: exit %d: %s", code, ready.output.String())
+		if code != exitOK || !strings.Contains(ready.output.String(), dir+": running, attempt 1: copying ") ||
+			!strings.Contains(ready.output.String(), dir+": copied but not starting: postgres is not running") {
+			t.Errorf("wait for ready: exit %d, want 0", code)
+		}
+		after, text, err := ne.scrape()
+		t.Logf("scrape after the backup:\n%s", text)
+		if err != nil || after["node_textfile_scrape_error"] != 0 || after[`pgstandby_backup_phase{pg_instance="`+dir+`",phase="done"}`] != 1 ||
+			after["pgstandby_backup_last_success_timestamp_seconds"+inst] == 0 {
+			t.Errorf("metrics after the backup wrong (%v):\n%s", err, text)
+		}
+
+		code, out = runWait(t, "--pgdata", dir, "--for", "streaming", "--timeout", "3s")
+		t.Logf("wait --for streaming, postgres not started: exit %d: %s", code, out)
+		if code != exitTimeout {
+			t.Errorf("wait --for streaming before postgres: exit %d, want %d", code, exitTimeout)
+		}
+		testpg.StartStandby(t, dir)
+		code, out = runWait(t, "--pgdata", dir, "--for", "streaming", "--timeout", "90s")
+		t.Logf("wait --for streaming: exit %d: %s", code, out)
+		if code != exitOK || !strings.Contains(out, dir+": complete standby, streaming from 127.0.0.1:") {
+			t.Errorf("wait --for streaming: exit %d, want 0: %s", code, out)
+		}
+		// The worker started on a finished standby writes its health.
+		if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
+			t.Fatalf("run on the standby: %d\n%s", code, out)
+		}
+		h, text, _ := ne.scrape()
+		t.Logf("scrape of the finished standby:\n%s", text)
+		if h["pgstandby_standby_streaming"+inst] != 1 || h[`pgstandby_standby_state{pg_instance="`+dir+`",state="standby"}`] != 1 {
+			t.Errorf("health metrics wrong:\n%s", text)
+		}
+
+		// A wrong password: the worker fails for good (78), wait says so.
+		wrong := filepath.Join(testpg.TempDir(t), "wrong")
+		if code, out := runWorker(t, "init", "--pgdata", wrong, "--primary-conninfo", p.ConnString()+" password=wrong", "--port", "1"); code != 0 {
+			t.Fatalf("init: %d\n%s", code, out)
+		}
+		addSetting(t, wrong, "pg_standby.metrics_dir = '"+ne.workerDir+"'")
+		failed := startWait(t, nil, "--pgdata", wrong, "--timeout", "2m")
+		if code, out := runWorker(t, "run", "--pgdata", wrong, "--retries", "0"); code != exitConfig {
+			t.Fatalf("run with a wrong password: %d, want %d\n%s", code, exitConfig, out)
+		}
+		ne.link(t, wrong)
+		start := time.Now()
+		code = failed.wait(t)
+		t.Logf("wait on a failed backup: exit %d after %s: %s", code, time.Since(start).Round(time.Second), failed.output.String())
+		if code != exitFailedState || !strings.Contains(failed.output.String(), "gave up: "+wrong+": backup not started: attempt 1 failed: ") {
+			t.Errorf("wait on a failed backup: exit %d, want %d", code, exitFailedState)
+		}
+		// Root's directory holds root's links only: the worker wrote in its own.
+		entries, _ := os.ReadDir(ne.dir)
+		for _, e := range entries {
+			if e.Name() != "worker" && e.Type() != os.ModeSymlink {
+				t.Errorf("%s in node_exporter's directory is not root's link", e.Name())
+			}
+		}
+		f, text, _ := ne.scrape()
+		if f[`pgstandby_backup_last_failure_info{class="config",pg_instance="`+wrong+`"}`] != 1 ||
+			f[`pgstandby_backup_phase{pg_instance="`+wrong+`",phase="failed"}`] != 1 || f["node_textfile_scrape_error"] != 0 {
+			t.Errorf("metrics of the failed backup wrong:\n%s", text)
+		}
+	})
+}
+
+// mustGlob is the one metrics file in dir.
+func mustGlob(t *testing.T, dir string) string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(dir, "*.prom"))
+	if len(m) != 1 {
+		t.Fatalf("metrics files %q, want one", m)
+	}
+	return m[0]
+}

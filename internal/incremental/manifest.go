@@ -1,0 +1,227 @@
+package incremental
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pg-standby/pg-standby/internal/manifest"
+)
+
+// ManifestFile is one "Files" entry of a manifest this package writes.
+type ManifestFile struct {
+	Path string // relative to the data directory, '/'-separated
+	Size int64
+	// ModTime is written as Last-Modified when set; the server ignores it
+	// in an uploaded manifest, pg_verifybackup does not check it.
+	ModTime   time.Time
+	Algorithm manifest.Algorithm // None: no checksum fields
+	Checksum  []byte
+}
+
+// Manifest is what RenderManifest writes: always version 2 with the system
+// identifier, since the server refuses a version 1 manifest for an
+// incremental backup (basebackup_incremental.c, manifest_process_version)
+// and checks the identifier against its own.
+type Manifest struct {
+	SystemID  uint64
+	Files     []ManifestFile
+	WALRanges []manifest.WALRange
+}
+
+// RenderManifest writes m in the layout of backup_manifest.c and
+// write_manifest.c: one file or WAL range per line, and last the
+// Manifest-Checksum, the SHA-256 of everything before that line.
+func RenderManifest(m *Manifest) ([]byte, error) {
+	if len(m.WALRanges) == 0 {
+		return nil, errors.New("render manifest: no WAL range")
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "{ \"PostgreSQL-Backup-Manifest-Version\": 2,\n\"System-Identifier\": %d,\n\"Files\": [", m.SystemID)
+	seen := make(map[string]bool, len(m.Files))
+	for i, f := range m.Files {
+		if seen[f.Path] {
+			return nil, fmt.Errorf("render manifest: %q listed twice", f.Path)
+		}
+		seen[f.Path] = true
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if err := renderFile(&b, &f); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteString("\n],\n\"WAL-Ranges\": [")
+	for i, r := range m.WALRanges {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "\n{ \"Timeline\": %d, \"Start-LSN\": \"%s\", \"End-LSN\": \"%s\" }", r.Timeline, r.Start, r.End)
+	}
+	b.WriteString("\n],\n")
+	sum := sha256.Sum256(b.Bytes())
+	fmt.Fprintf(&b, "\"Manifest-Checksum\": \"%x\"}\n", sum)
+	return b.Bytes(), nil
+}
+
+func renderFile(b *bytes.Buffer, f *ManifestFile) error {
+	if f.Path == "" || strings.HasPrefix(f.Path, "/") || f.Size < 0 {
+		return fmt.Errorf("render manifest: bad entry %q size %d", f.Path, f.Size)
+	}
+	if f.Algorithm != manifest.None && len(f.Checksum) != f.Algorithm.Size() {
+		return fmt.Errorf("render manifest: %q: %s checksum of %d bytes", f.Path, f.Algorithm, len(f.Checksum))
+	}
+	b.WriteString("\n{ ")
+	if utf8.ValidString(f.Path) {
+		b.WriteString(`"Path": `)
+		writeJSONString(b, f.Path)
+	} else {
+		fmt.Fprintf(b, `"Encoded-Path": "%s"`, hex.EncodeToString([]byte(f.Path)))
+	}
+	fmt.Fprintf(b, `, "Size": %d`, f.Size)
+	if !f.ModTime.IsZero() {
+		fmt.Fprintf(b, `, "Last-Modified": "%s"`, f.ModTime.UTC().Format("2006-01-02 15:04:05 GMT"))
+	}
+	if f.Algorithm != manifest.None {
+		fmt.Fprintf(b, `, "Checksum-Algorithm": "%s", "Checksum": "%s"`, f.Algorithm, hex.EncodeToString(f.Checksum))
+	}
+	b.WriteString(" }")
+	return nil
+}
+
+// writeJSONString quotes s as JSON without HTML escaping (the server's
+// escape_json leaves <, > and & alone; either form parses).
+func writeJSONString(b *bytes.Buffer, s string) {
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)           // a string always encodes
+	b.Truncate(b.Len() - 1) // Encode's newline
+}
+
+// FileEntry reads root/name to describe it in a result manifest: its size,
+// modification time and CRC-32C, computed from the bytes on disk (after
+// reconstruction), never taken from the server.
+func FileEntry(root *os.Root, name string) (ManifestFile, error) {
+	f, err := root.Open(name)
+	if err != nil {
+		return ManifestFile{}, fmt.Errorf("checksum %s: %w", name, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return ManifestFile{}, fmt.Errorf("checksum %s: %w", name, err)
+	}
+	if !st.Mode().IsRegular() {
+		return ManifestFile{}, fmt.Errorf("checksum %s: not a regular file (%v)", name, st.Mode().Type())
+	}
+	h := manifest.CRC32C.NewHash()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return ManifestFile{}, fmt.Errorf("checksum %s: %w", name, err)
+	}
+	return ManifestFile{Path: name, Size: n, ModTime: st.ModTime(), Algorithm: manifest.CRC32C, Checksum: h.Sum(nil)}, nil
+}
+
+// SortFiles orders files by path, as a deterministic manifest wants.
+func SortFiles(files []ManifestFile) {
+	slices.SortFunc(files, func(a, b ManifestFile) int { return strings.Compare(a.Path, b.Path) })
+}
+
+// MaxBackupLabel bounds the backup_label read: the server writes a few
+// hundred bytes.
+const MaxBackupLabel = 64 << 10
+
+// Lines an incremental backup_label has and a full one must not: postgres
+// refuses to start from a backup_label that has them (xlogrecovery.c,
+// read_backup_label).
+var incrementalLabelLines = []string{"INCREMENTAL FROM LSN: ", "INCREMENTAL FROM TLI: "}
+
+// StripIncrementalLabel returns backup_label's content without the
+// INCREMENTAL FROM lines, as pg_combinebackup's write_backup_label does;
+// every other line is kept byte for byte.
+func StripIncrementalLabel(label []byte) ([]byte, error) {
+	if len(label) > MaxBackupLabel {
+		return nil, fmt.Errorf("backup_label of %d bytes: more than %d", len(label), MaxBackupLabel)
+	}
+	var out bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(label))
+	sc.Split(scanLinesKeepEOL)
+	for sc.Scan() {
+		line := sc.Text()
+		drop := false
+		for _, p := range incrementalLabelLines {
+			drop = drop || strings.HasPrefix(line, p)
+		}
+		if !drop {
+			out.WriteString(line)
+		}
+	}
+	return out.Bytes(), sc.Err()
+}
+
+// scanLinesKeepEOL is bufio.ScanLines keeping the "\n".
+func scanLinesKeepEOL(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i+1], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// Listable says whether a file of the data directory may be listed in an
+// uploaded manifest, i.e. kept from a prior attempt and patched by an
+// increment: a relation segment (base/<db>/, global/ or
+// pg_tblspc/<spc>/<version dir>/<db>/, named <relfilenode>[_init][.<segno>])
+// of the main or init fork. Every other file comes whole anyway; the FSM fork
+// always comes whole (basebackup_incremental.c, GetFileBackupMethod); and the
+// visibility map fork is left out on purpose: PostgreSQL 17/18 do not
+// register the VM buffer when a heap change clears a VM bit, so the WAL
+// summary misses that block and an increment would keep a stale all-visible
+// bit (pgsql-hackers, "Why clearing the VM doesn't require registering vm
+// buffer in wal record", 2026). Sending the VM whole costs one 8 kB page per
+// 256 MB of heap.
+func Listable(p string) bool {
+	parts := strings.Split(p, "/")
+	switch {
+	case len(parts) == 2 && parts[0] == "global":
+	case len(parts) == 3 && parts[0] == "base" && isOID(parts[1]):
+	case len(parts) == 5 && parts[0] == "pg_tblspc" && isOID(parts[1]) && strings.HasPrefix(parts[2], "PG_") && isOID(parts[3]):
+	default:
+		return false
+	}
+	name := parts[len(parts)-1]
+	if i := strings.IndexByte(name, '.'); i >= 0 {
+		if !isOID(name[i+1:]) {
+			return false
+		}
+		name = name[:i]
+	}
+	name = strings.TrimSuffix(name, "_init")
+	return isOID(name)
+}
+
+// isOID: a non-empty decimal number without a leading zero, as relfilenodes,
+// database and tablespace OIDs and segment numbers are written.
+func isOID(s string) bool {
+	if s == "" || len(s) > 10 || s[0] == '0' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

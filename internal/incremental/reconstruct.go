@@ -1,0 +1,153 @@
+package incremental
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+)
+
+// IncrementalPrefix starts the base name of an incremental file in the
+// archive: dir/INCREMENTAL.<name> stands for dir/<name>.
+const IncrementalPrefix = "INCREMENTAL."
+
+// TargetName maps a member name to the file it reconstructs: ok is false when
+// the member is not an incremental file.
+func TargetName(member string) (target string, ok bool) {
+	dir, base := path.Split(member)
+	rest, ok := strings.CutPrefix(base, IncrementalPrefix)
+	if !ok || rest == "" {
+		return "", false
+	}
+	return dir + rest, true
+}
+
+// ErrNoPrior says the file to reconstruct is not in the data directory (or is
+// not a regular file): the increment cannot be applied, and the attempt must
+// fall back to a full copy of that file.
+var ErrNoPrior = errors.New("no prior file to apply the increment to")
+
+// Result is what a reconstruction did.
+type Result struct {
+	Size       int64 // the reconstructed file's size
+	PriorSize  int64 // the prior file's size
+	Received   int   // blocks written from the increment
+	Kept       int   // blocks kept from the prior file
+	ZeroFilled int   // blocks that are zero (past the prior file, not sent)
+}
+
+// Rebuilder reconstructs one file in place: it opens the prior file
+// root/name, and, fed the increment through its Decoder, applies
+// pg_combinebackup's rule (reconstruct.c) without a second copy of the file:
+//
+//   - the result has Header.Length() blocks;
+//   - a block sent in the increment is the increment's;
+//   - else a block below both the truncation length and the prior file's
+//     length (in whole blocks) is the prior file's;
+//   - else it is zeros.
+//
+// It does so by cutting the prior file to min(prior blocks, truncation
+// length), extending it to the result's length (the kernel zero-fills), and
+// writing the sent blocks at their offsets; Close fsyncs.
+//
+// Crash safety is the caller's: from the first Write the file is neither the
+// prior version nor the result, so before creating a Rebuilder the caller
+// must durably record that name is incomplete (resume.Journal.Forget), and
+// only after Close returns nil may it record it complete again
+// (resume.Journal.Complete). A kill at any moment then leaves the file either
+// unlisted (and sent whole by the next attempt) or correct.
+type Rebuilder struct {
+	*Decoder
+	f     *os.File
+	name  string
+	p     Params
+	res   Result
+	ready bool
+}
+
+// NewRebuilder opens root/name for reconstruction from an increment of size
+// bytes (the member's size; -1 when unknown). root confines the open to the
+// data directory (os.Root refuses paths and links leading out of it).
+func NewRebuilder(root *os.Root, name string, size int64, p Params) (*Rebuilder, error) {
+	f, err := root.OpenFile(name, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reconstruct %s: %w", name, ErrNoPrior)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reconstruct %s: %w", name, err)
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("%w: %s is a %v", ErrNoPrior, name, st.Mode().Type())
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reconstruct %s: %w", name, err)
+	}
+	r := &Rebuilder{f: f, name: name, p: p, res: Result{PriorSize: st.Size()}}
+	if r.Decoder, err = NewDecoder(p, IncrementalPrefix+path.Base(name), size, r); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Header (the Sink side) cuts and extends the file before any block lands.
+func (r *Rebuilder) Header(h *Header) error {
+	bs := int64(r.p.BlockSize)
+	keep := min(uint32(r.res.PriorSize/bs), h.TruncationBlocks)
+	length := h.Length()
+	if r.res.PriorSize != int64(keep)*bs {
+		if err := r.f.Truncate(int64(keep) * bs); err != nil {
+			return fmt.Errorf("reconstruct %s: cut to %d blocks: %w", r.name, keep, err)
+		}
+	}
+	if length != keep {
+		if err := r.f.Truncate(int64(length) * bs); err != nil {
+			return fmt.Errorf("reconstruct %s: extend to %d blocks: %w", r.name, length, err)
+		}
+	}
+	r.res.Size = int64(length) * bs
+	r.res.Received = len(h.Blocks)
+	r.res.Kept = int(keep)
+	for _, b := range h.Blocks {
+		if b < keep {
+			r.res.Kept--
+		}
+	}
+	r.res.ZeroFilled = int(length) - r.res.Kept - r.res.Received
+	r.ready = true
+	return nil
+}
+
+// Block (the Sink side) writes one sent block at its offset.
+func (r *Rebuilder) Block(blkno uint32, data []byte) error {
+	if _, err := r.f.WriteAt(data, int64(blkno)*int64(r.p.BlockSize)); err != nil {
+		return fmt.Errorf("reconstruct %s: write block %d: %w", r.name, blkno, err)
+	}
+	return nil
+}
+
+// Close checks the increment was complete, fsyncs and closes the file. Only
+// a nil error means the file is the reconstructed one, durably.
+func (r *Rebuilder) Close() (Result, error) {
+	err := r.Decoder.Close()
+	if err == nil {
+		if err = r.f.Sync(); err != nil {
+			err = fmt.Errorf("reconstruct %s: fsync: %w", r.name, err)
+		}
+	}
+	if cerr := r.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("reconstruct %s: close: %w", r.name, cerr)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return r.res, nil
+}
+
+// Abort closes the file after a failure; the file is torn and must stay
+// unlisted.
+func (r *Rebuilder) Abort() { r.f.Close() }
