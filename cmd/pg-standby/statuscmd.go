@@ -375,13 +375,7 @@ func jobLine(attempt int, j *jobStatus) string {
 
 // oneLineError makes a recorded error one bounded line (fitLine cuts it
 // to a terminal's width).
-func oneLineError(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > 500 {
-		s = string(r[:500]) + "…"
-	}
-	return s
-}
+func oneLineError(s string) string { return printable.OneLine(s, 500) }
 
 // fitLine cuts a line to the terminal's width when stdout is a terminal.
 func fitLine(s string) string {

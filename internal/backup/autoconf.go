@@ -2,14 +2,11 @@ package backup
 
 import (
 	"fmt"
-	"hash"
 	"log/slog"
 	"strings"
 
 	"github.com/pg-standby/pg-standby/internal/basebackup"
-	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/instance"
-	"github.com/pg-standby/pg-standby/internal/manifest"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/tarstream"
 )
@@ -75,24 +72,22 @@ func sanitizeAutoConf(data []byte, keep bool) ([]byte, []string, error) {
 	return []byte(strings.Join(lines, "")), disabled, nil
 }
 
-// autoConfFilter is the stage between the tar parser and the writer of the
-// base archive that rewrites postgresql.auto.conf before it is written, so the
-// primary's version never lands on disk. The manifest describes what the
-// primary sent, so the file is recorded with the original size and checksum.
+// autoConfFilter is the stage of the base archive's chain that rewrites
+// postgresql.auto.conf before it is written, so the primary's version never
+// lands on disk. It sits behind the checksum stage: the manifest describes
+// what the primary sent.
 type autoConfFilter struct {
-	next    tarstream.Stage
-	res     *extract.Result
-	newHash func() hash.Hash
-	keep    bool
-	log     *slog.Logger
+	next tarstream.Stage
+	keep bool
+	log  *slog.Logger
 
 	in     bool
 	member tarstream.Member
 	buf    []byte
 }
 
-func newAutoConfFilter(next tarstream.Stage, res *extract.Result, newHash func() hash.Hash, keep bool, log *slog.Logger) *autoConfFilter {
-	return &autoConfFilter{next: next, res: res, newHash: newHash, keep: keep, log: log}
+func newAutoConfFilter(next tarstream.Stage, keep bool, log *slog.Logger) *autoConfFilter {
+	return &autoConfFilter{next: next, keep: keep, log: log}
 }
 
 // Write implements tarstream.Stage.
@@ -139,17 +134,7 @@ func (a *autoConfFilter) emit() error {
 			return err
 		}
 	}
-	if err := a.next.Write(tarstream.Trailer, &m, nil); err != nil {
-		return err
-	}
-	obs := manifest.Observed{Size: a.member.Size}
-	if a.newHash != nil {
-		h := a.newHash()
-		h.Write(a.buf)
-		obs.Checksum = h.Sum(nil)
-	}
-	a.res.Files[instance.AutoConf] = obs
-	return nil
+	return a.next.Write(tarstream.Trailer, &m, nil)
 }
 
 // Close implements tarstream.Stage: a member cut short is the parser's to report.

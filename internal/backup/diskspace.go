@@ -40,7 +40,7 @@ type filesystem struct {
 // plus the WAL floor on the data directory's) with what is free there plus
 // what a retry overwrites in place (files already written: the writer
 // rewrites them where they are). A shortfall is refused with the figures.
-func (b *attempt) checkSpace(start basebackup.Start) error {
+func (b *attempt) checkSpace(start basebackup.Started) error {
 	var targets []target
 	for _, ts := range start.Tablespaces {
 		if ts.SizeKB < 0 {

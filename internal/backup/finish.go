@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"slices"
@@ -15,16 +16,18 @@ import (
 	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
+	"github.com/pg-standby/pg-standby/internal/walstream"
 )
 
 // verify checks every file written (and every kept file's streamed bytes)
 // against the manifest, and the streamed WAL against its WAL ranges.
-func (b *attempt) verify(s *stream, kept []string) error {
-	if _, err := s.man.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("read back %s: %w", manifestSpool, err)
+func (b *attempt) verify(t *dest, recv *walstream.Receiver) error {
+	r, err := t.man.reader()
+	if err != nil {
+		return err
 	}
 	// Files are checked as they are parsed: only the set of paths is kept.
-	m, mismatch, err := manifest.VerifyReader(io.LimitReader(s.man, s.manLen), s.res.Files, nil)
+	m, mismatch, err := manifest.VerifyReader(r, t.res.Files, nil)
 	if err != nil {
 		return fmt.Errorf("backup manifest from the primary: %w", err)
 	}
@@ -34,18 +37,12 @@ func (b *attempt) verify(s *stream, kept []string) error {
 	if mismatch != nil {
 		return fmt.Errorf("what was written does not match the backup manifest: %w", mismatch)
 	}
-	from, to := s.recv.Ranges()
-	mf, mt := map[uint32]manifest.LSN{}, map[uint32]manifest.LSN{}
-	for tli, l := range from {
-		mf[tli] = manifest.LSN(l)
+	// CheckWAL's error says "streamed WAL does not cover the backup" itself.
+	from, to := recv.Ranges()
+	if err := manifest.CheckWAL(m, from, to); err != nil {
+		return err
 	}
-	for tli, l := range to {
-		mt[tli] = manifest.LSN(l)
-	}
-	if err := manifest.CheckWAL(m, mf, mt); err != nil {
-		return fmt.Errorf("streamed WAL does not cover the backup: %w", err)
-	}
-	b.log.Info("manifest verified", "files", m.NumFiles, "kept_local", strings.Join(kept, ","))
+	b.log.Info("manifest verified", "files", m.NumFiles, "kept_local", strings.Join(b.kept, ","))
 	return nil
 }
 
@@ -54,46 +51,74 @@ func (b *attempt) verify(s *stream, kept []string) error {
 // renamed to backup_manifest, the name pg_basebackup gives it.
 const manifestSpool = instance.Manifest + ".pg-standby"
 
-func (s *stream) spoolManifest() error {
-	f, err := s.root.OpenFile(manifestSpool, os.O_RDWR|os.O_CREATE|os.O_TRUNC, s.b.fileMode)
+// spool is the manifest on its way: created at its start, read back to be
+// verified, then committed as backup_manifest or dropped.
+type spool struct {
+	root *os.Root
+	mode os.FileMode
+	log  *slog.Logger
+	f    *os.File
+	n    int64
+}
+
+func (s *spool) create() error {
+	f, err := s.root.OpenFile(manifestSpool, os.O_RDWR|os.O_CREATE|os.O_TRUNC, s.mode)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", manifestSpool, err)
 	}
-	s.man = f
+	s.f = f
 	return nil
 }
 
-// durableManifest makes the verified manifest backup_manifest: fsynced
-// before the rename, the directory synced later with the others (syncDirs).
-func durableManifest(root *os.Root, s *stream) error {
-	if err := s.man.Sync(); err != nil {
+// Write implements io.Writer for basebackup's manifest data.
+func (s *spool) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	s.n += int64(n)
+	if err != nil {
+		return n, fmt.Errorf("write %s: %w", manifestSpool, err)
+	}
+	return n, nil
+}
+
+func (s *spool) reader() (io.Reader, error) {
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("read back %s: %w", manifestSpool, err)
+	}
+	return io.LimitReader(s.f, s.n), nil
+}
+
+// commit makes the verified manifest backup_manifest: fsynced before the
+// rename, the directory synced later with the others (syncDirs).
+func (s *spool) commit() error {
+	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", manifestSpool, err)
 	}
-	if err := s.man.Close(); err != nil {
+	if err := s.f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", manifestSpool, err)
 	}
-	s.man = nil
-	if err := root.Rename(manifestSpool, instance.Manifest); err != nil {
+	s.f = nil
+	if err := s.root.Rename(manifestSpool, instance.Manifest); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", manifestSpool, instance.Manifest, err)
 	}
 	return nil
 }
 
-// dropManifest removes the spool of an attempt that did not get as far as
-// durableManifest; the next attempt receives the manifest anew.
-func (s *stream) dropManifest() {
-	if s.man == nil {
+// drop removes the spool of an attempt that did not get as far as commit;
+// the next attempt receives the manifest anew.
+func (s *spool) drop() {
+	if s.f == nil {
 		return
 	}
-	s.man.Close()
-	s.man = nil
+	s.f.Close()
+	s.f = nil
 	if err := s.root.Remove(manifestSpool); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		s.b.log.Warn("could not remove the manifest spool of a failed attempt", "path", manifestSpool, "error", err)
+		s.log.Warn("could not remove the manifest spool of a failed attempt", "path", manifestSpool, "error", err)
 	}
 }
 
 // prune removes what earlier attempts left that this backup does not have.
-func (b *attempt) prune(s *stream, kept []string) ([]string, error) {
+func (b *attempt) prune(t *dest) ([]string, error) {
+	kept := b.kept
 	keepBase := func(p string, isDir bool) bool {
 		switch p {
 		case instance.BackupSignal, instance.BackupSignal + ".pg-standby", instance.Manifest, manifestSpool, instance.PgControlPending, "pg_wal":
@@ -110,12 +135,12 @@ func (b *attempt) prune(s *stream, kept []string) ([]string, error) {
 		}
 		return false
 	}
-	removed, err := extract.Prune(s.root, "", s.res, keepBase)
+	removed, err := extract.Prune(t.root, "", t.res, keepBase)
 	if err != nil {
 		return nil, err
 	}
-	for _, sp := range s.spaces {
-		r, err := extract.Prune(sp.root, sp.link+"/", s.res, nil)
+	for _, sp := range t.spaces {
+		r, err := extract.Prune(sp.root, sp.link+"/", t.res, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -128,18 +153,18 @@ func (b *attempt) prune(s *stream, kept []string) ([]string, error) {
 }
 
 // syncDirs fsyncs every directory the backup wrote entries into.
-func syncDirs(s *stream) error {
-	if err := durable.SyncDir(s.root, "."); err != nil {
+func (t *dest) syncDirs() error {
+	if err := durable.SyncDir(t.root, "."); err != nil {
 		return err
 	}
-	for _, sp := range s.spaces {
+	for _, sp := range t.spaces {
 		if err := durable.SyncDir(sp.root, "."); err != nil {
 			return err
 		}
 	}
-	for d := range s.res.Dirs {
-		root, name := s.root, d
-		for _, sp := range s.spaces {
+	for d := range t.res.Dirs {
+		root, name := t.root, d
+		for _, sp := range t.spaces {
 			if rest, ok := strings.CutPrefix(d, sp.link+"/"); ok {
 				root, name = sp.root, rest
 			}

@@ -4,7 +4,6 @@ import (
 	"log/slog"
 
 	"github.com/pg-standby/pg-standby/internal/instance"
-
 	"github.com/pg-standby/pg-standby/internal/progress"
 )
 
@@ -35,6 +34,11 @@ type Options struct {
 	// DirectIO writes file contents with O_DIRECT (the default, nil) or,
 	// when false, through the page cache.
 	DirectIO *bool
+	// Tune, if set, is called as the copy starts, with the server-side
+	// compression method ("" for none); what it returns is called when the
+	// copy ends. The command sets process-wide state there (GOMAXPROCS, the
+	// memory limit): the library sets none.
+	Tune func(compression string) (restore func())
 	// CopyOnly ends with a bare copy, as pg_basebackup leaves one: pg_control
 	// made visible last and basebackup.signal removed, but no standby
 	// configuration written (a caller such as Patroni writes its own).

@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"log/slog"
 	"os"
 	"path"
-	"runtime"
-	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -30,209 +28,362 @@ import (
 	"github.com/pg-standby/pg-standby/internal/walstream"
 )
 
-// stream is the basebackup.Handler: it demultiplexes the COPY stream, builds
-// a chain per archive (parser → writer), and collects the manifest.
-type stream struct {
-	b       *attempt
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	root    *os.Root
-	cfg     *extract.Config
-	res     *extract.Result
-	walConn *pgconn.PgConn
-
-	start    basebackup.Start
-	spaces   []*space
-	archives map[string]bool
-	chain    io.WriteCloser
-	method   string // server-side compression, "" for none
-	inMan    bool
-	man      *os.File // the manifest as it arrives, spooled to manifestSpool
-	manLen   int64
-	manBound int64 // set at the manifest's start, when every file has been sent
-
-	recorded bool // this attempt's count is in basebackup.signal
-
-	recv    *walstream.Receiver
-	walDone chan error
+// copy streams the backup and WAL, then verifies, syncs and hands over:
+// BASE_BACKUP starts, the tablespaces are claimed and the attempt recorded,
+// then the archives stream.
+func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Result, error) {
+	root, err := os.OpenRoot(b.in.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open data directory: %w", err)
+	}
+	defer root.Close()
+	opts, newHash, err := b.backupOptions()
+	if err != nil {
+		return nil, err
+	}
+	t, err := b.newTarget(root, opts.Compression, newHash)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	if b.opt.Tune != nil {
+		defer b.opt.Tune(opts.Compression)()
+	}
+	b.opt.Progress.SetPhase(progress.Checkpoint)
+	bk, err := basebackup.Start(ctx, main, opts)
+	if err != nil {
+		return nil, stopped(ctx, err)
+	}
+	b.started = &bk.Started
+	if err := b.claim(t, bk.Started); err != nil {
+		return nil, stopped(ctx, err)
+	}
+	if err := b.recordAttempt(root); err != nil {
+		return nil, stopped(ctx, err)
+	}
+	res, err := b.receive(ctx, t, bk, walConn)
+	if err != nil {
+		b.recordFailure(root, err)
+		return nil, err
+	}
+	return res, nil
 }
 
-// Started claims the tablespaces, resets what an earlier attempt left, and
-// starts WAL streaming from the backup's start.
-func (s *stream) Started(start basebackup.Start) error {
-	s.start = start
-	s.b.started = &start
-	// Locations are checked before the space they offer is counted: a
-	// refused one (the root directory, another cluster's) is never walked.
-	spaces, err := s.b.planTablespaces(s.root, start.Tablespaces)
+// stopped is err or, once ctx ended, why it ended (a stop, or WAL streaming
+// that failed): what failed then was only the connection closed to cancel.
+func stopped(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		return cause
+	}
+	return err
+}
+
+// backupOptions are the BASE_BACKUP options of this attempt, and the hash
+// its manifest checksums use (nil for none).
+func (b *attempt) backupOptions() (basebackup.Options, func() hash.Hash, error) {
+	alg, err := manifest.ParseAlgorithm(b.opt.ManifestChecksums)
+	if err != nil {
+		return basebackup.Options{}, nil, configErr("manifest checksums: %w", err)
+	}
+	opts := basebackup.Options{
+		Label: b.label(), Checkpoint: b.opt.Checkpoint, ManifestChecksums: alg.String(), MaxRateKB: max(b.opt.MaxRateKB, 0), // NoMaxRate: none
+	}
+	if method, detail, _ := strings.Cut(b.opt.Compression, ":"); method != "" && method != "none" {
+		opts.Compression, opts.CompressionDetail = method, detail
+	}
+	if alg == manifest.None {
+		return opts, nil, nil
+	}
+	return opts, alg.NewHash, nil
+}
+
+// claim checks and claims the tablespace locations the server listed.
+// Locations are checked before the space they offer is counted: a refused
+// one (the root directory, another cluster's) is never walked.
+func (b *attempt) claim(t *dest, start basebackup.Started) error {
+	spaces, err := b.planTablespaces(t.root, start.Tablespaces)
 	if err != nil {
 		return err
 	}
-	if err := s.b.checkSpace(start); err != nil {
+	if err := b.checkSpace(start); err != nil {
 		return err
 	}
-	if err := s.b.claimTablespaces(s.root, spaces); err != nil {
+	if err := b.claimTablespaces(t.root, spaces); err != nil {
 		return err
 	}
-	s.spaces = spaces
-	if len(spaces) == 0 {
-		s.b.useSyncfs(s.cfg.Syncer)
-	}
+	t.spaces = spaces
 	for _, sp := range spaces {
-		s.res.Links[sp.link] = sp.local
+		t.res.Links[sp.link] = sp.local
 	}
-	// First write of this attempt: record what the instance keeps and count it.
-	s.b.pending.Recorded, s.b.pending.Keep, s.b.pending.Written = true, s.b.kept, true
-	s.b.pending.Attempts++
-	s.b.opt.Progress.Attempt.Store(int64(s.b.pending.Attempts))
-	if err := instance.WritePending(s.root, s.b.pending, s.b.fileMode); err != nil {
-		return err
+	if len(spaces) == 0 {
+		b.useSyncfs(t.cfg.Syncer)
 	}
-	s.recorded = true
-	if err := resetForAttempt(s.root); err != nil {
-		return err
+	return nil
+}
+
+// recordAttempt is the attempt's first write: it records in basebackup.signal
+// what the instance keeps, and counts the attempt.
+func (b *attempt) recordAttempt(root *os.Root) error {
+	b.pending.Recorded, b.pending.Keep, b.pending.Written = true, b.kept, true
+	b.pending.Attempts++
+	b.opt.Progress.Attempt.Store(int64(b.pending.Attempts))
+	return instance.WritePending(root, b.pending, b.fileMode)
+}
+
+// recordFailure records the failure of an attempt that wrote in
+// basebackup.signal, for pg-standby status when no worker runs.
+func (b *attempt) recordFailure(root *os.Root, err error) {
+	b.pending.LastError, b.pending.LastFailure = failureText(err), time.Now()
+	if werr := instance.WritePending(root, b.pending, b.fileMode); werr != nil {
+		b.log.Warn("could not record the failure in "+instance.BackupSignal, "error", werr)
 	}
-	walDir, err := s.root.OpenRoot("pg_wal")
+}
+
+// receive streams the archives into t with WAL beside them, then finishes.
+func (b *attempt) receive(ctx context.Context, t *dest, bk *basebackup.Backup, walConn *pgconn.PgConn) (*Result, error) {
+	if err := resetForAttempt(t.root); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w, err := b.startWAL(ctx, cancel, t.root, walConn, bk.Started)
 	if err != nil {
-		return fmt.Errorf("open pg_wal: %w", err)
+		return nil, err
 	}
-	s.recv = walstream.New(s.walConn, walstream.Options{
-		Dir: walDir, FileMode: s.b.fileMode, SegmentSize: s.b.segSize, Slot: s.b.slotForWAL(),
-	})
-	s.walDone = make(chan error, 1)
+	defer func() {
+		if w.done != nil {
+			cancel(errors.New("backup ended"))
+			<-w.done
+		}
+	}()
+	b.reportStart(bk.Started, len(t.spaces))
+	end, err := bk.Stream(ctx, t)
+	if ferr := t.files.Close(); err == nil {
+		err = ferr
+	}
+	if n, first := t.files.Refused(); n > 0 {
+		b.log.Info("the filesystem refused direct I/O; those files were written through the page cache", "files", n, "first", first)
+	}
+	if err != nil {
+		return nil, stopped(ctx, err)
+	}
+	if err := b.waitWAL(w, end); err != nil {
+		return nil, err
+	}
+	return b.finish(ctx, t, w.recv, bk.Started, end)
+}
+
+// walRun is the WAL receiver running beside the archives; done is nil once
+// its result was taken.
+type walRun struct {
+	recv *walstream.Receiver
+	done chan error
+}
+
+// startWAL streams WAL from the backup's start into pg_wal; a failure
+// cancels the attempt with its cause.
+func (b *attempt) startWAL(ctx context.Context, cancel context.CancelCauseFunc, root *os.Root, conn *pgconn.PgConn, start basebackup.Started) (*walRun, error) {
+	walDir, err := root.OpenRoot("pg_wal")
+	if err != nil {
+		return nil, fmt.Errorf("open pg_wal: %w", err)
+	}
+	w := &walRun{done: make(chan error, 1), recv: walstream.New(conn, walstream.Options{
+		Dir: walDir, FileMode: b.fileMode, SegmentSize: b.segSize, Slot: b.slotForWAL(),
+	})}
 	go func() {
 		defer walDir.Close()
-		err := s.recv.Run(s.ctx, start.Timeline, start.LSN)
+		err := w.recv.Run(ctx, start.Timeline, start.LSN)
 		if err != nil {
-			s.cancel(fmt.Errorf("WAL streaming failed: %w", err))
+			cancel(fmt.Errorf("WAL streaming failed: %w", err))
 		}
-		s.walDone <- err
+		w.done <- err
 	}()
+	return w, nil
+}
+
+// waitWAL waits for the WAL up to the backup's end.
+func (b *attempt) waitWAL(w *walRun, end basebackup.End) error {
+	b.opt.Progress.EndLSN.Store(uint64(end.LSN))
+	b.opt.Progress.SetPhase(progress.WaitingWAL)
+	b.log.Info("archives received; waiting for WAL up to the end position", "end_lsn", end.LSN.String())
+	w.recv.Stop(end.LSN)
+	err := <-w.done
+	w.done = nil
+	if err != nil {
+		return fmt.Errorf("WAL streaming failed: %w", err)
+	}
+	b.opt.Progress.WALTo.Store(uint64(w.recv.Flushed()))
+	return nil
+}
+
+func (b *attempt) reportStart(start basebackup.Started, spaces int) {
 	var total int64
 	for _, ts := range start.Tablespaces {
 		if ts.SizeKB > 0 {
 			total += ts.SizeKB * 1024
 		}
 	}
-	s.b.opt.Progress.Total.Store(total)
-	s.b.opt.Progress.StartLSN.Store(uint64(start.LSN))
-	s.b.opt.Progress.SetPhase(progress.Copying)
-	s.b.log.Info("backup started", "start_lsn", start.LSN.String(), "timeline", start.Timeline,
-		"tablespaces", len(spaces), "estimated_bytes", total)
-	return nil
+	b.opt.Progress.Total.Store(total)
+	b.opt.Progress.StartLSN.Store(uint64(start.LSN))
+	b.opt.Progress.SetPhase(progress.Copying)
+	b.log.Info("backup started", "start_lsn", start.LSN.String(), "timeline", start.Timeline,
+		"tablespaces", spaces, "estimated_bytes", total)
 }
 
-// Message routes one CopyData message.
-func (s *stream) Message(m basebackup.Message) error {
-	switch m := m.(type) {
-	case basebackup.Data:
-		if s.inMan {
-			if s.manLen+int64(len(m.Bytes)) > s.manBound {
-				return &manifest.FormatError{Err: fmt.Errorf("backup manifest from the primary: more than %d bytes, "+
-					"more than any PostgreSQL server writes for the %d files it sent: a broken or hostile server", s.manBound, len(s.res.Files))}
-			}
-			if _, err := s.man.Write(m.Bytes); err != nil {
-				return fmt.Errorf("write %s: %w", manifestSpool, err)
-			}
-			s.manLen += int64(len(m.Bytes))
-			return nil
-		}
-		if s.chain == nil {
-			return basebackup.Violation("archive data before any archive started")
-		}
-		_, err := s.chain.Write(m.Bytes)
+// finish verifies the copy against the manifest, prunes, syncs and hands
+// the directory over as a standby.
+func (b *attempt) finish(ctx context.Context, t *dest, recv *walstream.Receiver, start basebackup.Started, end basebackup.End) (*Result, error) {
+	b.opt.Progress.SetPhase(progress.Verifying)
+	if err := b.verify(t, recv); err != nil {
+		return nil, err
+	}
+	if err := t.man.commit(); err != nil {
+		return nil, err
+	}
+	removed, err := b.prune(t)
+	if err != nil {
+		return nil, err
+	}
+	b.opt.Progress.SetPhase(progress.Syncing)
+	if err := t.cfg.Syncer.Wait(); err != nil {
+		return nil, err
+	}
+	if err := t.syncDirs(); err != nil {
+		return nil, err
+	}
+	if err := b.handover(ctx, t.root); err != nil {
+		return nil, err
+	}
+	b.opt.Progress.SetPhase(progress.Done)
+	var bytes int64
+	for _, f := range t.res.Files {
+		bytes += f.Size
+	}
+	return &Result{
+		Primary: replconn.Address(b.connCfg), SystemID: b.sys.SystemID, Start: start.LSN, End: end.LSN, Timeline: end.Timeline,
+		Files: len(t.res.Files), Bytes: bytes, Written: b.opt.Progress.Written.Load(), Unchanged: b.opt.Progress.Unchanged.Load(),
+		Removed: removed, Kept: b.kept,
+	}, nil
+}
+
+func (b *attempt) handover(ctx context.Context, root *os.Root) error {
+	b.opt.Progress.SetPhase(progress.Handover)
+	if b.opt.CopyOnly {
+		return finishCopyOnly(root)
+	}
+	if err := b.adjustAutoConf(ctx, root); err != nil {
 		return err
-	case basebackup.NewArchive:
-		if s.inMan {
-			return basebackup.Violation("an archive after the manifest")
-		}
-		if err := s.closeChain(); err != nil {
+	}
+	if b.in.Debian == nil {
+		if err := instance.EnsureAuthFiles(root, b.conf, b.fileMode, b.log); err != nil {
 			return err
 		}
-		return s.openChain(m)
-	case basebackup.ManifestStart:
-		if s.inMan {
-			return basebackup.Violation("a second manifest")
-		}
-		s.inMan = true
-		if err := s.closeChain(); err != nil {
-			return err
-		}
-		s.manBound = manifestBound(s.res)
-		return s.spoolManifest()
 	}
-	return nil
+	return instance.Handover(root, b.fileMode, b.log)
 }
 
-// copyMemoryLimit is the Go runtime's soft memory limit while copying
-// (issue 13: peak RSS ≤ 32 MiB on every shape).
-const copyMemoryLimit = 20 << 20
-
-// manifestBound is the most manifest a server writes for the files sent: the
-// manifest comes after the last archive.
-func manifestBound(res *extract.Result) int64 {
-	var pathBytes int64
-	for p := range res.Files {
-		pathBytes += int64(len(p))
-	}
-	return manifest.SizeBound(len(res.Files), pathBytes)
+// dest is where one attempt's archives go: the data directory, the
+// tablespace locations, and what the chains saw. It is the
+// basebackup.Receiver of the stream.
+type dest struct {
+	root     *os.Root
+	spaces   []*space
+	cfg      *extract.Config
+	res      *extract.Result
+	files    *directio.Queue
+	progress *progress.Tracker // counts the Streamed bytes
+	man      *spool
+	method   string // server-side compression, "" for none
+	newHash  func() hash.Hash
+	// keep reports manifest paths whose local copy the instance keeps.
+	keep        func(string) bool
+	keepPrimary bool
+	log         *slog.Logger
 }
 
-func (s *stream) closeChain() error {
-	if s.chain == nil {
-		return nil
+// newTarget makes the shared parts of every chain: the syncer and the
+// direct-I/O queue the writers hand file contents to.
+func (b *attempt) newTarget(root *os.Root, method string, newHash func() hash.Hash) (*dest, error) {
+	syncer := durable.NewSyncer(b.opt.SyncWorkers, 0)
+	files, err := directio.NewQueue(directio.Config{
+		Buffered: b.opt.DirectIO != nil && !*b.opt.DirectIO, Finished: syncer.Sync,
+		Written: &b.opt.Progress.Written, Unchanged: &b.opt.Progress.Unchanged,
+	})
+	if err != nil {
+		syncer.Wait()
+		return nil, err
 	}
-	c := s.chain
-	s.chain = nil
-	return c.Close()
+	kept := b.kept
+	return &dest{
+		root: root, res: extract.NewResult(), files: files, progress: b.opt.Progress,
+		cfg:    &extract.Config{FileMode: b.fileMode, DirMode: b.dirMode, Files: files, Syncer: syncer},
+		man:    &spool{root: root, mode: b.fileMode, log: b.log},
+		method: method, newHash: newHash, keepPrimary: b.keepPrimary, log: b.log,
+		// basebackup.signal is this instance's lock-free state: never the primary's.
+		keep: func(p string) bool {
+			return p == instance.BackupSignal || slices.Contains(kept, p) || inKeptDir(kept, p)
+		},
+	}, nil
 }
 
-// openChain checks an archive's name against the tablespace list and builds
-// its chain back to front: writer, then tar parser.
-func (s *stream) openChain(m basebackup.NewArchive) error {
-	if s.archives[m.Name] {
-		return basebackup.Violation("archive %q sent twice", m.Name)
+func (t *dest) close() {
+	t.man.drop()
+	for _, sp := range t.spaces {
+		sp.root.Close()
 	}
-	s.archives[m.Name] = true
-	root, prefix := s.root, ""
-	suffix := decompress.Methods[s.method]
-	if m.TablespacePath == "" {
-		if m.Name != "base.tar"+suffix {
-			return basebackup.Violation("unexpected archive %q for the data directory (want base.tar%s)", m.Name, suffix)
-		}
-	} else {
-		var sp *space
-		for _, x := range s.spaces {
-			if x.primary == m.TablespacePath {
-				sp = x
-			}
-		}
-		if sp == nil || m.Name != strconv.FormatUint(uint64(sp.oid), 10)+".tar"+suffix {
-			return basebackup.Violation("archive %q for %q matches no tablespace the server listed", m.Name, m.TablespacePath)
-		}
-		root, prefix = sp.root, sp.link+"/"
+	t.files.Close()
+	t.cfg.Syncer.Wait()
+}
+
+// Archive builds one archive's chain back to front, as pg_basebackup's
+// CreateBackupStreamer: writer, keep/divert, postgresql.auto.conf filter,
+// checksum, tar parser, decompressor. What exists is decided here; no stage
+// looks at options. The checksum stage sees the members as the primary sent
+// them, before any stage edits what is written.
+func (t *dest) Archive(a basebackup.Archive) (io.WriteCloser, error) {
+	// The base archive may hold the claimed tablespaces' links, and only those.
+	root, prefix, links := t.root, "", t.res.Links
+	if a.Tablespace.OID != 0 {
+		sp := t.space(a.Tablespace.OID)
+		root, prefix, links = sp.root, sp.link+"/", nil
 	}
-	links := map[string]string{}
+	t.log.Debug("receiving archive", "archive", a.Name, "location", root.Name())
+	var next tarstream.Stage = extract.NewWriter(t.cfg, t.res, root, prefix, links)
+	// Block reconstruction of INCREMENTAL files (issue 15) goes here: what
+	// reaches the writer is the file to write.
+	next = extract.NewKeep(next, prefix, t.keep, map[string]string{instance.PgControl: instance.PgControlPending})
 	if prefix == "" {
-		for _, sp := range s.spaces {
-			links[sp.link] = sp.local
-		}
+		next = newAutoConfFilter(next, t.keepPrimary, t.log)
 	}
-	s.b.log.Debug("receiving archive", "archive", m.Name, "location", root.Name())
-	var stage tarstream.Stage = extract.NewWriter(s.cfg, s.res, root, prefix, links)
-	if prefix == "" {
-		stage = newAutoConfFilter(stage, s.res, s.cfg.NewHash, s.b.keepPrimary, s.b.log)
-	}
-	var chain io.WriteCloser = tarstream.NewParser(stage)
-	if s.method != "" {
-		d, err := decompress.New(s.method, chain)
+	next = extract.NewChecksum(next, t.res, prefix, t.newHash, &t.progress.Streamed)
+	var chain io.WriteCloser = tarstream.NewParser(next)
+	if t.method != "" {
+		d, err := decompress.New(t.method, chain)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		chain = d
 	}
-	s.chain = chain
+	return chain, nil
+}
+
+// space is the claimed tablespace of an OID the archive name was checked against.
+func (t *dest) space(oid uint32) *space {
+	for _, sp := range t.spaces {
+		if sp.oid == oid {
+			return sp
+		}
+	}
 	return nil
+}
+
+// Manifest spools the manifest, bounded by the files the archives sent.
+func (t *dest) Manifest() (io.Writer, basebackup.Sent, error) {
+	sent := basebackup.Sent{Files: len(t.res.Files)}
+	for p := range t.res.Files {
+		sent.PathBytes += int64(len(p))
+	}
+	return t.man, sent, t.man.create()
 }
 
 // useSyncfs lets one syncfs make the copy durable when the data directory
@@ -247,170 +398,6 @@ func (b *attempt) useSyncfs(sy *durable.Syncer) {
 	if sy.UseSyncfs(b.in.DataDir) == nil {
 		b.log.Info("the data directory is all its filesystem holds: one syncfs makes the copy durable")
 	}
-}
-
-// copy streams the backup and WAL, then verifies, syncs and hands over.
-func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (_ *Result, err error) {
-	root, err := os.OpenRoot(b.in.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("open data directory: %w", err)
-	}
-	defer root.Close()
-	// Modes follow the primary's data_directory_mode whatever umask the
-	// worker inherited (the unit's UMask=0077 would drop group access).
-	defer syscall.Umask(syscall.Umask(0o777 &^ int(b.dirMode)))
-	alg, err := manifest.ParseAlgorithm(b.opt.ManifestChecksums)
-	if err != nil {
-		return nil, configErr("manifest checksums: %w", err)
-	}
-	kept := b.kept
-	// basebackup.signal is this instance's lock-free state: never the primary's.
-	keep := func(p string) bool {
-		return p == instance.BackupSignal || slices.Contains(kept, p) || inKeptDir(kept, p)
-	}
-	syncer := durable.NewSyncer(b.opt.SyncWorkers, 0)
-	defer syncer.Wait()
-	files, err := directio.NewQueue(directio.Config{
-		Buffered: b.opt.DirectIO != nil && !*b.opt.DirectIO, Finished: syncer.Sync,
-		Written: &b.opt.Progress.Written, Unchanged: &b.opt.Progress.Unchanged,
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer files.Close()
-	cfg := &extract.Config{
-		FileMode: b.fileMode, DirMode: b.dirMode, Keep: keep,
-		Divert: map[string]string{instance.PgControl: instance.PgControlPending},
-		Files:  files, Syncer: syncer, Progress: b.opt.Progress,
-	}
-	if alg != manifest.None {
-		cfg.NewHash = alg.NewHash
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	s := &stream{b: b, ctx: ctx, cancel: cancel, root: root, cfg: cfg, res: extract.NewResult(), walConn: walConn, archives: map[string]bool{}}
-	defer func() {
-		for _, sp := range s.spaces {
-			sp.root.Close()
-		}
-	}()
-	defer s.dropManifest()
-	defer func() {
-		if s.walDone != nil {
-			cancel(errors.New("backup ended"))
-			<-s.walDone
-		}
-	}()
-
-	b.opt.Progress.SetPhase(progress.Checkpoint)
-	opts := basebackup.Options{
-		Label: b.label(), Checkpoint: b.opt.Checkpoint, ManifestChecksums: alg.String(), MaxRateKB: max(b.opt.MaxRateKB, 0), // NoMaxRate: none
-	}
-	if method, detail, _ := strings.Cut(b.opt.Compression, ":"); method != "" && method != "none" {
-		s.method, opts.Compression, opts.CompressionDetail = method, method, detail
-	}
-	// Uncompressed, the data path is one goroutine receiving and one mostly
-	// waiting on the disk: more Ps only spin looking for work, CPU a primary
-	// on the same host could use (2 cores: 7 % faster, 17 % less CPU). A
-	// decompression stage wants its own core. GOMAXPROCS set by hand wins.
-	if s.method == "" && os.Getenv("GOMAXPROCS") == "" {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	}
-	// The default GC lets the heap reach twice what is live; with 60,000
-	// files (~12 MB live while the manifest is checked) that is most of the
-	// peak RSS. A soft limit makes the GC run sooner only near it; it never
-	// fails an allocation. GOMEMLIMIT set by hand wins.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(copyMemoryLimit))
-	}
-	// A failure after this attempt started writing is recorded in
-	// basebackup.signal, for pg-standby status when no worker runs.
-	defer func() {
-		if err != nil && s.recorded {
-			b.pending.LastError, b.pending.LastFailure = failureText(err), time.Now()
-			if werr := instance.WritePending(root, b.pending, b.fileMode); werr != nil {
-				b.log.Warn("could not record the failure in "+instance.BackupSignal, "error", werr)
-			}
-		}
-	}()
-	end, err := basebackup.Run(ctx, main, opts, s)
-	if cerr := s.closeChain(); err == nil {
-		err = cerr
-	}
-	if ferr := files.Close(); err == nil {
-		err = ferr
-	}
-	if n, first := files.Refused(); n > 0 {
-		b.log.Info("the filesystem refused direct I/O; those files were written through the page cache", "files", n, "first", first)
-	}
-	if err != nil {
-		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
-			return nil, cause
-		}
-		return nil, err
-	}
-	if !s.inMan {
-		return nil, basebackup.Violation("the server sent no manifest")
-	}
-	b.opt.Progress.EndLSN.Store(uint64(end.LSN))
-	b.opt.Progress.SetPhase(progress.WaitingWAL)
-	b.log.Info("archives received; waiting for WAL up to the end position", "end_lsn", end.LSN.String())
-	s.recv.Stop(end.LSN)
-	werr := <-s.walDone
-	s.walDone = nil
-	if werr != nil {
-		return nil, fmt.Errorf("WAL streaming failed: %w", werr)
-	}
-	b.opt.Progress.WALTo.Store(uint64(s.recv.Flushed()))
-
-	b.opt.Progress.SetPhase(progress.Verifying)
-	if err := b.verify(s, kept); err != nil {
-		return nil, err
-	}
-	if err := durableManifest(root, s); err != nil {
-		return nil, err
-	}
-	removed, err := b.prune(s, kept)
-	if err != nil {
-		return nil, err
-	}
-
-	b.opt.Progress.SetPhase(progress.Syncing)
-	if err := syncer.Wait(); err != nil {
-		return nil, err
-	}
-	if err := syncDirs(s); err != nil {
-		return nil, err
-	}
-
-	b.opt.Progress.SetPhase(progress.Handover)
-	if b.opt.CopyOnly {
-		if err := finishCopyOnly(root); err != nil {
-			return nil, err
-		}
-	} else {
-		if err := b.adjustAutoConf(ctx, root); err != nil {
-			return nil, err
-		}
-		if b.in.Debian == nil {
-			if err := instance.EnsureAuthFiles(root, b.conf, b.fileMode, b.log); err != nil {
-				return nil, err
-			}
-		}
-		if err := instance.Handover(root, b.fileMode, "", b.log); err != nil {
-			return nil, err
-		}
-	}
-	b.opt.Progress.SetPhase(progress.Done)
-	var bytes int64
-	for _, f := range s.res.Files {
-		bytes += f.Size
-	}
-	return &Result{
-		Primary: replconn.Address(b.connCfg), SystemID: b.sys.SystemID, Start: s.start.LSN, End: end.LSN, Timeline: end.Timeline,
-		Files: len(s.res.Files), Bytes: bytes, Written: b.opt.Progress.Written.Load(), Unchanged: b.opt.Progress.Unchanged.Load(),
-		Removed: removed, Kept: kept,
-	}, nil
 }
 
 // inKeptDir reports whether p is in a subdirectory that holds kept

@@ -79,7 +79,22 @@ func runAttempt(ctx context.Context, opt Options) (*Result, error) {
 		}
 		return nil, err
 	}
+	b, err := newAttempt(in, opt)
+	if err != nil {
+		return nil, err
+	}
+	before := b.numberAttempt()
+	res, err := b.run(ctx)
+	if err != nil {
+		err = explain(err, replconn.Address(b.connCfg))
+		b.recordUnwritten(ctx, before, err)
+		return nil, err
+	}
+	return res, nil
+}
 
+// newAttempt reads what the locked instance records and configures.
+func newAttempt(in *instance.Instance, opt Options) (*attempt, error) {
 	pending, err := readPending(in)
 	if err != nil {
 		return nil, err
@@ -88,24 +103,9 @@ func runAttempt(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, configErr("read the instance's configuration: %w", err)
 	}
-	ci, ok := conf.Get("primary_conninfo")
-	if !ok || strings.TrimSpace(ci.Value) == "" {
-		return nil, configErr("primary_conninfo is not set in %s (or the files it includes): without it libpq's defaults "+
-			"would make this instance copy itself; set primary_conninfo = 'host=... user=...' there", in.ConfFile)
-	}
-	connCfg, notes, err := replconn.ParseConninfoNotes(ci.Value)
+	connCfg, err := primaryConninfo(in, conf, opt.Log)
 	if err != nil {
-		return nil, configErr("primary_conninfo in %s line %d is invalid: %w", ci.File, ci.Line, err)
-	}
-	if err := instance.CheckPassfile(ci.Value, instance.UserHome(), os.Getuid()); err != nil {
-		return nil, configErr("primary_conninfo in %s line %d: %w", ci.File, ci.Line, err)
-	}
-	for _, n := range notes {
-		opt.Log.Warn(n)
-	}
-	if instance.PointsAtItself(connCfg, instance.Port(conf)) {
-		return nil, configErr("primary_conninfo in %s line %d points at this instance itself (%s, its own port): "+
-			"set host and port of the primary there", ci.File, ci.Line, replconn.Address(connCfg))
+		return nil, err
 	}
 	if err := applySettings(&opt, conf); err != nil {
 		return nil, err
@@ -129,14 +129,31 @@ func runAttempt(ctx context.Context, opt Options) (*Result, error) {
 	if !b.pending.Recorded {
 		b.kept = keptFiles(in, conf)
 	}
-	before := b.numberAttempt()
-	res, err := b.run(ctx)
-	if err != nil {
-		err = explain(err, replconn.Address(connCfg))
-		b.recordUnwritten(ctx, before, err)
-		return nil, err
+	return b, nil
+}
+
+// primaryConninfo checks and parses the instance's primary_conninfo.
+func primaryConninfo(in *instance.Instance, conf *pgconf.Config, log *slog.Logger) (*pgconn.Config, error) {
+	ci, ok := conf.Get("primary_conninfo")
+	if !ok || strings.TrimSpace(ci.Value) == "" {
+		return nil, configErr("primary_conninfo is not set in %s (or the files it includes): without it libpq's defaults "+
+			"would make this instance copy itself; set primary_conninfo = 'host=... user=...' there", in.ConfFile)
 	}
-	return res, nil
+	connCfg, notes, err := replconn.ParseConninfoNotes(ci.Value)
+	if err != nil {
+		return nil, configErr("primary_conninfo in %s line %d is invalid: %w", ci.File, ci.Line, err)
+	}
+	if err := instance.CheckPassfile(ci.Value, instance.UserHome(), os.Getuid()); err != nil {
+		return nil, configErr("primary_conninfo in %s line %d: %w", ci.File, ci.Line, err)
+	}
+	for _, n := range notes {
+		log.Warn(n)
+	}
+	if instance.PointsAtItself(connCfg, instance.Port(conf)) {
+		return nil, configErr("primary_conninfo in %s line %d points at this instance itself (%s, its own port): "+
+			"set host and port of the primary there", ci.File, ci.Line, replconn.Address(connCfg))
+	}
+	return connCfg, nil
 }
 
 // attempt is the state of one Run past the refusals.
@@ -147,22 +164,21 @@ type attempt struct {
 	connCfg *pgconn.Config
 	slot    string
 
-	kept      []string // data-directory paths of the instance's own configuration
-	pending   instance.Pending
-	conf      *pgconf.Config
-	sys       replconn.System
-	segSize   int64
-	fileMode  os.FileMode
-	dirMode   os.FileMode
-	tempSlot  string
-	serverVer int
+	kept     []string // data-directory paths of the instance's own configuration
+	pending  instance.Pending
+	conf     *pgconf.Config
+	sys      replconn.System
+	segSize  int64
+	fileMode os.FileMode
+	dirMode  os.FileMode
+	tempSlot string
 	// keepPrimary keeps the primary's commands, libraries and paths (KeepPrimarySettings).
 	keepPrimary bool
 
-	sourceStandby bool              // the server was in hot standby when identified (cascading)
-	started       *basebackup.Start // set once BASE_BACKUP reported its start
-	primaryHS     map[string]int    // the primary's hot-standby settings
-	primaryRS     map[string]string // the primary's result settings (SHOW)
+	sourceStandby bool                // the server was in hot standby when identified (cascading)
+	started       *basebackup.Started // set once BASE_BACKUP reported its start
+	primaryHS     map[string]int      // the primary's hot-standby settings
+	primaryRS     map[string]string   // the primary's result settings (SHOW)
 }
 
 func (b *attempt) run(ctx context.Context) (*Result, error) {
@@ -208,7 +224,6 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 		return configErr("unsupported server version %q on the primary: pg-standby needs PostgreSQL 15 or newer "+
 			"(the BASE_BACKUP protocol it speaks); use pg_basebackup of that version instead", ver)
 	}
-	b.serverVer = major
 	b.sourceStandby = conn.ParameterStatus("in_hot_standby") == "on"
 	sys, err := replconn.IdentifySystem(ctx, conn)
 	if err != nil {

@@ -1,9 +1,13 @@
 // Package basebackup speaks the PostgreSQL 15+ BASE_BACKUP replication command:
-// it builds the command, reads the result sets around the COPY stream, and
-// decodes the tagged CopyData payloads into typed messages.
+// it builds the command, reads the result sets around the COPY stream, decodes
+// the tagged CopyData payloads into typed messages, and demultiplexes them.
 //
-// The COPY stream protocol (src/backend/backup/basebackup_copy.c): one
-// CopyOutResponse carries every archive and the manifest; each CopyData
+// Start sends the command and returns where the backup starts; the caller
+// prepares (claims tablespaces, records the attempt), then Backup.Stream
+// receives. The COPY stream protocol (src/backend/backup/basebackup_copy.c):
+// one CopyOutResponse carries every archive and the manifest; each CopyData
 // payload starts with a tag byte — 'n' new archive, 'd' data, 'p' progress,
-// 'm' manifest follows.
+// 'm' manifest follows. Stream vets each announced archive's name against the
+// tablespace list and asks its Receiver for the archive's chain, and bounds
+// the manifest by the files the archives held.
 package basebackup

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pg-standby/pg-standby/internal/replconn"
 	"github.com/pg-standby/pg-standby/internal/wal"
 )
 
@@ -21,8 +22,8 @@ type Tablespace struct {
 	SizeKB int64
 }
 
-// Start is what the server reports before the COPY stream begins.
-type Start struct {
+// Started is what the server reports before the COPY stream begins.
+type Started struct {
 	LSN         wal.LSN
 	Timeline    uint32
 	Tablespaces []Tablespace
@@ -32,13 +33,6 @@ type Start struct {
 type End struct {
 	LSN      wal.LSN
 	Timeline uint32
-}
-
-// Handler consumes the stream in order. A Data message's bytes are valid only
-// during the call.
-type Handler interface {
-	Started(Start) error
-	Message(Message) error
 }
 
 // ChecksumFailureError is the server's XX001 error: data checksum failures
@@ -51,59 +45,99 @@ func (e *ChecksumFailureError) Error() string {
 }
 func (e *ChecksumFailureError) Unwrap() error { return e.Err }
 
-// Run sends BASE_BACKUP on a replication connection and feeds the stream to h.
-// ctx cancels by closing the connection: pgconn's per-message context watch
-// would cost a goroutine hand-off on every CopyData.
-func Run(ctx context.Context, conn *pgconn.PgConn, opts Options, h Handler) (End, error) {
+// Backup is one BASE_BACKUP between Start, which read where it starts, and
+// Stream, which receives it.
+type Backup struct {
+	Started
+	conn   *pgconn.PgConn
+	method string // server-side compression, "" for none
+	r      reader
+}
+
+// Start sends BASE_BACKUP on a replication connection and reads up to the
+// start of the COPY stream. ctx cancels by closing the connection: pgconn's
+// per-message context watch would cost a goroutine hand-off on every CopyData.
+func Start(ctx context.Context, conn *pgconn.PgConn, opts Options) (*Backup, error) {
 	cmd, err := opts.Command()
 	if err != nil {
-		return End{}, err
+		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Conn().Close() })
 	defer stop()
-
 	fe := conn.Frontend()
 	fe.Send(&pgproto3.Query{String: cmd})
 	if err := fe.Flush(); err != nil {
-		return End{}, ctxErr(ctx, fmt.Errorf("send BASE_BACKUP: %w", err))
+		return nil, replconn.CtxErr(ctx, fmt.Errorf("send BASE_BACKUP: %w", err))
 	}
-	r := reader{h: h}
-	for !r.done {
-		msg, err := conn.ReceiveMessage(context.Background())
-		if err != nil {
-			return End{}, ctxErr(ctx, fmt.Errorf("receive base backup stream: %w", err))
-		}
-		if err := r.handle(msg); err != nil {
-			return End{}, err
-		}
+	b := &Backup{conn: conn, method: opts.Compression}
+	if err := b.r.receive(ctx, conn, func() bool { return b.r.copying }); err != nil {
+		return nil, err
 	}
-	if r.err != nil {
-		return End{}, r.err
+	if b.r.err != nil {
+		return nil, b.r.err
 	}
-	if !r.ended {
-		return End{}, Violation("the server finished without reporting the end position")
+	if !b.r.copying {
+		return nil, Violation("the server finished without reporting the end position")
 	}
-	return r.end, nil
+	b.Started = b.r.start
+	return b, nil
 }
 
-func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+// Stream receives the archives and the manifest into to, and returns the
+// end position. Every chain to gives is closed before Stream returns.
+func (b *Backup) Stream(ctx context.Context, to Receiver) (_ End, err error) {
+	stop := context.AfterFunc(ctx, func() { b.conn.Conn().Close() })
+	defer stop()
+	b.r.demux = demux{to: to, tablespaces: b.Tablespaces, suffix: suffixes[b.method], archives: map[string]bool{}}
+	defer func() {
+		if cerr := b.r.demux.closeChain(); err == nil {
+			err = cerr
+		}
+	}()
+	if err := b.r.receive(ctx, b.conn, nil); err != nil {
+		return End{}, err
 	}
-	return err
+	if b.r.err != nil {
+		return End{}, b.r.err
+	}
+	if !b.r.ended {
+		return End{}, Violation("the server finished without reporting the end position")
+	}
+	if err := b.r.demux.closeChain(); err != nil {
+		return End{}, err
+	}
+	if !b.r.demux.inManifest {
+		return End{}, Violation("the server sent no manifest")
+	}
+	return b.r.end, nil
 }
 
 // reader is the state machine over the backend messages of one BASE_BACKUP.
 type reader struct {
-	h       Handler
+	demux   demux
 	sets    [][][]*string // result sets before/after COPY; values copied
 	copying bool
 	copied  bool
-	start   Start
+	start   Started
 	end     End
 	ended   bool
 	done    bool
 	err     error // server error; reading continues to ReadyForQuery
+}
+
+// receive handles backend messages until ReadyForQuery, or until pause
+// (when not nil) says to stop.
+func (r *reader) receive(ctx context.Context, conn *pgconn.PgConn, pause func() bool) error {
+	for !r.done && (pause == nil || !pause()) {
+		msg, err := conn.ReceiveMessage(context.Background())
+		if err != nil {
+			return replconn.CtxErr(ctx, fmt.Errorf("receive base backup stream: %w", err))
+		}
+		if err := r.handle(msg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *reader) handle(msg pgproto3.BackendMessage) error {
@@ -111,28 +145,10 @@ func (r *reader) handle(msg pgproto3.BackendMessage) error {
 	case *pgproto3.RowDescription:
 		r.sets = append(r.sets, nil)
 	case *pgproto3.DataRow:
-		if len(r.sets) == 0 {
-			return Violation("data row before row description")
-		}
-		row := make([]*string, len(m.Values))
-		for i, v := range m.Values {
-			if v != nil {
-				s := string(v)
-				row[i] = &s
-			}
-		}
-		r.sets[len(r.sets)-1] = append(r.sets[len(r.sets)-1], row)
+		return r.row(m)
 	case *pgproto3.CommandComplete, *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
 	case *pgproto3.CopyOutResponse:
-		if r.copying || r.copied {
-			return Violation("a second COPY stream (server older than PostgreSQL 15?)")
-		}
-		start, err := parseStart(r.sets)
-		if err != nil {
-			return err
-		}
-		r.start, r.sets, r.copying = start, nil, true
-		return r.h.Started(start)
+		return r.copyStart()
 	case *pgproto3.CopyData:
 		if !r.copying {
 			return Violation("CopyData outside the COPY stream")
@@ -141,62 +157,98 @@ func (r *reader) handle(msg pgproto3.BackendMessage) error {
 		if err != nil {
 			return err
 		}
-		return r.h.Message(dm)
+		return r.demux.message(dm)
 	case *pgproto3.CopyDone:
 		if !r.copying {
 			return Violation("CopyDone outside the COPY stream")
 		}
 		r.copying, r.copied = false, true
 	case *pgproto3.ErrorResponse:
-		pgErr := pgconn.ErrorResponseToPgError(m)
-		if pgErr.Code == "XX001" {
-			r.err = &ChecksumFailureError{Err: pgErr}
-		} else if r.err == nil {
-			r.err = fmt.Errorf("primary: %w", pgErr)
-		}
+		r.serverError(m)
 	case *pgproto3.ReadyForQuery:
-		r.done = true
-		if r.err == nil && r.copied {
-			end, err := parseEnd(r.sets)
-			if err != nil {
-				return err
-			}
-			r.end, r.ended = end, true
-		}
+		return r.ready()
 	default:
 		return Violation("unexpected message %T", msg)
 	}
 	return nil
 }
 
-func parseStart(sets [][][]*string) (Start, error) {
+func (r *reader) row(m *pgproto3.DataRow) error {
+	if len(r.sets) == 0 {
+		return Violation("data row before row description")
+	}
+	row := make([]*string, len(m.Values))
+	for i, v := range m.Values {
+		if v != nil {
+			s := string(v)
+			row[i] = &s
+		}
+	}
+	r.sets[len(r.sets)-1] = append(r.sets[len(r.sets)-1], row)
+	return nil
+}
+
+func (r *reader) copyStart() error {
+	if r.copying || r.copied {
+		return Violation("a second COPY stream (server older than PostgreSQL 15?)")
+	}
+	start, err := parseStart(r.sets)
+	if err != nil {
+		return err
+	}
+	r.start, r.sets, r.copying = start, nil, true
+	return nil
+}
+
+func (r *reader) serverError(m *pgproto3.ErrorResponse) {
+	pgErr := pgconn.ErrorResponseToPgError(m)
+	if pgErr.Code == "XX001" {
+		r.err = &ChecksumFailureError{Err: pgErr}
+	} else if r.err == nil {
+		r.err = fmt.Errorf("primary: %w", pgErr)
+	}
+}
+
+func (r *reader) ready() error {
+	r.done = true
+	if r.err == nil && r.copied {
+		end, err := parseEnd(r.sets)
+		if err != nil {
+			return err
+		}
+		r.end, r.ended = end, true
+	}
+	return nil
+}
+
+func parseStart(sets [][][]*string) (Started, error) {
 	if len(sets) != 2 || len(sets[0]) != 1 || len(sets[0][0]) != 2 {
-		return Start{}, Violation("want a start position and a tablespace list before the COPY stream, got %d result sets", len(sets))
+		return Started{}, Violation("want a start position and a tablespace list before the COPY stream, got %d result sets", len(sets))
 	}
 	lsn, tli, err := parsePosition(sets[0][0])
 	if err != nil {
-		return Start{}, fmt.Errorf("base backup start: %w", err)
+		return Started{}, fmt.Errorf("base backup start: %w", err)
 	}
-	s := Start{LSN: lsn, Timeline: tli}
+	s := Started{LSN: lsn, Timeline: tli}
 	for _, row := range sets[1] {
 		if len(row) != 3 {
-			return Start{}, fmt.Errorf("base backup tablespace list: row of %d columns, want 3", len(row))
+			return Started{}, fmt.Errorf("base backup tablespace list: row of %d columns, want 3", len(row))
 		}
 		ts := Tablespace{SizeKB: -1}
 		if row[0] != nil {
 			oid, err := strconv.ParseUint(*row[0], 10, 32)
 			if err != nil || oid == 0 {
-				return Start{}, fmt.Errorf("base backup tablespace list: bad OID %q", *row[0])
+				return Started{}, fmt.Errorf("base backup tablespace list: bad OID %q", *row[0])
 			}
 			if row[1] == nil || *row[1] == "" {
-				return Start{}, fmt.Errorf("base backup tablespace list: tablespace %d has no location", oid)
+				return Started{}, fmt.Errorf("base backup tablespace list: tablespace %d has no location", oid)
 			}
 			ts.OID, ts.Location = uint32(oid), *row[1]
 		}
 		if row[2] != nil {
 			n, err := strconv.ParseInt(*row[2], 10, 64)
 			if err != nil || n < 0 {
-				return Start{}, fmt.Errorf("base backup tablespace list: bad size %q", *row[2])
+				return Started{}, fmt.Errorf("base backup tablespace list: bad size %q", *row[2])
 			}
 			ts.SizeKB = n
 		}

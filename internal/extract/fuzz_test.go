@@ -74,9 +74,10 @@ func FuzzExtract(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := &extract.Config{FileMode: 0o600, DirMode: 0o700, NewHash: manifest.CRC32C.NewHash, Files: files, Syncer: syncer, Progress: progress.NewTracker()}
+		cfg := &extract.Config{FileMode: 0o600, DirMode: 0o700, Files: files, Syncer: syncer}
 		allowed := map[string]string{"pg_tblspc/16385": outside}
-		p := tarstream.NewParser(extract.NewWriter(cfg, extract.NewResult(), root, "", allowed))
+		res := extract.NewResult()
+		p := tarstream.NewParser(extract.NewChecksum(extract.NewWriter(cfg, res, root, "", allowed), res, "", manifest.CRC32C.NewHash, &progress.NewTracker().Streamed))
 		for len(data) > 0 {
 			n := min(chunk, len(data))
 			if _, err := p.Write(data[:n]); err != nil {

@@ -3,19 +3,17 @@ package extract
 import (
 	"errors"
 	"fmt"
-	"hash"
 	"io/fs"
 	"os"
 	"path"
 	"strings"
 
 	"github.com/pg-standby/pg-standby/internal/directio"
-	"github.com/pg-standby/pg-standby/internal/manifest"
 	"github.com/pg-standby/pg-standby/internal/tarstream"
 )
 
-// Writer writes one archive's members under root. It implements
-// tarstream.Stage.
+// Writer writes one archive's members under root, each under its member
+// name. It is the last stage of a chain and implements tarstream.Stage.
 type Writer struct {
 	cfg    *Config
 	res    *Result
@@ -23,10 +21,7 @@ type Writer struct {
 	prefix string            // manifest path of root: "" or "pg_tblspc/<oid>/"
 	links  map[string]string // the only symlinks allowed: member name → local target
 
-	h hash.Hash
-
-	// The member being written; nil when it is only hashed.
-	out *directio.File
+	out *directio.File // the member being written
 
 	dirRoot *os.Root // the directory of the last member, see dirOf
 	dirName string
@@ -37,11 +32,7 @@ type Writer struct {
 // links lists the symbolic links the archive may create and where they must
 // point locally (pg_tblspc/<oid> → mapped tablespace location).
 func NewWriter(cfg *Config, res *Result, root *os.Root, prefix string, links map[string]string) *Writer {
-	w := &Writer{cfg: cfg, res: res, root: root, prefix: prefix, links: links}
-	if cfg.NewHash != nil {
-		w.h = cfg.NewHash()
-	}
-	return w
+	return &Writer{cfg: cfg, res: res, root: root, prefix: prefix, links: links}
 }
 
 func (w *Writer) where(name string) string { return path.Join(w.root.Name(), name) }
@@ -62,7 +53,7 @@ func (w *Writer) Write(part tarstream.Part, m *tarstream.Member, p []byte) error
 			return w.open(m)
 		}
 	case tarstream.Contents:
-		return w.contents(p)
+		return w.out.Write(p)
 	case tarstream.Trailer:
 		if m.Type == tarstream.File {
 			return w.finish(m)
@@ -112,7 +103,6 @@ func (w *Writer) symlink(m *tarstream.Member) error {
 	if !ok {
 		return &ForbiddenError{Err: fmt.Errorf("archive member %q is a symbolic link to %q: only pg_tblspc/<oid> links to known tablespaces are allowed", w.prefix+m.Name, m.Linkname)}
 	}
-	w.res.Links[w.prefix+m.Name] = target
 	return EnsureSymlink(w.root, m.Name, target)
 }
 
@@ -141,18 +131,7 @@ func EnsureSymlink(root *os.Root, name, target string) error {
 }
 
 func (w *Writer) open(m *tarstream.Member) error {
-	if w.h != nil {
-		w.h.Reset()
-	}
-	w.out = nil
-	mpath := w.prefix + m.Name
-	if w.cfg.Keep != nil && w.cfg.Keep(mpath) {
-		return nil
-	}
 	local := m.Name
-	if d, ok := w.cfg.Divert[mpath]; ok {
-		local = d
-	}
 	dir, base, err := w.dirOf(local)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", w.where(local), err)
@@ -216,26 +195,7 @@ func (w *Writer) closeDir() {
 	}
 }
 
-func (w *Writer) contents(p []byte) error {
-	if w.h != nil {
-		w.h.Write(p)
-	}
-	w.cfg.Progress.Streamed.Add(int64(len(p)))
-	if w.out == nil {
-		return nil
-	}
-	return w.out.Write(p)
-}
-
 func (w *Writer) finish(m *tarstream.Member) error {
-	obs := manifest.Observed{Size: m.Size}
-	if w.h != nil {
-		obs.Checksum = w.h.Sum(nil)
-	}
-	w.res.Files[w.prefix+m.Name] = obs
-	if w.out == nil {
-		return nil
-	}
 	out := w.out
 	w.out = nil
 	if err := out.Finish(m.Size); err != nil {

@@ -1,7 +1,6 @@
 package instance
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,13 +26,12 @@ var overriding = map[string]bool{
 // Handover turns a verified, durable copy in root (the data directory) into a
 // standby, in an order that leaves a safe directory at every crash point:
 //  1. postgresql.auto.conf: the primary's overriding settings commented out;
-//     slot, if not "", added as primary_slot_name;
 //  2. standby.signal, durable, before pg_control exists, so the directory
 //     can never start as a second primary;
 //  3. global/pg_control made visible by rename, durable;
 //  4. basebackup.signal removed, durable.
-func Handover(root *os.Root, mode os.FileMode, slot string, log *slog.Logger) error {
-	if err := fixAutoConf(root, mode, slot, log); err != nil {
+func Handover(root *os.Root, mode os.FileMode, log *slog.Logger) error {
+	if err := fixAutoConf(root, mode, log); err != nil {
 		return err
 	}
 	if err := durable.WriteFile(root, StandbySignal, nil, mode); err != nil {
@@ -54,7 +52,7 @@ func Handover(root *os.Root, mode os.FileMode, slot string, log *slog.Logger) er
 	return durable.SyncDir(root, ".")
 }
 
-func fixAutoConf(root *os.Root, mode os.FileMode, slot string, log *slog.Logger) error {
+func fixAutoConf(root *os.Root, mode os.FileMode, log *slog.Logger) error {
 	data, err := root.ReadFile(AutoConf)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read %s: %w", AutoConf, err)
@@ -73,19 +71,11 @@ func fixAutoConf(root *os.Root, mode os.FileMode, slot string, log *slog.Logger)
 			changed = true
 		}
 	}
-	out := []byte(strings.Join(lines, ""))
-	if slot != "" {
-		if len(out) > 0 && !bytes.HasSuffix(out, []byte("\n")) {
-			out = append(out, '\n')
-		}
-		out = append(out, "primary_slot_name = "+pgconf.Quote(slot)+"\n"...)
-		changed = true
-	}
 	if !changed {
 		return nil
 	}
 	tmp := AutoConf + ".pg-standby"
-	if err := durable.WriteFile(root, tmp, out, mode); err != nil {
+	if err := durable.WriteFile(root, tmp, []byte(strings.Join(lines, "")), mode); err != nil {
 		return err
 	}
 	if err := root.Rename(tmp, AutoConf); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/durable"
+	"github.com/pg-standby/pg-standby/internal/printable"
 )
 
 // Pending is what basebackup.signal records between attempts. PostgreSQL
@@ -118,10 +119,7 @@ func (p Pending) encode() string {
 	fmt.Fprintf(&b, "attempts %d\nwritten %d\n", p.Attempts, written)
 	if p.LastError != "" {
 		// One line, bounded: it is read back line by line.
-		msg := strings.Join(strings.Fields(p.LastError), " ")
-		if len(msg) > 1000 {
-			msg = msg[:1000] + "..."
-		}
+		msg := printable.OneLine(p.LastError, 1000)
 		fmt.Fprintf(&b, "last-error %s\nlast-failure %s\n", msg, p.LastFailure.UTC().Format(time.RFC3339))
 	}
 	return b.String()

@@ -57,3 +57,18 @@ func isPrintable(s string) bool {
 	}
 	return true
 }
+
+// OneLine returns s as one line (runs of white space, newlines included,
+// become one space) of at most max bytes, cut at a rune boundary and marked
+// with "…" when cut, so the result stays valid UTF-8 where s was.
+func OneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

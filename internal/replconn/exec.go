@@ -19,13 +19,15 @@ func Exec(ctx context.Context, conn *pgconn.PgConn, cmd string) ([][][]byte, err
 	fe := conn.Frontend()
 	fe.Send(&pgproto3.Query{String: cmd})
 	if err := fe.Flush(); err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, CtxErr(ctx, err)
 	}
 	rows, err := ReadResult(conn)
-	return rows, ctxErr(ctx, err)
+	return rows, CtxErr(ctx, err)
 }
 
-func ctxErr(ctx context.Context, err error) error {
+// CtxErr returns err, or with ctx done, ctx's cause wrapping err's text:
+// a connection closed to cancel fails with the cancellation's reason.
+func CtxErr(ctx context.Context, err error) error {
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pg-standby/pg-standby/internal/backup"
 	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/printable"
 	"github.com/pg-standby/pg-standby/internal/progress"
 )
 
@@ -141,13 +142,7 @@ func watch(ctx context.Context, t *progress.Tracker, stall time.Duration, cancel
 	}
 }
 
-func oneLine(err error) string {
-	s := err.Error()
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
-}
+func oneLine(err error) string { return printable.OneLine(err.Error(), 200) }
 
 // recordedAttempts is the attempt count basebackup.signal holds (0 when
 // unreadable: backup.Run reports why).

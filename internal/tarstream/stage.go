@@ -10,7 +10,7 @@ type Part uint8
 const (
 	// Header starts a member; m is set, p is nil.
 	Header Part = iota
-	// Contents is a chunk of the member's data; p is borrowed for the call.
+	// Contents is a chunk of the member's data, in order.
 	Contents
 	// Trailer ends the member after exactly m.Size content bytes.
 	Trailer
@@ -41,8 +41,18 @@ type Member struct {
 	Linkname string
 }
 
-// Stage is one link of the archive chain. Write receives parts in the order
-// the package comment states; Close finalizes the stage, then closes the next.
+// Stage is one link of the archive chain, built back to front: each stage
+// holds the next. Write receives, per member, one Header, any number of
+// Contents and one Trailer, and after the last member one ArchiveEnd.
+//
+// Both arguments are borrowed for the call only: p aliases the caller's
+// chunk, and *m is a Member the parser reuses for the next member. A stage
+// that needs either later copies it; a stage may pass a copy of its own on
+// (a renamed member, say), the same one for a member's every part.
+//
+// Close is called once, after ArchiveEnd or when the archive stopped early:
+// the stage flushes or releases what it holds, then closes the next stage,
+// and returns the first error.
 type Stage interface {
 	Write(part Part, m *Member, p []byte) error
 	Close() error
