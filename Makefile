@@ -26,7 +26,7 @@ PGSTANDBY_TEST_PG ?= 15,17,18
 test: vet
 	@if [ "$$(id -u)" = 0 ]; then for v in $$(echo '$(PGSTANDBY_TEST_PG)' | tr , ' '); do \
 	  case $$v in 17|18) scripts/pg-rootfs.sh $$v || exit 1;; esac; done; fi
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 45m ./...
 
 # Short runs of every fuzz target (longer: FUZZTIME=5m make fuzz).
 FUZZTIME ?= 10s
