@@ -21,7 +21,7 @@ import (
 // through Patroni's pgpass (PGPASSFILE), never argv, logs or other files.
 const patroniSecret = "rep-S3cret-patroni"
 
-var copyDoneRe = regexp.MustCompile(`copy done: Patroni.* written=(\d+) unchanged=(\d+)`)
+var copyDoneRe = regexp.MustCompile(`copy complete: Patroni.* written=(\d+) unchanged=(\d+)`)
 
 // TestPatroni runs pg-standby as the replica method of real Patroni
 // members (Debian's patroni 3.0.2 and etcd 3.4 on loopback ports,
@@ -543,7 +543,7 @@ func copyDone(t *testing.T, log string) (written, unchanged int64) {
 	t.Helper()
 	ms := copyDoneRe.FindAllStringSubmatch(log, -1)
 	if len(ms) == 0 {
-		t.Fatalf("no 'copy done' line from pg-standby in:\n%s", tail(log, 4000))
+		t.Fatalf("no 'copy complete' line from pg-standby in:\n%s", tail(log, 4000))
 	}
 	m := ms[len(ms)-1]
 	written, _ = strconv.ParseInt(m[1], 10, 64)

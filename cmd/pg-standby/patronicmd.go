@@ -18,7 +18,6 @@ import (
 	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/journald"
-	"github.com/pg-standby/pg-standby/internal/notify"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/progress"
 	"github.com/pg-standby/pg-standby/internal/service"
@@ -88,6 +87,15 @@ func parsePatroniArgs(args []string) (*patroniArgs, error) {
 	return a, nil
 }
 
+// noNotify drops what service.Run tells systemd (its READY=1 says
+// "standby ready"): Patroni's unit, not this command, talks to systemd.
+type noNotify struct{}
+
+func (noNotify) Status(string)               {}
+func (noNotify) Ready(string)                {}
+func (noNotify) Stopping(string)             {}
+func (noNotify) ExtendTimeout(time.Duration) {}
+
 func pgconfBool(v string) bool {
 	on, err := pgconf.ParseBool(v)
 	return err == nil && on
@@ -151,12 +159,12 @@ func runPatroniCopy(ctx context.Context, a *patroniArgs, in *instance.Instance, 
 	})
 	defer bus.Close()
 	stall := 5 * time.Minute
-	n := notify.New(log)
 	log.Info("copying the primary for Patroni", "scope", a.scope, "pgdata", in.DataDir)
 	res, err := service.Run(ctx, service.Config{
-		Backup: a.opt, Log: log, Notify: n, Retries: a.retries, Stall: stall,
+		Backup: a.opt, Log: log, Notify: noNotify{}, Retries: a.retries, Stall: stall,
 		Backoff: 5 * time.Second, MaxBackoff: 30 * time.Second,
-		Sinks:      []progress.Sink{journald.ProgressSink(log, progress.Connecting, progress.Done), bus},
+		// The backup's last phase is "standby ready"; this copy is not one.
+		Sinks:      progress.CopyOnly(journald.ProgressSink(log, progress.Connecting, progress.CopyDone), bus),
 		RetrySinks: []progress.Sink{bus},
 	})
 	if err != nil {
@@ -172,8 +180,8 @@ func runPatroniCopy(ctx context.Context, a *patroniArgs, in *instance.Instance, 
 		log.Error("copy done, but: "+err.Error(), "pgdata", in.DataDir)
 		return exitTransient
 	}
-	bus.Completed(true, fmt.Sprintf("copy done (%s copied, WAL up to %s)", progress.Bytes(res.Bytes), res.End))
-	log.Info("copy done: Patroni configures and starts the replica", "pgdata", in.DataDir,
+	bus.Completed(true, fmt.Sprintf("%s (%s copied, WAL up to %s)", progress.CopyDone, progress.Bytes(res.Bytes), res.End))
+	log.Info("copy complete: Patroni configures and starts the replica", "phase", string(progress.CopyDone), "pgdata", in.DataDir,
 		"start_lsn", res.Start.String(), "end_lsn", res.End.String(),
 		"files", res.Files, "bytes", res.Bytes, "written", res.Written, "unchanged", res.Unchanged)
 	return exitOK

@@ -215,6 +215,17 @@ func TestPatroniReplicaCopyOnly(t *testing.T) {
 			t.Errorf("%s holds primary_conninfo:\n%s", instance.AutoConf, auto)
 		}
 		oracle.VerifyBackup(t, dir)
+		// A bare copy is no ready standby: not in the log, not from status or wait.
+		if !strings.Contains(out, `phase="copy complete"`) || strings.Contains(out, "standby ready") {
+			t.Errorf("want the final phase copy complete and never standby ready:\n%s", out)
+		}
+		for _, args := range [][]string{{"status", "--pgdata", dir}, {"wait", "--pgdata", dir, "--timeout", "1m"}} {
+			code, said := runAsRoot(t, args...)
+			t.Logf("%s: status %d: %s", args[0], code, said)
+			if (args[0] == "wait") == (code == exitOK) || strings.Contains(said, "ready") || !strings.Contains(said, "not a pg-standby instance") {
+				t.Errorf("%s on a bare copy: status %d, %q; want it not called a standby", args[0], code, said)
+			}
+		}
 
 		// Patroni's cancel: SIGTERM mid-copy, then the retry (keep_data).
 		dir2 := filepath.Join(base, "data2")

@@ -18,6 +18,9 @@ const (
 	Syncing    Phase = "syncing to disk"
 	Handover   Phase = "writing standby configuration"
 	Done       Phase = "standby ready"
+	// CopyDone ends a copy-only backup (patroni-replica): a bare copy with
+	// no standby configuration is no ready standby.
+	CopyDone Phase = "copy complete"
 	// WaitingRetry is the back-off between a failed attempt and the next.
 	WaitingRetry Phase = "waiting to retry"
 )
