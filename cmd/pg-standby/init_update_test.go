@@ -193,3 +193,36 @@ func TestAttackInitUpdateLinks(t *testing.T) {
 		t.Errorf("/etc/shadow changed:\n%s\nwas\n%s", after, before)
 	}
 }
+
+// TestInitMetricsDir: --metrics-dir writes pg_standby.metrics_dir, as the
+// worker reads it; a relative path is refused before anything is made.
+func TestInitMetricsDir(t *testing.T) {
+	dir := filepath.Join(testpg.TempDir(t), "standby")
+	conf := filepath.Join(dir, "postgresql.conf")
+	const conninfo = "host=192.0.2.1 port=5432 user=replicator"
+	code, out := runWorker(t, "init", "--pgdata", dir, "--primary-conninfo", conninfo, "--metrics-dir", "metrics")
+	if code != exitUsage || !strings.Contains(out, `--metrics-dir "metrics": not an absolute path`) {
+		t.Fatalf("relative --metrics-dir: status %d\n%s", code, out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("a refused init made %s: %v", dir, err)
+	}
+	if code, out := runWorker(t, "init", "--pgdata", dir, "--primary-conninfo", conninfo, "--metrics-dir", "/var/lib/postgresql/metrics"); code != 0 {
+		t.Fatalf("init: status %d\n%s", code, out)
+	}
+	if s := setting(t, conf, dir, "pg_standby.metrics_dir"); s.Value != "/var/lib/postgresql/metrics" {
+		t.Errorf("metrics_dir %q after init", s.Value)
+	}
+	code, out = runWorker(t, "init", "--pgdata", dir, "--metrics-dir", "/srv/metrics")
+	if want := "set pg_standby.metrics_dir = '/srv/metrics' in " + conf + " (was /var/lib/postgresql/metrics)\n"; code != 0 || out != want {
+		t.Fatalf("update: status %d, output\n%q\nwant\n%q", code, out, want)
+	}
+	cfg, err := pgconf.Load(conf, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set instance.Settings
+	if err := set.FillMetricsDir(cfg); err != nil || set.MetricsDir == nil || *set.MetricsDir != "/srv/metrics" {
+		t.Errorf("the worker reads %v, %v; want /srv/metrics", set.MetricsDir, err)
+	}
+}

@@ -34,6 +34,7 @@ func initCmd(ctx context.Context, args []string) int {
 	fs.Var(mappings(spec.TablespaceMapping), "tablespace-mapping", "put the primary's tablespace at OLD at NEW here (repeatable)")
 	fs.StringVar(&spec.Compression, "compress", "", "server-side compression METHOD[:DETAIL]: gzip, lz4 or zstd (e.g. zstd:level=3); for slow links")
 	fs.StringVar(&spec.DirectIO, "direct-io", "", "on (default): write the copy with O_DIRECT; off: through the page cache")
+	fs.StringVar(&spec.MetricsDir, "metrics-dir", "", "absolute directory for the worker's node_exporter textfile (pg_standby.metrics_dir; docs/metrics.md)")
 	fs.IntVar(&spec.Port, "port", 0, "the standby's port (default: next free cluster port for Debian clusters)")
 	connFile := fs.String("primary-conninfo-file", "", "read the primary's connection string from FILE (- for standard input): unlike --primary-conninfo, not visible in ps")
 	pgdata := fs.String("pgdata", "", "make the instance in this data directory (instead of INSTANCE, or as a Debian cluster's data directory)")
@@ -169,6 +170,11 @@ func checkSettings(spec instance.Spec) error {
 	if spec.MaxRateKB != 0 {
 		if err := instance.CheckMaxRate(spec.MaxRateKB); err != nil {
 			return fmt.Errorf("--max-rate %d: %w", spec.MaxRateKB, err)
+		}
+	}
+	if spec.MetricsDir != "" {
+		if err := instance.CheckMetricsDir(spec.MetricsDir); err != nil {
+			return fmt.Errorf("--metrics-dir %q: %w", spec.MetricsDir, err)
 		}
 	}
 	if _, _, err := instance.SplitCompression(spec.Compression); err != nil {

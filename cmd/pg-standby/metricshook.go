@@ -44,11 +44,12 @@ func metricsWriter(in *instance.Instance, name string, log *slog.Logger) *metric
 	if err != nil {
 		return nil // the backup reports an unreadable configuration
 	}
-	dir, err := metrics.Dir(conf)
-	if err != nil {
+	var set instance.Settings
+	if err := set.FillMetricsDir(conf); err != nil {
 		log.Warn("no metrics: " + err.Error())
 		return nil
 	}
+	dir := metrics.Dir(set.MetricsDir)
 	if dir == "" {
 		return nil
 	}

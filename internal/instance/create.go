@@ -31,6 +31,9 @@ type Spec struct {
 	Compression       string
 	// DirectIO "off" writes through the page cache; "" leaves the default (on).
 	DirectIO string
+	// MetricsDir is where the worker writes its node_exporter textfile
+	// (pg_standby.metrics_dir); "" leaves it unset.
+	MetricsDir string
 	// Port of the standby; 0 picks the next free cluster port (Debian) or
 	// leaves PostgreSQL's default (a data directory).
 	Port int
@@ -64,6 +67,9 @@ func (s Spec) optionSettings() string {
 	}
 	if s.DirectIO != "" {
 		fmt.Fprintf(&b, "pg_standby.direct_io = %s\n", s.DirectIO)
+	}
+	if s.MetricsDir != "" {
+		fmt.Fprintf(&b, "pg_standby.metrics_dir = %s\n", pgconf.Quote(s.MetricsDir))
 	}
 	if len(s.TablespaceMapping) > 0 {
 		fmt.Fprintf(&b, "pg_standby.tablespace_mapping = %s\n", pgconf.Quote(FormatMapping(s.TablespaceMapping)))

@@ -3,6 +3,7 @@ package instance
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -23,6 +24,33 @@ type Settings struct {
 	DirectIO          *bool
 	ManifestChecksums string
 	TablespaceMapping map[string]string
+	// MetricsDir is pg_standby.metrics_dir: nil when absent (the worker
+	// may use Debian's directory), "" for no metrics.
+	MetricsDir *string
+}
+
+// CheckMetricsDir checks a metrics directory: absolute, so that it does
+// not depend on the worker's working directory.
+func CheckMetricsDir(dir string) error {
+	if !filepath.IsAbs(dir) {
+		return errors.New("not an absolute path")
+	}
+	return nil
+}
+
+// FillMetricsDir sets MetricsDir, if unset, from pg_standby.metrics_dir,
+// checked. Fill leaves it out: a bad metrics directory costs the metrics,
+// not the backup, and metrics still report a run failing on another setting.
+func (s *Settings) FillMetricsDir(conf *pgconf.Config) error {
+	st, ok := conf.Get("pg_standby.metrics_dir")
+	if !ok || s.MetricsDir != nil {
+		return nil
+	}
+	if st.Value != "" && CheckMetricsDir(st.Value) != nil {
+		return fmt.Errorf("%s in %s line %d: %q is not an absolute path", st.Name, st.File, st.Line, st.Value)
+	}
+	s.MetricsDir = &st.Value
+	return nil
 }
 
 // The server's bounds on MAX_RATE, in kB/s (32 kB/s to 1 GB/s).

@@ -96,3 +96,24 @@ func TestSettingsChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestSettingsMetricsDir: absent is nil (Debian's default may apply), ''
+// is no metrics, a relative path is an error naming its line.
+func TestSettingsMetricsDir(t *testing.T) {
+	var s Settings
+	if conf, _ := loadConf(t, "port = 5433\n"); s.FillMetricsDir(conf) != nil || s.MetricsDir != nil {
+		t.Errorf("absent: %v", s.MetricsDir)
+	}
+	if conf, _ := loadConf(t, "pg_standby.metrics_dir = ''\n"); s.FillMetricsDir(conf) != nil || s.MetricsDir == nil || *s.MetricsDir != "" {
+		t.Errorf("'': %v", s.MetricsDir)
+	}
+	conf, file := loadConf(t, "\npg_standby.metrics_dir = 'm'\n")
+	s = Settings{}
+	want := `pg_standby.metrics_dir in ` + file + ` line 2: "m" is not an absolute path`
+	if err := s.FillMetricsDir(conf); err == nil || err.Error() != want || s.MetricsDir != nil {
+		t.Errorf("relative: %v, %v; want %s", s.MetricsDir, err, want)
+	}
+	if err := s.Fill(conf); err != nil {
+		t.Errorf("Fill reads pg_standby.metrics_dir (a bad one must cost the metrics only): %v", err)
+	}
+}

@@ -50,6 +50,8 @@ func (s Spec) setting(opt string) (name, value, raw string, ok bool) {
 		return q("pg_standby.checkpoint", s.Checkpoint)
 	case "compress":
 		return q("pg_standby.compression", s.Compression)
+	case "metrics-dir":
+		return q("pg_standby.metrics_dir", s.MetricsDir)
 	case "tablespace-mapping":
 		return q("pg_standby.tablespace_mapping", FormatMapping(s.TablespaceMapping))
 	case "create-slot":

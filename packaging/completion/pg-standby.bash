@@ -28,7 +28,7 @@ _pg_standby()
     case ${words[1]} in
     init)
         opts="--primary-conninfo --primary-conninfo-file --slot --create-slot --checkpoint --max-rate
-              --tablespace-mapping --compress --direct-io --port --pgdata --check"
+              --tablespace-mapping --compress --direct-io --metrics-dir --port --pgdata --check"
         ;;
     run)
         opts="--pgdata --config-file --checkpoint --max-rate --manifest-checksums
@@ -42,7 +42,7 @@ _pg_standby()
     esac
 
     case $prev in
-    --pgdata | --tablespace-mapping)
+    --pgdata | --tablespace-mapping | --metrics-dir)
         _filedir -d
         return
         ;;
