@@ -97,8 +97,8 @@ func TestSettingsChecks(t *testing.T) {
 	}
 }
 
-// TestSettingsMetricsDir: absent is nil (Debian's default may apply), ''
-// is no metrics, a relative path is an error naming its line.
+// TestSettingsMetricsDir: absent is nil (Debian's default may apply), an
+// empty value is no metrics, a relative path is an error naming its line.
 func TestSettingsMetricsDir(t *testing.T) {
 	var s Settings
 	if conf, _ := loadConf(t, "port = 5433\n"); s.FillMetricsDir(conf) != nil || s.MetricsDir != nil {
