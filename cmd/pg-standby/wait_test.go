@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pg-standby/pg-standby/internal/metrics"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
@@ -309,4 +311,71 @@ func mustGlob(t *testing.T, dir string) string {
 		t.Fatalf("metrics files %q, want one", m)
 	}
 	return m[0]
+}
+
+// TestWaitTerminal: on a terminal, wait redraws one live line in place
+// (\r…\x1b[K) while a real, rate-limited backup copies, clears it, and ends
+// with the verdict on a line of its own.
+func TestWaitTerminal(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{})
+		p.Pgbench(t, "-i", "-s", "2", "-q")
+		dir := initInstance(t, p, "--max-rate", "8192")
+		m, s := openPTY(t)
+		// Wide enough for the long test path: the line is not cut here.
+		if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 300}); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			buf := make([]byte, 4096)
+			for {
+				n, err := m.Read(buf)
+				out.Write(buf[:n])
+				if err != nil {
+					return
+				}
+			}
+		}()
+		b := startBus(t)
+		w := &worker{cmd: exec.Command(binary, "wait", "--pgdata", dir, "--timeout", "3m")}
+		w.cmd.Env = append(os.Environ(), b.Env())
+		w.cmd.Stdout, w.cmd.Stderr = s, s
+		if err := w.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if w.cmd.ProcessState == nil {
+				w.cmd.Process.Kill()
+				w.cmd.Wait()
+			}
+		})
+		wk := startWorker(t, []string{b.Env()}, "run", "--pgdata", dir)
+		if code := wk.wait(t); code != 0 {
+			t.Fatalf("run: %d\n%s", code, wk.output.String())
+		}
+		code := w.wait(t)
+		s.Close()
+		m.SetReadDeadline(time.Now().Add(2 * time.Second))
+		<-read
+		got := out.String()
+		if code != exitOK {
+			t.Fatalf("wait on a terminal: exit %d\n%q", code, got)
+		}
+		redraws := regexp.MustCompile(`\r`+regexp.QuoteMeta(dir)+`: running, attempt 1: copying [0-9.]+ [KMG]?i?B of [0-9.]+ [KMG]iB \(\d+%\)[^\r\n]*\x1b\[K`).FindAllString(got, -1)
+		if len(redraws) < 2 {
+			t.Fatalf("want the live line redrawn with \\r…\\x1b[K at least twice:\n%q", got)
+		}
+		t.Logf("%d redraws, e.g. %q", len(redraws), redraws[len(redraws)/2])
+		final := regexp.MustCompile(`\r\x1b\[K` + regexp.QuoteMeta(dir) + `: copied but not starting: postgres is not running[^\r\n]*\r\n$`)
+		if !final.MatchString(got) {
+			t.Errorf("want the live line cleared and the verdict last (%s); got the end\n%q", final, got[max(0, len(got)-400):])
+		}
+		if strings.Count(got, "\n") != 1 {
+			t.Errorf("want one line ended (the verdict), the rest redrawn in place:\n%q", got)
+		}
+	})
 }
