@@ -163,8 +163,8 @@ func runPatroniCopy(ctx context.Context, a *patroniArgs, in *instance.Instance, 
 	res, err := service.Run(ctx, service.Config{
 		Backup: a.opt, Log: log, Notify: noNotify{}, Retries: a.retries, Stall: stall,
 		Backoff: 5 * time.Second, MaxBackoff: 30 * time.Second,
-		// The backup's last phase is "standby ready"; this copy is not one.
-		Sinks:      progress.CopyOnly(journald.ProgressSink(log, progress.Connecting, progress.CopyDone), bus),
+		// A copy-only backup ends in progress.CopyDone, never "standby ready".
+		Sinks:      []progress.Sink{journald.ProgressSink(log, progress.Connecting, progress.CopyDone), bus},
 		RetrySinks: []progress.Sink{bus},
 	})
 	if err != nil {

@@ -254,7 +254,12 @@ func (b *attempt) finish(ctx context.Context, t *dest, recv *walstream.Receiver,
 	if err := b.handover(ctx, t.root); err != nil {
 		return nil, err
 	}
-	b.opt.Progress.SetPhase(progress.Done)
+	// A bare copy (patroni-replica) is no standby yet: say what it is.
+	if b.opt.CopyOnly {
+		b.opt.Progress.SetPhase(progress.CopyDone)
+	} else {
+		b.opt.Progress.SetPhase(progress.Done)
+	}
 	var bytes int64
 	for _, f := range t.res.Files {
 		bytes += f.Size

@@ -255,8 +255,12 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 		"server_version", ver, "wal_segment_size", b.segSize)
 	b.checkHotStandbySettings(ctx, conn)
 	b.primaryRS = b.readResultSettings(ctx, conn)
-	if w := walKeepWarning(ctx, conn, b.slot, b.conf); w != "" {
-		b.log.Warn(w)
+	// Under Patroni (copy-only) slots and primary_conninfo are Patroni's:
+	// the advice would point at pg-standby init, which does not apply.
+	if !b.opt.CopyOnly {
+		if w := walKeepWarning(ctx, conn, b.slot, b.conf); w != "" {
+			b.log.Warn(w)
+		}
 	}
 	return nil
 }

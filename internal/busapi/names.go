@@ -72,6 +72,7 @@ const (
 	PhaseSyncing    = "syncing"
 	PhaseHandover   = "handover"
 	PhaseDone       = "done"
+	PhaseCopyDone   = "copy-complete" // a copy-only run (patroni-replica) ended: a bare copy, no standby
 	PhaseRetry      = "waiting-retry" // back-off after a failed attempt; LastError says why
 	PhaseFailed     = "failed"
 	PhaseCancelled  = "cancelled"
@@ -87,6 +88,7 @@ var phaseIDs = map[progress.Phase]string{
 	progress.Syncing:      PhaseSyncing,
 	progress.Handover:     PhaseHandover,
 	progress.Done:         PhaseDone,
+	progress.CopyDone:     PhaseCopyDone,
 	progress.WaitingRetry: PhaseRetry,
 }
 

@@ -99,18 +99,6 @@ func TestReport(t *testing.T) {
 	}
 }
 
-// TestCopyOnly: a copy-only caller's sinks never see "standby ready".
-func TestCopyOnly(t *testing.T) {
-	var got []Phase
-	sinks := CopyOnly(sinkFunc(func(s Snapshot) { got = append(got, s.Phase) }))
-	for _, p := range []Phase{Copying, Handover, Done} {
-		sinks[0].Report(Snapshot{Phase: p})
-	}
-	if len(got) != 3 || got[0] != Copying || got[1] != Handover || got[2] != CopyDone {
-		t.Errorf("got %v, want [%s %s %s]", got, Copying, Handover, CopyDone)
-	}
-}
-
 // TestTerminalLines: the progress line is redrawn in place, log lines go
 // above it, and Close leaves none behind.
 func TestTerminalLines(t *testing.T) {

@@ -11,25 +11,6 @@ type Sink interface {
 	Report(Snapshot)
 }
 
-// CopyOnly returns sinks that see Done as CopyDone: the backup says
-// "standby ready" at its end, which a copy-only caller must not repeat.
-func CopyOnly(sinks ...Sink) []Sink {
-	out := make([]Sink, len(sinks))
-	for i, s := range sinks {
-		out[i] = copyOnlySink{s}
-	}
-	return out
-}
-
-type copyOnlySink struct{ s Sink }
-
-func (k copyOnlySink) Report(s Snapshot) {
-	if s.Phase == Done {
-		s.Phase = CopyDone
-	}
-	k.s.Report(s)
-}
-
 // Report samples t every interval and hands each snapshot to every sink, until
 // ctx ends: one snapshot at once, then one a tick, then a last one. Run it in its own goroutine.
 func Report(ctx context.Context, t *Tracker, interval time.Duration, sinks ...Sink) {
