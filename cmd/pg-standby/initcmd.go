@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -86,16 +85,7 @@ func initCmd(ctx context.Context, args []string) int {
 	}
 	// The worker runs as postgres and finds passwords in its ~/.pgpass: so
 	// does the --check of an init run as root.
-	home, uid := instance.UserHome(), os.Geteuid()
-	if os.Geteuid() == 0 {
-		if u, err := user.Lookup("postgres"); err == nil {
-			home = u.HomeDir
-			uid, _ = strconv.Atoi(u.Uid)
-			if os.Getenv("PGPASSFILE") == "" {
-				os.Setenv("PGPASSFILE", filepath.Join(u.HomeDir, ".pgpass"))
-			}
-		}
-	}
+	home, uid := workerPassfile()
 	var cfg *pgconn.Config // nil: an existing instance's, not readable
 	if spec.PrimaryConninfo != "" {
 		if err := instance.CheckPassfile(spec.PrimaryConninfo, home, uid); err != nil {

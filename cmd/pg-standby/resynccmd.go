@@ -149,8 +149,19 @@ func checkStoppedStandby(in *instance.Instance) (*instance.Control, error) {
 // resyncConninfo parses the conninfo as the worker will use it; run as root,
 // passwords come from the postgres user's ~/.pgpass, as the worker's do.
 func resyncConninfo(conninfo string) (*pgconn.Config, error) {
-	home, uid := instance.UserHome(), os.Geteuid()
-	if os.Geteuid() == 0 {
+	home, uid := workerPassfile()
+	if err := instance.CheckPassfile(conninfo, home, uid); err != nil {
+		return nil, err
+	}
+	return replconn.ParseConninfo(conninfo)
+}
+
+// workerPassfile is the home and uid whose ~/.pgpass the worker reads: the
+// postgres user's when run as root (PGPASSFILE then points there unless set),
+// else the caller's own.
+func workerPassfile() (home string, uid int) {
+	home, uid = instance.UserHome(), os.Geteuid()
+	if uid == 0 {
 		if u, err := user.Lookup("postgres"); err == nil {
 			home = u.HomeDir
 			uid, _ = strconv.Atoi(u.Uid)
@@ -159,10 +170,7 @@ func resyncConninfo(conninfo string) (*pgconn.Config, error) {
 			}
 		}
 	}
-	if err := instance.CheckPassfile(conninfo, home, uid); err != nil {
-		return nil, err
-	}
-	return replconn.ParseConninfo(conninfo)
+	return home, uid
 }
 
 // checkPrimary compares the directory with the primary: same system, same
