@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,7 +47,26 @@ func TestMain(m *testing.M) {
 // worker is one pg-standby process run as the instance's owner (postgres when root).
 type worker struct {
 	cmd    *exec.Cmd
-	output bytes.Buffer
+	output lockedBuffer
+}
+
+// lockedBuffer is the worker's output, read by the test while exec's copying
+// goroutine still writes it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startWorker(t *testing.T, env []string, args ...string) *worker {

@@ -218,6 +218,11 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, dir Direction, faults []Fault) 
 					chunk, strike = data[:max(left, 0)], &mine[i]
 				}
 			}
+			if strike != nil && strike.Action == Stall {
+				// Stalled before the last bytes go: the peer's answer to
+				// them must find the link stalled, not race back through.
+				p.strike(l, *strike)
+			}
 			if len(chunk) > 0 {
 				if _, werr := dst.Write(chunk); werr != nil {
 					l.close()
@@ -227,7 +232,9 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, dir Direction, faults []Fault) 
 				data = data[len(chunk):]
 			}
 			if strike != nil {
-				p.strike(l, *strike)
+				if strike.Action != Stall {
+					p.strike(l, *strike)
+				}
 				mine = nil
 				if strike.Action == Drop {
 					return
