@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
@@ -74,26 +75,6 @@ func nsRun(t *testing.T, binds [][2]string, env []string, stdin string, args ...
 	return cmd.ProcessState.Sys().(syscall.WaitStatus).ExitStatus(), out.String()
 }
 
-// snapshot describes a directory tree (names, modes, owners, contents) to
-// prove an attack changed nothing in it.
-func snapshot(t *testing.T, root string) string {
-	var b strings.Builder
-	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return nil
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		fmt.Fprintf(&b, "%s %v %d:%d", p, fi.Mode(), st.Uid, st.Gid)
-		if fi.Mode().IsRegular() {
-			c, _ := os.ReadFile(p)
-			fmt.Fprintf(&b, " %q", c)
-		}
-		b.WriteString("\n")
-		return nil
-	})
-	return b.String()
-}
-
 const attackConninfo = "host=192.0.2.1 port=5432 user=replicator"
 
 // debianScene is a scratch Debian layout: a configuration root (postgres'),
@@ -120,7 +101,7 @@ func TestAttackInitDataDirectoryEdited(t *testing.T) {
 	testpg.RequireRoot(t, "needs root: the attack is on root-run code")
 	sbin := scratch(t)
 	os.WriteFile(filepath.Join(sbin, "tool"), []byte("#!/bin/sh\n"), 0o755)
-	before := snapshot(t, sbin)
+	before := oracle.Snapshot(t, sbin)
 
 	s := newDebianScene(t)
 	if code, out := s.init(t, nil, "", "--primary-conninfo", attackConninfo); code != 0 {
@@ -153,7 +134,7 @@ func TestAttackInitDataDirectoryEdited(t *testing.T) {
 		}
 		t.Logf("%s a link: %d %s", link, code, out)
 	}
-	if after := snapshot(t, sbin); after != before {
+	if after := oracle.Snapshot(t, sbin); after != before {
 		t.Errorf("/usr/local/sbin changed:\n%s\nwas\n%s", after, before)
 	}
 }
@@ -166,7 +147,7 @@ func TestAttackInitConfDirLink(t *testing.T) {
 	testpg.RequireRoot(t, "needs root: the attack is on root-run code")
 	apt := scratch(t)
 	os.WriteFile(filepath.Join(apt, "70debconf"), []byte("// apt\n"), 0o644)
-	before := snapshot(t, apt)
+	before := oracle.Snapshot(t, apt)
 	binds := [][2]string{{apt, "/etc/apt/apt.conf.d"}}
 	for _, link := range []string{"15/standby", "15", "15/standby/conf.d"} {
 		s := newDebianScene(t)
@@ -189,7 +170,7 @@ func TestAttackInitConfDirLink(t *testing.T) {
 		}
 		t.Logf("%s a link: %d %s", link, code, out)
 	}
-	if after := snapshot(t, apt); after != before {
+	if after := oracle.Snapshot(t, apt); after != before {
 		t.Errorf("/etc/apt/apt.conf.d changed:\n%s\nwas\n%s", after, before)
 	}
 }
@@ -202,7 +183,7 @@ func TestAttackInitTempNames(t *testing.T) {
 	shadowDir := scratch(t)
 	shadow := filepath.Join(shadowDir, "shadow")
 	os.WriteFile(shadow, []byte("root:*:19000:0:99999:7:::\n"), 0o640)
-	before := snapshot(t, shadowDir)
+	before := oracle.Snapshot(t, shadowDir)
 	binds := [][2]string{{shadow, "/etc/shadow"}}
 	plant := func(dir string, names ...string) {
 		for _, n := range names {
@@ -270,7 +251,7 @@ func TestAttackInitTempNames(t *testing.T) {
 	if code != exitRefused || out != want {
 		t.Errorf("basebackup.signal a link: %d\n got %q\nwant %q", code, out, want)
 	}
-	if after := snapshot(t, shadowDir); after != before {
+	if after := oracle.Snapshot(t, shadowDir); after != before {
 		t.Errorf("/etc/shadow changed:\n%s\nwas\n%s", after, before)
 	}
 }

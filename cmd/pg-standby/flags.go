@@ -13,6 +13,7 @@ var synopses = map[string]string{
 	"run":    "run INSTANCE [options]\nrun --pgdata DIR [options]",
 	"status": "status [INSTANCE | --pgdata DIR] [--json]",
 	"list":   "list [--json]",
+	"resync": "resync INSTANCE [--full]\nresync --pgdata DIR [--full]",
 }
 
 // parseInterspersed parses flags before and after the positional arguments

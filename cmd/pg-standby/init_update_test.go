@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
@@ -65,12 +66,12 @@ func TestInitUpdatePgdata(t *testing.T) {
 	}
 
 	// No option: nothing changes, and it says so.
-	before := snapshot(t, dir)
+	before := oracle.Snapshot(t, dir)
 	code, out = runWorker(t, "init", "--pgdata", dir)
 	if want := "nothing to change: " + conf + " is a minimal instance already; name the settings to change (e.g. --max-rate 2048)\n"; code != 0 || out != want {
 		t.Fatalf("run without options: status %d, output\n%q\nwant\n%q", code, out, want)
 	}
-	if after := snapshot(t, dir); after != before {
+	if after := oracle.Snapshot(t, dir); after != before {
 		t.Errorf("a run without options changed the instance:\n%s\nwas\n%s", after, before)
 	}
 
@@ -97,7 +98,7 @@ func TestInitUpdateDebian(t *testing.T) {
 		t.Fatalf("init: status %d\n%s", code, out)
 	}
 	appendLine(t, conf, "work_mem = 64MB   # the admin's")
-	secretBefore := snapshot(t, secret)
+	secretBefore := oracle.Snapshot(t, secret)
 	code, out := s.init(t, nil, "", "--max-rate", "2048")
 	if want := "set pg_standby.max_rate = 2048 in " + conf + " (was 1024)\n"; code != 0 || out != want {
 		t.Fatalf("re-run: status %d, output\n%q\nwant\n%q", code, out, want)
@@ -108,7 +109,7 @@ func TestInitUpdateDebian(t *testing.T) {
 	if got := setting(t, conf, "/nonexistent", "primary_conninfo"); got.Value != conninfo || got.File != secret {
 		t.Errorf("primary_conninfo %q in %s, want it unchanged in %s", got.Value, got.File, secret)
 	}
-	if after := snapshot(t, secret); after != secretBefore {
+	if after := oracle.Snapshot(t, secret); after != secretBefore {
 		t.Errorf("%s changed:\n%s\nwas\n%s", secret, after, secretBefore)
 	}
 	if b, _ := os.ReadFile(conf); !strings.Contains(string(b), "\nwork_mem = 64MB   # the admin's\n") || strings.Contains(string(b), "s3cret") {
@@ -144,12 +145,12 @@ func TestInitUpdateRefusesForeignFile(t *testing.T) {
 	os.Mkdir(filepath.Join(dir, "conf.d"), 0o700)
 	os.WriteFile(filepath.Join(dir, "conf.d", "admin.conf"), []byte("pg_standby.max_rate = 4096\n"), 0o600)
 	testpg.Chown(t, dir)
-	before := snapshot(t, dir)
+	before := oracle.Snapshot(t, dir)
 	code, out := runWorker(t, "init", "--pgdata", dir, "--max-rate", "2048")
 	if code == 0 || !strings.Contains(out, "pg_standby.max_rate is set in "+filepath.Join(dir, "conf.d", "admin.conf")+" line 1") {
 		t.Errorf("status %d\n%s", code, out)
 	}
-	if after := snapshot(t, dir); after != before {
+	if after := oracle.Snapshot(t, dir); after != before {
 		t.Errorf("a refused update changed the instance")
 	}
 }
@@ -162,7 +163,7 @@ func TestAttackInitUpdateLinks(t *testing.T) {
 	shadowDir := scratch(t)
 	shadow := filepath.Join(shadowDir, "shadow")
 	os.WriteFile(shadow, []byte("pg_standby.max_rate = 32\n"), 0o640)
-	before := snapshot(t, shadowDir)
+	before := oracle.Snapshot(t, shadowDir)
 	binds := [][2]string{{shadow, "/etc/shadow"}}
 	s := newDebianScene(t)
 	conf := filepath.Join(s.confRoot, "15", "standby", "postgresql.conf")
@@ -188,7 +189,7 @@ func TestAttackInitUpdateLinks(t *testing.T) {
 	if code != exitUsage || !strings.Contains(out, "is required to make a new instance") {
 		t.Errorf("postgresql.conf a link: status %d\n%s", code, out)
 	}
-	if after := snapshot(t, shadowDir); after != before {
+	if after := oracle.Snapshot(t, shadowDir); after != before {
 		t.Errorf("/etc/shadow changed:\n%s\nwas\n%s", after, before)
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
-	"github.com/pg-standby/pg-standby/internal/decompress"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/replconn"
@@ -105,21 +104,8 @@ func initCmd(ctx context.Context, args []string) int {
 			return fail(exitConfig, "--primary-conninfo is invalid: %v", err)
 		}
 	}
-	if spec.Checkpoint != "" && spec.Checkpoint != "fast" && spec.Checkpoint != "spread" {
-		return fail(exitUsage, "--checkpoint %q: want fast or spread", spec.Checkpoint)
-	}
-	if spec.DirectIO != "" {
-		if _, err := pgconf.ParseBool(spec.DirectIO); err != nil {
-			return fail(exitUsage, "--direct-io: %v", err)
-		}
-	}
-	if spec.MaxRateKB != 0 && (spec.MaxRateKB < 32 || spec.MaxRateKB > 1048576) {
-		return fail(exitUsage, "--max-rate %d: want 32 to 1048576 kB/s", spec.MaxRateKB)
-	}
-	if method, _, _ := strings.Cut(spec.Compression, ":"); method != "" && method != "none" {
-		if _, ok := decompress.Methods[method]; !ok {
-			return fail(exitUsage, "--compress %q: want gzip, lz4 or zstd, optionally with :DETAIL (e.g. zstd:level=3)", spec.Compression)
-		}
+	if err := checkSettings(spec); err != nil {
+		return fail(exitUsage, "%v", err)
 	}
 	if in.Debian != nil && spec.Port == 0 {
 		spec.Port = instance.NextPort(in)
@@ -165,6 +151,30 @@ func initCmd(ctx context.Context, args []string) int {
 	}
 	fmt.Printf("take the backup and start the standby with:  systemctl start pg-standby@%s\n", unitName)
 	return exitOK
+}
+
+// checkSettings checks the backup options init stores, by the rules run
+// applies to them (instance.Settings); each is a usage error.
+func checkSettings(spec instance.Spec) error {
+	if spec.Checkpoint != "" {
+		if err := instance.CheckCheckpoint(spec.Checkpoint); err != nil {
+			return fmt.Errorf("--checkpoint %q: %w", spec.Checkpoint, err)
+		}
+	}
+	if spec.DirectIO != "" {
+		if _, err := pgconf.ParseBool(spec.DirectIO); err != nil {
+			return fmt.Errorf("--direct-io: %w", err)
+		}
+	}
+	if spec.MaxRateKB != 0 {
+		if err := instance.CheckMaxRate(spec.MaxRateKB); err != nil {
+			return fmt.Errorf("--max-rate %d: %w", spec.MaxRateKB, err)
+		}
+	}
+	if _, _, err := instance.SplitCompression(spec.Compression); err != nil {
+		return fmt.Errorf("--compress %q: %w", spec.Compression, err)
+	}
+	return nil
 }
 
 // updateInstance changes only the settings named on the command line of an

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
@@ -26,45 +27,53 @@ func TestKillLoop(t *testing.T) {
 		// The versions in parallel: each copy is throttled (--max-rate), so
 		// the loop mostly waits, about 5 minutes per version.
 		t.Parallel()
-		if testing.Short() {
-			t.Skip("kill loop: long")
-		}
-		testpg.Require(t)
+		testpg.Require(t) // skips under -short
 		p := testpg.Start(t, testpg.Options{})
 		p.Pgbench(t, "-i", "-s", "2", "-q")
 		stopWrites := p.StartWrites(t)
 		defer stopWrites()
 
-		// Moments: while connecting, then at growing shares of the copy.
+		// Moments: before connecting, then at growing shares of the copy.
 		moments := []int{-1, 5, 15, 25, 35, 45, 55, 65, 75, 85, 95}
 		var cleanWritten int64
 		for i, at := range moments {
 			name := fmt.Sprintf("kill at %d%%", at)
 			if at < 0 {
-				name = "kill while connecting"
+				name = "kill before connecting"
 			}
 			dir := initInstance(t, p, "--max-rate", "4096")
 			l := listenNotify(t)
 			w := startWorker(t, []string{"NOTIFY_SOCKET=" + l.path}, "run", "--pgdata", dir)
 			if at < 0 {
-				time.Sleep(50 * time.Millisecond)
+				// The first STATUS: the worker is up and has not connected
+				// yet (service reports once before the attempt starts).
+				waitStatus(t, l, w, "STATUS=")
 			} else {
 				waitCopying(t, l, w, at)
 			}
 			w.cmd.Process.Signal(syscall.SIGKILL)
 			if code := w.wait(t); code != -int(syscall.SIGKILL) {
-				t.Logf("%s: the worker ended with %d before the kill", name, code)
+				t.Fatalf("%s: the worker ended with %d before the kill\n%s", name, code, w.output.String())
 			}
 			code, out := runWorker(t, "run", "--pgdata", dir)
 			if code != 0 {
 				t.Fatalf("%s: rerun status %d\n%s", name, code, out)
 			}
 			written, unchanged := retryBytes(out)
-			if i == 0 {
-				cleanWritten = written + unchanged
-			}
 			t.Logf("%s: rerun wrote %d bytes, found %d already right (clean run: %d)", name, written, unchanged, cleanWritten)
-			verifyBackup(t, dir)
+			switch {
+			case i == 0:
+				// Killed before the copy: the rerun is a clean run.
+				if written == 0 {
+					t.Fatalf("%s: rerun wrote nothing; want a whole copy\n%s", name, out)
+				}
+				cleanWritten = written + unchanged
+			case at >= 25 && (unchanged == 0 || written >= cleanWritten):
+				// The writes under load go to one small table: what the killed
+				// attempt wrote is mostly still right, and is not written again.
+				t.Fatalf("%s: rerun wrote %d bytes and found %d already right; want less than the clean run's %d, some found\n%s", name, written, unchanged, cleanWritten, out)
+			}
+			oracle.VerifyBackup(t, dir)
 			marker := fmt.Sprintf("k%d", i)
 			p.SQL(t, "CREATE TABLE "+marker+" AS SELECT "+strconv.Itoa(i)+" AS x")
 			s := testpg.StartStandby(t, dir)
@@ -85,7 +94,7 @@ func waitCopying(t *testing.T, l *notifyListener, w *worker, pct int) {
 				t.Fatalf("notify socket closed\n%s", w.output.String())
 			}
 			if strings.Contains(m, "READY=1") {
-				return // finished before the moment: the kill hits a done worker
+				t.Fatalf("the worker finished before %d%% of the copy was reported\n%s", pct, w.output.String())
 			}
 			if sm := pctRe.FindStringSubmatch(m); sm != nil {
 				if n, _ := strconv.Atoi(sm[1]); n >= pct {
@@ -94,6 +103,28 @@ func waitCopying(t *testing.T, l *notifyListener, w *worker, pct int) {
 			}
 		case <-deadline:
 			t.Fatalf("no copying status reached %d%%\n%s", pct, w.output.String())
+		}
+	}
+}
+
+// waitStatus waits for a notify message that holds want.
+func waitStatus(t *testing.T, l *notifyListener, w *worker, want string) {
+	t.Helper()
+	deadline := time.After(2 * time.Minute)
+	for {
+		select {
+		case m, ok := <-l.got:
+			if !ok {
+				t.Fatalf("notify socket closed\n%s", w.output.String())
+			}
+			if strings.Contains(m, want) {
+				return
+			}
+			if strings.Contains(m, "READY=1") {
+				t.Fatalf("the worker finished before %q\n%s", want, w.output.String())
+			}
+		case <-deadline:
+			t.Fatalf("no notify message with %q\n%s", want, w.output.String())
 		}
 	}
 }

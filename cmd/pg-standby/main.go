@@ -21,6 +21,9 @@ Usage:
                                     on an existing minimal instance: change only those settings
   pg-standby run INSTANCE           take the base backup; what pg-standby@INSTANCE.service runs
   pg-standby run --pgdata DIR       the same for a data directory given directly
+  pg-standby resync INSTANCE [--full] | --pgdata DIR [--full]
+                                    make a stopped standby pending again; the next run brings
+                                    it up to date (changed blocks only on 17+, or --full)
   pg-standby status [INSTANCE] [--json]
                                     the backup's state: live from a running worker (D-Bus),
                                     else from the instance's directory; the unit's state
@@ -76,6 +79,8 @@ func run(ctx context.Context, args []string) int {
 		return runCmd(ctx, args[1:])
 	case "init":
 		return initCmd(ctx, args[1:])
+	case "resync":
+		return resyncCmd(ctx, args[1:])
 	case "status":
 		return statusCmd(ctx, args[1:])
 	case "list":

@@ -2,19 +2,21 @@ package main
 
 import (
 	"bytes"
-	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
@@ -26,7 +28,11 @@ func TestMain(m *testing.M) {
 	if err == nil {
 		os.Chmod(dir, 0o755)
 		binary = filepath.Join(dir, "pg-standby")
-		out, berr := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+		args := []string{"build", "-race", "-o", binary, "."}
+		if flag.Parse(); testing.Short() {
+			args = slices.Delete(args, 1, 2) // the fast tier: a race build links and starts slowly
+		}
+		out, berr := exec.Command("go", args...).CombinedOutput()
 		if berr != nil {
 			fmt.Fprintf(os.Stderr, "build pg-standby: %v\n%s", berr, out)
 			os.Exit(1)
@@ -144,18 +150,6 @@ func (l *notifyListener) drain() []string {
 	return all
 }
 
-func verifyBackup(t *testing.T, dir string) {
-	t.Helper()
-	v := testpg.VersionOf(t)
-	out, err := v.Output(context.Background(), "pg_verifybackup", "-i", "postgresql.conf", "-i", "pg_hba.conf", "-i", "pg_ident.conf", dir)
-	if err != nil {
-		t.Fatalf("PostgreSQL %d pg_verifybackup: %v", v.Major, err)
-	}
-	if !strings.Contains(out, "backup successfully verified") {
-		t.Fatalf("PostgreSQL %d pg_verifybackup: %s", v.Major, out)
-	}
-}
-
 // TestNotifySequence: the exact sd_notify conversation of a real backup.
 func TestNotifySequence(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
@@ -213,7 +207,7 @@ func TestNotifySequence(t *testing.T) {
 		if extends == 0 {
 			t.Errorf("no EXTEND_TIMEOUT_USEC while bytes moved")
 		}
-		verifyBackup(t, dir)
+		oracle.VerifyBackup(t, dir)
 	})
 }
 
@@ -260,7 +254,7 @@ func TestSIGTERMMidCopy(t *testing.T) {
 		if code, out := runWorker(t, "run", "--pgdata", dir); code != 0 {
 			t.Fatalf("resumed run: status %d\n%s", code, out)
 		}
-		verifyBackup(t, dir)
+		oracle.VerifyBackup(t, dir)
 	})
 }
 

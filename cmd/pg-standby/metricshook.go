@@ -28,7 +28,7 @@ func metricsWriter(in *instance.Instance, name string, log *slog.Logger) *metric
 	if os.Geteuid() == 0 {
 		return nil
 	}
-	p, err := readPending(in)
+	p, err := in.Pending()
 	var conf *pgconf.Config
 	switch {
 	case err != nil && !os.IsNotExist(err):

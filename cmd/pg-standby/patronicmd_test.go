@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
@@ -213,7 +214,7 @@ func TestPatroniReplicaCopyOnly(t *testing.T) {
 		if auto, _ := os.ReadFile(filepath.Join(dir, instance.AutoConf)); strings.Contains(string(auto), "primary_conninfo") {
 			t.Errorf("%s holds primary_conninfo:\n%s", instance.AutoConf, auto)
 		}
-		verifyBackup(t, dir)
+		oracle.VerifyBackup(t, dir)
 
 		// Patroni's cancel: SIGTERM mid-copy, then the retry (keep_data).
 		dir2 := filepath.Join(base, "data2")

@@ -139,7 +139,7 @@ func runCmd(ctx context.Context, args []string) int {
 	case err != nil:
 		bus.Completed(false, err.Error())
 		attempt := 0
-		if p, perr := readPending(in); perr == nil {
+		if p, perr := in.Pending(); perr == nil {
 			attempt = p.Attempts // the failed attempt, as basebackup.signal records it
 		}
 		log.Error("backup failed: "+err.Error(), "error", err, "kind", backup.KindOf(err).String(), "attempt", attempt, "pgdata", in.DataDir)

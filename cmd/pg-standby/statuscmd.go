@@ -3,18 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/coreos/go-systemd/v22/unit"
 	"github.com/godbus/dbus/v5"
@@ -151,7 +146,7 @@ func inspectInstance(ctx context.Context, in *instance.Instance, jobs map[string
 		name = in.DataDir
 	}
 	st := instanceStatus{Instance: name, DataDirectory: in.DataDir}
-	st.PID = lockHolder(in.DataDir)
+	st.PID = instance.LockHolder(in.DataDir)
 	if j, ok := jobs[in.DataDir]; ok {
 		st.Job = jobOf(j)
 		st.Attempt = int(j.Attempt)
@@ -199,68 +194,33 @@ func healthState(h *health.Report) string {
 	return stateStandby
 }
 
-// fromDisk sets the state from the data directory's signal files.
-func (st *instanceStatus) fromDisk(in *instance.Instance) {
-	exists := func(name string) (bool, error) {
-		_, err := os.Lstat(filepath.Join(in.DataDir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
-		return err == nil, err
-	}
-	if _, err := os.Stat(in.DataDir); errors.Is(err, fs.ErrNotExist) {
-		st.State = stateMissing
-		return
-	}
-	pending, err := exists(instance.BackupSignal)
-	if err != nil {
-		st.State, st.Error = stateUnknown, err.Error()
-		return
-	}
-	if !pending {
-		control, err1 := exists(instance.PgControl)
-		standby, err2 := exists(instance.StandbySignal)
-		switch {
-		case err1 != nil || err2 != nil:
-			st.State, st.Error = stateUnknown, errors.Join(err1, err2).Error()
-		case control && standby:
-			st.State = stateStandby
-		default:
-			st.State = stateOther
-		}
-		return
-	}
-	p, err := readPending(in)
-	if err != nil {
-		st.State, st.Error = stateUnknown, err.Error()
-		return
-	}
-	st.State, st.Attempt, st.LastError = stateNotStarted, p.Attempts, p.LastError
-	switch {
-	case p.Written:
-		st.State = stateInterrupted
-	case p.Attempts > 0 && p.LastError != "":
-		st.State = stateFailed
-	}
-	if !p.LastFailure.IsZero() {
-		st.LastFailure = p.LastFailure.UTC().Format(time.RFC3339)
-	}
+// dirStates are the states the data directory alone can give.
+var dirStates = map[instance.DirState]string{
+	instance.DirMissing: stateMissing, instance.DirUnreadable: stateUnknown, instance.DirStandby: stateStandby,
+	instance.DirOther: stateOther, instance.DirNotStarted: stateNotStarted, instance.DirInterrupted: stateInterrupted,
+	instance.DirFailed: stateFailed,
 }
 
-// readPending reads an instance's basebackup.signal.
-func readPending(in *instance.Instance) (instance.Pending, error) {
-	root, err := os.OpenRoot(in.DataDir)
-	if err != nil {
-		return instance.Pending{}, err
+// fromDisk sets the state from the data directory's signal files.
+func (st *instanceStatus) fromDisk(in *instance.Instance) {
+	d := in.Status()
+	st.State = dirStates[d.State]
+	switch d.State {
+	case instance.DirUnreadable:
+		st.Error = d.Err.Error()
+	case instance.DirNotStarted, instance.DirInterrupted, instance.DirFailed:
+		p := d.Pending
+		st.Attempt, st.LastError = p.Attempts, p.LastError
+		if !p.LastFailure.IsZero() {
+			st.LastFailure = p.LastFailure.UTC().Format(time.RFC3339)
+		}
 	}
-	defer root.Close()
-	return instance.ReadPending(root)
 }
 
 // pendingError is the instance's recorded last failure, for the bus's
 // LastError property.
 func pendingError(in *instance.Instance) string {
-	p, err := readPending(in)
+	p, err := in.Pending()
 	if err != nil {
 		return ""
 	}
@@ -283,48 +243,6 @@ func jobOf(j busapi.Job) *jobStatus {
 		js.ExpectedEndTime = j.ExpectedEndTime.UTC().Format(time.RFC3339)
 	}
 	return js
-}
-
-// lockHolder is the pid holding the instance lock (a flock on the data
-// directory, see instance.Lock), 0 if none, read from /proc/locks so that
-// status never takes the lock itself.
-func lockHolder(dataDir string) int {
-	fi, err := os.Stat(dataDir)
-	if err != nil {
-		return 0
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0
-	}
-	dev := uint64(st.Dev)
-	major := (dev>>8)&0xfff | (dev>>32)&^uint64(0xfff)
-	minor := dev&0xff | (dev>>12)&^uint64(0xff)
-	locks, err := os.ReadFile("/proc/locks")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(locks), "\n") {
-		f := strings.Fields(line)
-		// "1: FLOCK  ADVISORY  WRITE 1234 08:02:131 0 EOF"; waiters have "->".
-		if len(f) < 6 || f[1] != "FLOCK" {
-			continue
-		}
-		id := strings.Split(f[5], ":")
-		if len(id) != 3 {
-			continue
-		}
-		ma, err1 := strconv.ParseUint(id[0], 16, 64)
-		mi, err2 := strconv.ParseUint(id[1], 16, 64)
-		ino, err3 := strconv.ParseUint(id[2], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil || ma != major || mi != minor || ino != st.Ino {
-			continue
-		}
-		if pid, err := strconv.Atoi(f[4]); err == nil {
-			return pid
-		}
-	}
-	return 0
 }
 
 // unitName is the backup unit of an instance: pg-standby@15-main.service
@@ -462,12 +380,12 @@ func oneLineError(s string) string { return printable.OneLine(s, 500) }
 // fitLine cuts a line to the terminal's width when stdout is a terminal.
 func fitLine(s string) string {
 	s = printable.Escape(s) // the last error quotes the primary
-	var ws struct{ row, col, x, y uint16 }
-	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, os.Stdout.Fd(), syscall.TIOCGWINSZ, uintptr(unsafe.Pointer(&ws))); e != 0 || ws.col < 20 {
+	cols, ok := progress.Width(os.Stdout)
+	if !ok || cols < 20 {
 		return s
 	}
-	if r := []rune(s); len(r) > int(ws.col) {
-		return string(r[:ws.col-1]) + "…"
+	if r := []rune(s); len(r) > cols {
+		return string(r[:cols-1]) + "…"
 	}
 	return s
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/backup"
 	fp "github.com/pg-standby/pg-standby/internal/fakeprimary"
 	"github.com/pg-standby/pg-standby/internal/faultproxy"
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/progress"
 	"github.com/pg-standby/pg-standby/internal/service"
@@ -99,14 +100,7 @@ func checkFailed(t *testing.T, e *faultEnv, err error, kind backup.Kind, message
 	if after := e.outsideSnapshot(t); after != outsideBefore {
 		t.Errorf("something outside the instance and its tablespaces changed:\nbefore:\n%s\nafter:\n%s", outsideBefore, after)
 	}
-	for _, name := range []string{"global/pg_control", "standby.signal"} {
-		if exists(filepath.Join(e.data, name)) {
-			t.Errorf("%s exists after a failed attempt", name)
-		}
-	}
-	if !exists(filepath.Join(e.data, "basebackup.signal")) {
-		t.Errorf("basebackup.signal gone after a failed attempt")
-	}
+	oracle.FailedAttempt(t, e.data)
 	checkPrimaryUnharmed(t, e.p)
 }
 

@@ -2,7 +2,6 @@ package backup_test
 
 import (
 	"context"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/backup"
 	"github.com/pg-standby/pg-standby/internal/basebackup"
 	fp "github.com/pg-standby/pg-standby/internal/fakeprimary"
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 )
 
@@ -79,43 +79,7 @@ func newHostileLayout(t *testing.T, conninfo string) hostileLayout {
 // snapshotExcept is snapshot of dir without the subtrees skip.
 func snapshotExcept(t *testing.T, dir string, skip ...string) string {
 	t.Helper()
-	var lines []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		for _, s := range skip {
-			if p == s {
-				lines = append(lines, "(skipped) "+p)
-				return filepath.SkipDir
-			}
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		line := fmt.Sprintf("%s %v", p, fi.Mode())
-		if fi.Mode().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			b = signalRecordless(p, b)
-			line += fmt.Sprintf(" %d %s", len(b), b)
-		} else {
-			line += fmt.Sprintf(" %d", fi.Size())
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			target, _ := os.Readlink(p)
-			line += " -> " + target
-		}
-		lines = append(lines, line)
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("snapshot %s: %v", dir, err)
-	}
-	return strings.Join(lines, "\n")
+	return oracle.SnapshotPending(t, dir, skip...)
 }
 
 // TestFakePrimaryGoodStream is the control for TestHostilePrimary: the
@@ -350,14 +314,7 @@ func TestHostilePrimary(t *testing.T) {
 			if after := snapshotExcept(t, l.parent, l.data, l.ts); after != before {
 				t.Errorf("something outside the data directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
-			for _, name := range []string{"global/pg_control", "standby.signal"} {
-				if exists(filepath.Join(l.data, name)) {
-					t.Errorf("%s exists after a failed backup", name)
-				}
-			}
-			if !exists(filepath.Join(l.data, "basebackup.signal")) {
-				t.Errorf("basebackup.signal gone after a failed backup")
-			}
+			oracle.FailedAttempt(t, l.data)
 			// No link in the data directory may point outside it, but the tablespace ones.
 			filepath.WalkDir(l.data, func(p string, d fs.DirEntry, err error) error {
 				if err == nil && d.Type()&fs.ModeSymlink != 0 {

@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pg-standby/pg-standby/internal/basebackup"
-	"github.com/pg-standby/pg-standby/internal/decompress"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/progress"
@@ -406,56 +405,20 @@ func readPending(in *instance.Instance) (instance.Pending, error) {
 // applySettings takes the backup options the instance stores as pg_standby.*
 // settings, for every option the caller left unset.
 func applySettings(opt *Options, conf *pgconf.Config) error {
-	bad := func(s pgconf.Setting, err error) error {
-		return configErr("%s in %s line %d: %w", s.Name, s.File, s.Line, err)
+	set := instance.Settings{
+		Checkpoint: opt.Checkpoint, MaxRateKB: opt.MaxRateKB, Compression: opt.Compression, CreateSlot: opt.CreateSlot,
+		DirectIO: opt.DirectIO, ManifestChecksums: opt.ManifestChecksums, TablespaceMapping: opt.TablespaceMapping,
 	}
-	if s, ok := conf.Get("pg_standby.checkpoint"); ok && opt.Checkpoint == "" {
-		if s.Value != "fast" && s.Value != "spread" {
-			return bad(s, fmt.Errorf("%q is not fast or spread", s.Value))
-		}
-		opt.Checkpoint = s.Value
+	if err := set.Fill(conf); err != nil {
+		return configErr("%w", err)
 	}
-	if s, ok := conf.Get("pg_standby.max_rate"); ok && opt.MaxRateKB == 0 {
-		n, err := strconv.ParseInt(s.Value, 10, 64)
-		if err != nil {
-			return bad(s, fmt.Errorf("%q is not a number of kB/s", s.Value))
-		}
-		opt.MaxRateKB = n
-	}
-	if s, ok := conf.Get("pg_standby.create_slot"); ok && !opt.CreateSlot {
-		on, err := pgconf.ParseBool(s.Value)
-		if err != nil {
-			return bad(s, err)
-		}
-		opt.CreateSlot = on
-	}
-	if s, ok := conf.Get("pg_standby.direct_io"); ok && opt.DirectIO == nil {
-		on, err := pgconf.ParseBool(s.Value)
-		if err != nil {
-			return bad(s, err)
-		}
-		opt.DirectIO = &on
-	}
-	if s, ok := conf.Get("pg_standby.compression"); ok && opt.Compression == "" {
-		opt.Compression = s.Value
-	}
-	if s, ok := conf.Get("pg_standby.manifest_checksums"); ok && opt.ManifestChecksums == "" {
-		opt.ManifestChecksums = s.Value
-	}
-	if s, ok := conf.Get("pg_standby.tablespace_mapping"); ok && len(opt.TablespaceMapping) == 0 {
-		m, err := instance.ParseMapping(s.Value)
-		if err != nil {
-			return bad(s, err)
-		}
-		opt.TablespaceMapping = m
-	}
+	opt.Checkpoint, opt.MaxRateKB, opt.Compression, opt.CreateSlot = set.Checkpoint, set.MaxRateKB, set.Compression, set.CreateSlot
+	opt.DirectIO, opt.ManifestChecksums, opt.TablespaceMapping = set.DirectIO, set.ManifestChecksums, set.TablespaceMapping
 	if opt.Checkpoint == "" {
 		opt.Checkpoint = "fast"
 	}
-	if method, _, _ := strings.Cut(opt.Compression, ":"); method != "" && method != "none" {
-		if _, ok := decompress.Methods[method]; !ok {
-			return configErr("compression %q: want gzip, lz4 or zstd, optionally with :DETAIL (e.g. zstd:level=3)", opt.Compression)
-		}
+	if _, _, err := instance.SplitCompression(opt.Compression); err != nil {
+		return configErr("compression %q: %w", opt.Compression, err)
 	}
 	return nil
 }

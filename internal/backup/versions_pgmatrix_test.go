@@ -19,6 +19,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/basebackup"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 	"github.com/pg-standby/pg-standby/internal/wal"
 )
@@ -105,14 +106,7 @@ func TestManifestSystemIdentifierMismatch(t *testing.T) {
 		if !strings.Contains(err.Error(), sysid) || !strings.Contains(err.Error(), string(forged)) {
 			t.Errorf("error does not name both system identifiers (%s, %s): %v", sysid, forged, err)
 		}
-		for _, name := range []string{"global/pg_control", "standby.signal"} {
-			if exists(filepath.Join(dir, name)) {
-				t.Errorf("%s exists after a refused backup", name)
-			}
-		}
-		if !exists(filepath.Join(dir, "basebackup.signal")) {
-			t.Errorf("basebackup.signal removed after a refused backup")
-		}
+		oracle.FailedAttempt(t, dir)
 	})
 }
 

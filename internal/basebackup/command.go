@@ -3,6 +3,8 @@ package basebackup
 import (
 	"fmt"
 	"strings"
+
+	"github.com/pg-standby/pg-standby/internal/instance"
 )
 
 // Options are the BASE_BACKUP options pg-standby uses. The command always
@@ -15,7 +17,7 @@ type Options struct {
 	Checkpoint string
 	// ManifestChecksums is CRC32C, SHA224, SHA256, SHA384, SHA512 or NONE.
 	ManifestChecksums string
-	// MaxRateKB limits the server's send rate in kB/s (32..1048576); 0 is unlimited.
+	// MaxRateKB limits the server's send rate in kB/s (instance.CheckMaxRate); 0 is unlimited.
 	MaxRateKB int64
 	// Compression is a server-side compression method ("gzip"); "" for none.
 	Compression string
@@ -28,19 +30,20 @@ type Options struct {
 func (o Options) Command() (string, error) {
 	opts := []string{"LABEL " + quote(o.Label), "PROGRESS", "WAIT false", "MANIFEST 'yes'", "TARGET 'client'"}
 	switch o.Checkpoint {
-	case "", "spread":
+	case "":
 		opts = append(opts, "CHECKPOINT 'spread'")
-	case "fast":
-		opts = append(opts, "CHECKPOINT 'fast'")
 	default:
-		return "", fmt.Errorf("checkpoint mode %q: want fast or spread", o.Checkpoint)
+		if err := instance.CheckCheckpoint(o.Checkpoint); err != nil {
+			return "", fmt.Errorf("checkpoint mode %q: %w", o.Checkpoint, err)
+		}
+		opts = append(opts, "CHECKPOINT "+quote(o.Checkpoint))
 	}
 	if o.ManifestChecksums != "" {
 		opts = append(opts, "MANIFEST_CHECKSUMS "+quote(o.ManifestChecksums))
 	}
 	if o.MaxRateKB != 0 {
-		if o.MaxRateKB < 32 || o.MaxRateKB > 1048576 {
-			return "", fmt.Errorf("max rate %d kB/s out of range: want 32 to 1048576 kB/s (32 kB/s to 1 GB/s)", o.MaxRateKB)
+		if err := instance.CheckMaxRate(o.MaxRateKB); err != nil {
+			return "", fmt.Errorf("max rate %d kB/s out of range: %w (32 kB/s to 1 GB/s)", o.MaxRateKB, err)
 		}
 		opts = append(opts, fmt.Sprintf("MAX_RATE %d", o.MaxRateKB))
 	}

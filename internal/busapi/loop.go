@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/introspect"
 
 	"github.com/pg-standby/pg-standby/internal/progress"
 	"github.com/pg-standby/pg-standby/internal/wal"
@@ -138,7 +139,7 @@ func (p *Publisher) connect() (*dbus.Conn, error) {
 	}{
 		{obj, Interface},
 		{properties{p}, "org.freedesktop.DBus.Properties"},
-		{introspectable(p.xml), "org.freedesktop.DBus.Introspectable"},
+		{introspect.Introspectable(p.xml), "org.freedesktop.DBus.Introspectable"},
 	} {
 		if err := c.Export(x.v, p.path, x.iface); err != nil {
 			c.Close()
@@ -312,8 +313,3 @@ func (o properties) GetAll(iface string) (map[string]dbus.Variant, *dbus.Error) 
 func (o properties) Set(iface, name string, _ dbus.Variant) *dbus.Error {
 	return dbus.NewError("org.freedesktop.DBus.Error.PropertyReadOnly", []any{"property " + name + " is read-only"})
 }
-
-// introspectable serves the object's introspection document.
-type introspectable string
-
-func (i introspectable) Introspect() (string, *dbus.Error) { return string(i), nil }

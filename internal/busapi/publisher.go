@@ -3,16 +3,17 @@ package busapi
 import (
 	"context"
 	_ "embed"
+	"encoding/xml"
 	"log/slog"
 	"os"
 	"os/user"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/introspect"
+	"github.com/godbus/dbus/v5/prop"
 
 	"github.com/pg-standby/pg-standby/internal/progress"
 )
@@ -185,38 +186,13 @@ func (p *Publisher) Close() {
 	}
 }
 
-// standardInterfaces are the other interfaces of the object, for Introspect.
-const standardInterfaces = `
-  <interface name="org.freedesktop.DBus.Properties">
-    <method name="Get">
-      <arg name="interface_name" type="s" direction="in"/>
-      <arg name="property_name" type="s" direction="in"/>
-      <arg name="value" type="v" direction="out"/>
-    </method>
-    <method name="GetAll">
-      <arg name="interface_name" type="s" direction="in"/>
-      <arg name="props" type="a{sv}" direction="out"/>
-    </method>
-    <method name="Set">
-      <arg name="interface_name" type="s" direction="in"/>
-      <arg name="property_name" type="s" direction="in"/>
-      <arg name="value" type="v" direction="in"/>
-    </method>
-    <signal name="PropertiesChanged">
-      <arg name="interface_name" type="s"/>
-      <arg name="changed_properties" type="a{sv}"/>
-      <arg name="invalidated_properties" type="as"/>
-    </signal>
-  </interface>` + introspect.IntrospectDataString + `
-  <interface name="org.freedesktop.DBus.Peer">
-    <method name="Ping"/>
-    <method name="GetMachineId">
-      <arg name="machine_uuid" type="s" direction="out"/>
-    </method>
-  </interface>`
-
 // objectXML is what the object's Introspect returns: the shipped document
-// with the standard interfaces added.
+// (without its comments) with the standard interfaces godbus serves added.
 func objectXML() string {
-	return strings.Replace(IntrospectionXML, "\n<node>\n", "\n<node>"+standardInterfaces+"\n", 1)
+	var n introspect.Node
+	if err := xml.Unmarshal([]byte(IntrospectionXML), &n); err != nil {
+		return IntrospectionXML // cannot happen: TestObjectXML parses the embedded document
+	}
+	n.Interfaces = append(n.Interfaces, prop.IntrospectData) // NewIntrospectable adds Introspectable and Peer
+	return string(introspect.NewIntrospectable(&n))
 }

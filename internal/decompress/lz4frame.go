@@ -57,6 +57,14 @@ const (
 // compression writes them (256 KiB linked blocks), with fixed buffers: it
 // allocates when a frame's block maximum is bigger than any before, never per
 // block. Block contents are decoded by pierrec/lz4's block decoder.
+//
+// Why not pierrec's lz4.Reader: it re-allocates its dictionary per linked
+// block (v4.1.33 reader.go:203-207: a block of 64 KiB or more keeps none of
+// the old dictionary, r.dict[len(r.dict):], so the append that follows
+// allocates a new array). Measured: a 2.1 GiB backup with --compress lz4
+// made ~700 collections and peaked at 29-35 MiB RSS with it, 19 MiB with
+// this reader; on 64 MiB of lz4 -BD data it decodes at 7 GB/s with one
+// allocation per block, this reader at 12 GB/s with none.
 type lz4Reader struct {
 	src io.Reader
 	err error // sticky: every Read after a failure, or the end, returns it

@@ -1,13 +1,9 @@
 package extract_test
 
 import (
-	"crypto/sha256"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 
 	"github.com/pg-standby/pg-standby/internal/directio"
@@ -15,6 +11,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/extract"
 	fp "github.com/pg-standby/pg-standby/internal/fakeprimary"
 	"github.com/pg-standby/pg-standby/internal/manifest"
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/progress"
 	"github.com/pg-standby/pg-standby/internal/tarstream"
 )
@@ -113,34 +110,5 @@ func FuzzExtract(f *testing.F) {
 	})
 }
 
-// tree renders everything under dir but skip: names, types, modes, contents.
-func tree(t *testing.T, dir, skip string) string {
-	var lines []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == skip {
-			return filepath.SkipDir
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		line := fmt.Sprintf("%s %v", p, fi.Mode())
-		if fi.Mode().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			line += fmt.Sprintf(" %x", sha256.Sum256(b))
-		}
-		lines = append(lines, line)
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk %s: %v", dir, err)
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
-}
+// tree renders everything under dir but skip (oracle.Snapshot).
+func tree(t *testing.T, dir, skip string) string { t.Helper(); return oracle.Snapshot(t, dir, skip) }

@@ -56,9 +56,14 @@ func TestProxy(t *testing.T) {
 	})
 	t.Run("drop", func(t *testing.T) {
 		p.Arm(Fault{Conn: 1, Dir: ToClient, After: 3000, Action: Drop})
-		first, second := dial(t, p), dial(t, p)
-		time.Sleep(50 * time.Millisecond) // let the proxy number them in order
-		_ = first
+		// The proxy numbers links as it accepts them: an echo through the
+		// first shows it accepted before the second is dialled.
+		first := dial(t, p)
+		first.Write([]byte("x"))
+		if _, err := io.ReadFull(first, make([]byte, 1)); err != nil {
+			t.Fatalf("echo through the first link: %v", err)
+		}
+		second := dial(t, p)
 		second.Write(msg)
 		second.SetReadDeadline(time.Now().Add(5 * time.Second))
 		got, err := io.ReadAll(second)

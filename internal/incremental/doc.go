@@ -12,7 +12,10 @@
 //     result (as src/bin/pg_combinebackup/write_manifest.c), plus the
 //     backup_label rewrite;
 //   - upload.go: UPLOAD_MANIFEST, the summarize_wal probe, and the SQLSTATE
-//     classification that tells the caller to fall back to a full backup.
+//     classification that tells the caller to fall back to a full backup;
+//   - timeline.go, summaries.go, prior.go: resync's checks (the primary's
+//     timeline history, WAL summary coverage of a prior start) and the
+//     prior files of a resynced standby as resume journal records.
 //
 // The server is not trusted: every length and block number it sends is
 // checked before it sizes an allocation or an offset. docs/incremental.md

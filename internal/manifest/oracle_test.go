@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/testpg"
+	"github.com/pg-standby/pg-standby/internal/wal"
 )
 
 // pgServer is a throw-away PostgreSQL cluster listening only on a socket
@@ -62,10 +63,7 @@ func (s *pgServer) own(path string) {
 // test when v cannot run here (testpg.Version.Skip). The server is always
 // stopped, and the directory removed, when the test ends.
 func startServer(t *testing.T, v testpg.Version) *pgServer {
-	if testing.Short() {
-		t.Skip("starts a PostgreSQL server")
-	}
-	v.Skip(t)
+	v.Skip(t) // under -short too
 	s := &pgServer{t: t, v: v, asRoot: os.Geteuid() == 0}
 	if s.asRoot {
 		// The server refuses to run as root.
@@ -193,7 +191,7 @@ func oracleServerManifest(t *testing.T, v testpg.Version) {
 				t.Fatalf("no START WAL LOCATION in backup_label:\n%s", label)
 			}
 			// LSNs are compared parsed, never as text (19 zero-pads them).
-			labelStart, err := ParseLSN(string(start[1]))
+			labelStart, err := wal.ParseLSN(string(start[1]))
 			if err != nil {
 				t.Fatalf("backup_label: %v", err)
 			}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/pg-standby/pg-standby/internal/wal"
 )
 
 // File is one entry of the manifest's "Files" array.
@@ -529,10 +531,10 @@ func (p *parser) walRange(raw *rawWALRange) (WALRange, error) {
 	}
 	r.Timeline = *raw.Timeline
 	var err error
-	if r.Start, err = ParseLSN(*raw.Start); err != nil {
+	if r.Start, err = wal.ParseLSN(*raw.Start); err != nil {
 		return r, p.fail(fmt.Errorf("Start-LSN: %w", err))
 	}
-	if r.End, err = ParseLSN(*raw.End); err != nil {
+	if r.End, err = wal.ParseLSN(*raw.End); err != nil {
 		return r, p.fail(fmt.Errorf("End-LSN: %w", err))
 	}
 	if r.End < r.Start {

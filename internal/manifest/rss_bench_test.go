@@ -2,9 +2,11 @@ package manifest
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"reflect"
+	"runtime"
 	"testing"
 )
 
@@ -127,4 +129,83 @@ func BenchmarkVerifyReader60k(b *testing.B) {
 			b.Fatal(err, mismatch)
 		}
 	}
+}
+
+// wholeDoc is the manifest decoded by one json.Decode with unknown fields
+// refused, the design the token parser was measured against (see doc.go).
+type wholeDoc struct {
+	Version   json.Number   `json:"PostgreSQL-Backup-Manifest-Version"`
+	SystemID  json.Number   `json:"System-Identifier"`
+	Files     []rawFile     `json:"Files"`
+	WALRanges []rawWALRange `json:"WAL-Ranges"`
+	Checksum  string        `json:"Manifest-Checksum"`
+}
+
+// liveBytes is the heap f's result keeps alive (GC'd before and after).
+func liveBytes(f func() any) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	v := f()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(v)
+	return after.HeapAlloc - before.HeapAlloc
+}
+
+func manifest60k() []byte {
+	m := &Manifest{Version: 2, SystemIdentifier: 1, WALRanges: []WALRange{{Timeline: 1, Start: 1, End: 2}}}
+	for i := range 60_000 {
+		m.Files = append(m.Files, File{Path: fmt.Sprintf("base/5/%d", 100000+i), Size: 8192, Algorithm: CRC32C, Checksum: []byte{1, 2, 3, byte(i)}})
+	}
+	return render(m, renderOptions{})
+}
+
+// BenchmarkDecodeWhole60k decodes the 60,000-file manifest in one
+// json.Decode (no post-checks, no conversion to File yet: a lower bound),
+// for comparison with BenchmarkParseReader60k; live-MB is what the decode
+// holds when it returns (json.Decoder buffers the whole document).
+func BenchmarkDecodeWhole60k(b *testing.B) {
+	data := manifest60k()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	live := liveBytes(func() any {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		var doc wholeDoc
+		if err := dec.Decode(&doc); err != nil {
+			b.Fatal(err)
+		}
+		return []any{dec, &doc}
+	})
+	for b.Loop() {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		var doc wholeDoc
+		if err := dec.Decode(&doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(live)/(1<<20), "live-MB")
+}
+
+// BenchmarkParseReaderLive60k is BenchmarkParseReader60k's live-MB: what
+// the streaming parser holds when it returns (the compact Files).
+func BenchmarkParseReaderLive60k(b *testing.B) {
+	data := manifest60k()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	live := liveBytes(func() any {
+		m, err := ParseReader(bytes.NewReader(data))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m
+	})
+	for b.Loop() {
+		if _, err := ParseReader(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(live)/(1<<20), "live-MB")
 }

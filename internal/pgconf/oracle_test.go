@@ -26,10 +26,7 @@ type oracle struct {
 
 func newOracle(t *testing.T, v testpg.Version) *oracle {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("oracle test runs postgres")
-	}
-	v.Skip(t)
+	v.Skip(t) // under -short too
 	if os.Geteuid() != 0 {
 		return &oracle{v: v, uid: -1, gid: -1}
 	}

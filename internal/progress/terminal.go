@@ -20,10 +20,20 @@ type Terminal struct {
 
 // NewTerminal returns a Terminal on f, or nil when f is not a terminal.
 func NewTerminal(f *os.File) *Terminal {
-	if _, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err != nil {
+	if _, ok := Width(f); !ok {
 		return nil
 	}
 	return &Terminal{f: f}
+}
+
+// Width is the number of columns of the terminal f; ok is false when f is
+// not a terminal.
+func Width(f *os.File) (cols int, ok bool) {
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0, false
+	}
+	return int(ws.Col), true
 }
 
 // Report implements Sink: the snapshot's Line, cut to the terminal's width.
@@ -31,9 +41,9 @@ func (t *Terminal) Report(s Snapshot) { t.Show(s.Line()) }
 
 // Show makes line the progress line, cut to the terminal's width.
 func (t *Terminal) Show(line string) {
-	if ws, err := unix.IoctlGetWinsize(int(t.f.Fd()), unix.TIOCGWINSZ); err == nil && ws.Col > 1 {
-		if r := []rune(line); len(r) >= int(ws.Col) {
-			line = string(r[:ws.Col-1])
+	if cols, ok := Width(t.f); ok && cols > 1 {
+		if r := []rune(line); len(r) >= cols {
+			line = string(r[:cols-1])
 		}
 	}
 	t.mu.Lock()

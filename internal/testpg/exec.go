@@ -43,10 +43,25 @@ func Require(t testing.TB) {
 	VersionOf(t).Skip(t)
 }
 
+// SkipShort skips t under go test -short, the fast tier, saying why (what
+// it needs: PostgreSQL, root, systemd, or just time). It is the one place
+// that tier is decided; Require, Start and RequireRoot call it.
+func SkipShort(t testing.TB, why string) {
+	t.Helper()
+	if fastTier() {
+		t.Skip(why + ": skipped under -short")
+	}
+}
+
+// fastTier is testing.Short, a variable so that testpg's own tests of the
+// skip messages can look past it.
+var fastTier = testing.Short
+
 // RequireRoot skips a test that needs root, saying why, when not run as
 // root; under CI=true it fails instead, as Require does.
 func RequireRoot(t testing.TB, why string) {
 	t.Helper()
+	SkipShort(t, "needs root")
 	if os.Geteuid() == 0 {
 		return
 	}

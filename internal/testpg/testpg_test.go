@@ -309,6 +309,8 @@ func TestStandby(t *testing.T) {
 // TestRequire: skip without PostgreSQL, but fail when CI=true. Not parallel:
 // it sets environment variables.
 func TestRequire(t *testing.T) {
+	defer func(f func() bool) { fastTier = f }(fastTier)
+	fastTier = func() bool { return false } // the messages below are the point, -short or not
 	t.Setenv("PG_BINDIR", "/nonexistent/bin")
 	for _, ci := range []string{"", "true"} {
 		t.Setenv("CI", ci)
@@ -491,6 +493,8 @@ func TestParseVersions(t *testing.T) {
 // TestVersionUnavailable: a version that cannot run skips with its reason,
 // and fails under CI=true. Not parallel: it sets CI.
 func TestVersionUnavailable(t *testing.T) {
+	defer func(f func() bool) { fastTier = f }(fastTier)
+	fastTier = func() bool { return false } // the messages below are the point, -short or not
 	v := Version{Major: 17, reason: "no PostgreSQL 17 rootfs at /x: build it"}
 	for _, ci := range []string{"", "true"} {
 		t.Setenv("CI", ci)

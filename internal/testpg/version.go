@@ -132,9 +132,11 @@ func parseVersions(sel string) ([]Version, error) {
 }
 
 // Skip skips t when v cannot run here, with the reason; under CI=true it
-// fails t instead: CI must never silently skip a version.
+// fails t instead: CI must never silently skip a version. Under -short it
+// always skips: the fast tier runs without PostgreSQL.
 func (v Version) Skip(t testing.TB) {
 	t.Helper()
+	SkipShort(t, "needs PostgreSQL")
 	if v.reason == "" {
 		return
 	}

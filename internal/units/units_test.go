@@ -8,7 +8,6 @@
 package units
 
 import (
-	"bufio"
 	"bytes"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/coreos/go-systemd/v22/unit"
 )
 
 // unitDir is the repository's systemd/ directory, seen from this package.
@@ -41,52 +42,28 @@ const (
 	pathInstance   = "srv-pg-standby"
 )
 
-// setting is one Key=Value line of a unit file.
-type setting struct{ section, key, value string }
-
-// parseUnit reads the settings of a unit file, in order; comments and blank
-// lines are dropped and continuation lines (a final backslash) joined.
-func parseUnit(t *testing.T, name string) []setting {
+// parseUnit reads the settings of a unit file, in order, as systemd does
+// (go-systemd's deserializer: comments dropped, continuation lines joined).
+func parseUnit(t *testing.T, name string) []*unit.UnitOption {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(unitDir, name))
+	f, err := os.Open(filepath.Join(unitDir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []setting
-	var section, pending string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if pending == "" && (line == "" || line[0] == '#' || line[0] == ';') {
-			continue
-		}
-		if strings.HasSuffix(line, "\\") {
-			pending += strings.TrimSuffix(line, "\\") + " "
-			continue
-		}
-		line, pending = pending+line, ""
-		if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") {
-			section = line[1 : len(line)-1]
-			continue
-		}
-		key, value, ok := strings.Cut(line, "=")
-		if !ok {
-			t.Fatalf("%s: line %q: no '='", name, line)
-		}
-		out = append(out, setting{section, strings.TrimSpace(key), strings.TrimSpace(value)})
+	defer f.Close()
+	opts, err := unit.DeserializeOptions(f)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return opts
 }
 
 // values returns every value of section/key, in order.
-func values(settings []setting, section, key string) []string {
+func values(opts []*unit.UnitOption, section, key string) []string {
 	var vs []string
-	for _, s := range settings {
-		if s.section == section && s.key == key {
-			vs = append(vs, s.value)
+	for _, o := range opts {
+		if o.Section == section && o.Name == key {
+			vs = append(vs, o.Value)
 		}
 	}
 	return vs
@@ -137,7 +114,7 @@ func TestSettings(t *testing.T) {
 		{"pg-standby-postgres@.service", "Service", "KillSignal", []string{"SIGINT"}},
 		{"pg-standby-postgres@.service", "Unit", "ConditionPathIsDirectory", []string{"%f"}},
 	}
-	parsed := map[string][]setting{}
+	parsed := map[string][]*unit.UnitOption{}
 	for _, tt := range tests {
 		if _, ok := parsed[tt.file]; !ok {
 			parsed[tt.file] = parseUnit(t, tt.file)

@@ -17,9 +17,6 @@ import (
 // slot across a segment switch up to a flushed position and compares each
 // segment, up to that position, with the primary's own pg_wal file.
 func TestPrimaryWALBytes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL")
-	}
 	pg := testpg.Start(t, testpg.Options{})
 	t.Logf("server_version %s", pg.SQL(t, "SHOW server_version"))
 	conn := connect(t, pg.ConnString())

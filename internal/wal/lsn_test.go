@@ -1,4 +1,4 @@
-package manifest
+package wal
 
 import "testing"
 
@@ -18,7 +18,7 @@ func TestLSNString(t *testing.T) {
 	}
 }
 
-func TestParseLSN(t *testing.T) {
+func TestParseLSNForms(t *testing.T) {
 	for _, tc := range []struct {
 		in      string
 		want    LSN
