@@ -61,6 +61,9 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 	if err := b.recordAttempt(root); err != nil {
 		return nil, stopped(ctx, err)
 	}
+	if t.jr, err = b.startJournal(root, t, bk.Started); err != nil { // resume journal (issue 15)
+		return nil, stopped(ctx, err)
+	}
 	res, err := b.receive(ctx, t, bk, walConn)
 	if err != nil {
 		b.recordFailure(root, err)
@@ -251,6 +254,9 @@ func (b *attempt) finish(ctx context.Context, t *dest, recv *walstream.Receiver,
 	if err := t.syncDirs(); err != nil {
 		return nil, err
 	}
+	if err := t.jr.remove(t.root); err != nil { // complete: nothing to resume
+		return nil, err
+	}
 	if err := b.handover(ctx, t.root); err != nil {
 		return nil, err
 	}
@@ -299,6 +305,7 @@ type dest struct {
 	keep        func(string) bool
 	keepPrimary bool
 	log         *slog.Logger
+	jr          *journal // the resume journal (resume.go)
 }
 
 // newTarget makes the shared parts of every chain: the syncer and the
@@ -333,6 +340,7 @@ func (t *dest) close() {
 	}
 	t.files.Close()
 	t.cfg.Syncer.Wait()
+	t.jr.close()
 }
 
 // Archive builds one archive's chain back to front, as pg_basebackup's
