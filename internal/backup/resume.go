@@ -6,12 +6,16 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/pg-standby/pg-standby/internal/basebackup"
 	"github.com/pg-standby/pg-standby/internal/durable"
+	"github.com/pg-standby/pg-standby/internal/incremental"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/resume"
 )
@@ -154,9 +158,25 @@ func (jr *journal) remove(root *os.Root) error {
 
 // startJournal opens the resume journal for this attempt and records into
 // it from now on.
-func (b *attempt) startJournal(root *os.Root, t *dest, start basebackup.Started) (*journal, error) {
-	jr, _, err := openJournal(root, true)
+// Before PostgreSQL 17 nothing could use it: there is none.
+func (b *attempt) startJournal(root *os.Root, t *dest, start basebackup.Started, main *pgconn.PgConn) (*journal, error) {
+	major, _ := strconv.Atoi(strings.SplitN(main.ParameterStatus("server_version"), ".", 2)[0])
+	if major < incremental.MinMajor {
+		return nil, nil
+	}
+	jr, entries, err := openJournal(root, t.inc == nil)
 	if err != nil {
+		return nil, err
+	}
+	// What was not uploaded is rewritten whole: no longer known complete.
+	var forget []resume.Record
+	for p := range entries {
+		if _, ok := t.inc.listed[p]; !ok {
+			forget = append(forget, resume.Record{Kind: resume.Forget, Path: p})
+		}
+	}
+	if err := jr.append(forget...); err != nil {
+		jr.close()
 		return nil, err
 	}
 	jr.watch(t, start)
