@@ -27,9 +27,9 @@ import (
 type incPlan struct {
 	listed  map[string]resume.Entry // manifest paths uploaded, with what the journal said
 	params  incremental.Params
-	rebuilt sync.Map     // manifest paths reconstructed in place (string → true)
+	rebuilt sync.Map      // manifest paths reconstructed in place (string → true)
 	reused  *atomic.Int64 // bytes kept from the prior files (the tracker's Reused)
-	blocks  atomic.Int64 // blocks received in increments
+	blocks  atomic.Int64  // blocks received in increments
 }
 
 // summarizeHint makes the summarize_wal advice once per data directory and process.
