@@ -229,3 +229,48 @@ func TestResumeSummarizeWALOff(t *testing.T) {
 		verifyBackup(t, dir)
 	})
 }
+
+// TestResumeRefusedRange: a journal whose range the server refuses (here a
+// start after the new backup's, SQLSTATE 55000) is dropped, and the same
+// attempt takes a full backup at once, not counted as a failure.
+func TestResumeRefusedRange(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		testpg.Require(t)
+		if v.Major < 17 {
+			t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
+		}
+		p := testpg.Start(t, testpg.Options{Conf: map[string]string{"summarize_wal": "on"}})
+		loadTables(t, p, 4)
+		dir := newInstance(t, p.ConnString())
+		entries := interrupt(t, dir, 0.5, 0)
+		if len(entries) == 0 {
+			t.Fatal("the interrupted attempt recorded no completed file")
+		}
+		d, err := os.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _, err := resume.Open(d, resume.Name)
+		d.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, e := range entries {
+			if err := j.Append(resume.Record{Kind: resume.Forget, Path: p}, resume.Record{Kind: resume.Complete, Path: p, Size: e.Size, StartLSN: 0x7f000000000, Timeline: e.Timeline}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		j.Close()
+		tr := progress.NewTracker()
+		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr}); err != nil {
+			t.Fatalf("retry: %v", err)
+		}
+		if tr.Reused.Load() != 0 || tr.Attempt.Load() != 2 {
+			t.Errorf("retry: %d bytes reused, attempt %d; want a full backup as attempt 2", tr.Reused.Load(), tr.Attempt.Load())
+		}
+		if exists(filepath.Join(dir, resume.Name)) {
+			t.Error("the journal survived a complete backup")
+		}
+		verifyBackup(t, dir)
+	})
+}
