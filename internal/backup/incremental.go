@@ -42,10 +42,12 @@ var summarizeHint sync.Map
 func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.Root) (*incPlan, error) {
 	b.opt.Progress.SetKind("")
 	entries, err := loadJournal(root)
-	if err != nil || len(entries) == 0 {
-		if err != nil {
-			b.log.Warn("the resume journal of an earlier attempt is unreadable; taking a full backup", "error", err)
-		}
+	if err != nil {
+		b.log.Warn("the resume journal of an earlier attempt is unreadable; taking a full backup", "error", err)
+		return nil, nil
+	}
+	rs := b.resyncPrior(root, entries)
+	if len(entries) == 0 && rs == nil {
 		return nil, nil
 	}
 	srv, err := incremental.ProbeServer(ctx, main)
@@ -56,6 +58,12 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 	}
 	if err != nil {
 		return nil, err
+	}
+	if rs != nil {
+		if entries, err = seedJournal(root, rs); err != nil {
+			return nil, err
+		}
+		b.log.Info("resync: the directory's relation files are the prior state", "files", len(entries), "prior_lsn", rs.Prior.String(), "prior_timeline", rs.PriorTLI)
 	}
 	listed := keepListable(root, entries)
 	if len(listed) == 0 {
@@ -266,7 +274,7 @@ func (b *attempt) combine(t *dest) error {
 		return err
 	}
 	b.log.Info("resumed by changed blocks: files reconstructed in place", "reconstructed", t.inc.count(),
-		"blocks_received", t.inc.blocks.Load(), "bytes_reused", t.inc.reused.Load())
+		"blocks_received", t.inc.blocks.Load(), "bytes_received", b.opt.Progress.Streamed.Load(), "bytes_reused", t.inc.reused.Load())
 	return nil
 }
 
@@ -321,4 +329,49 @@ func (t *dest) rootOf(p string) (*os.Root, string) {
 		}
 	}
 	return t.root, p
+}
+
+// resyncPrior is the resync record (block mode) when this is the first
+// attempt on a resynced standby: no attempt has written and the journal is
+// empty (docs/incremental.md, "Resync"). Otherwise nil: a full backup, or
+// the journal's resume.
+func (b *attempt) resyncPrior(root *os.Root, entries map[string]resume.Entry) *instance.Resync {
+	if b.pending.Written || len(entries) > 0 {
+		return nil
+	}
+	rs, ok, err := instance.ReadResync(root)
+	if err != nil {
+		b.log.Warn("the resync record is unreadable; taking a full backup over the directory", "error", err)
+		return nil
+	}
+	if !ok || rs.Mode != instance.ResyncBlock {
+		return nil
+	}
+	if strconv.FormatUint(rs.SystemID, 10) != b.sys.SystemID {
+		b.log.Warn("the resync record is for another system; taking a full backup over the directory", "record_system", rs.SystemID, "primary_system", b.sys.SystemID)
+		return nil
+	}
+	return rs
+}
+
+// seedJournal lists the directory's relation files as completed at the
+// resync's prior start, and returns what the journal then holds.
+func seedJournal(root *os.Root, rs *instance.Resync) (map[string]resume.Entry, error) {
+	recs, err := incremental.PriorFiles(root, nil, rs.Prior, rs.PriorTLI)
+	if err != nil {
+		return nil, err
+	}
+	jr, _, err := openJournal(root, true)
+	if err != nil {
+		return nil, err
+	}
+	defer jr.close()
+	for len(recs) > 0 {
+		n := min(len(recs), 4096)
+		if err := jr.append(recs[:n]...); err != nil {
+			return nil, err
+		}
+		recs = recs[n:]
+	}
+	return loadJournal(root)
 }
