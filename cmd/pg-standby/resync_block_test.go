@@ -40,7 +40,7 @@ func TestResyncByChangedBlocks(t *testing.T) {
 		p.SQL(t, "CREATE TABLE shrinks AS SELECT g, repeat('s', 200) AS pad FROM generate_series(1, 60000) g")
 		dir, s := makeStandby(t, p)
 		s.Stop(t)
-		p.SQL(t, "UPDATE pgbench_accounts SET abalance = 7 WHERE aid % 100 = 0")
+		p.SQL(t, "UPDATE pgbench_accounts SET abalance = 7 WHERE aid % 5000 = 0")
 		p.SQL(t, "DELETE FROM shrinks WHERE g > 20000")
 		p.SQL(t, "VACUUM shrinks")
 		p.SQL(t, "CREATE TABLE after_stop AS SELECT g FROM generate_series(1, 5000) g")
