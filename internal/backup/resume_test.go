@@ -186,6 +186,9 @@ func TestResumeByChangedBlocks(t *testing.T) {
 		if tr.Reused.Load() == 0 {
 			t.Error("no bytes reused")
 		}
+		if k := tr.Snapshot().Kind; !strings.HasPrefix(k, "resuming: ") || !strings.HasSuffix(k, " files kept, changed blocks only") {
+			t.Errorf("attempt kind %q; want \"resuming: N of M files kept, changed blocks only\"", k)
+		}
 		if exists(filepath.Join(dir, resume.Name)) {
 			t.Error("the journal survived a complete backup")
 		}
