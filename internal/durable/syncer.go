@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,6 +28,8 @@ type Syncer struct {
 	err     error
 
 	durable func([]Synced) error // see OnDurable
+	maxAge  time.Duration        // with OnDurable: a batch older than this goes at the next Sync
+	firstAt time.Time            // when the oldest file of pending came
 	batches chan *batch          // to the completer, in order
 	doneC   chan struct{}        // the completer ended
 }
@@ -51,6 +54,10 @@ type item struct {
 
 // DefaultWindow is the batch size NewSyncer uses for a window of 0.
 const DefaultWindow = 1024
+
+// MaxBatchAge bounds how long a file waits in a batch when completions are
+// reported (OnDurable).
+const MaxBatchAge = 5 * time.Second
 
 // NewSyncer starts workers goroutines that fsync batches of window files
 // (DefaultWindow when 0; 1 syncs each file at once); Wait must be called to
@@ -85,8 +92,12 @@ func (s *Syncer) UseSyncfs(dir string) error {
 // left out). With syncfs, each batch then costs one syncfs of the
 // filesystem, so that completions come during the copy and not only at the
 // end. Call it before the first Sync; an error from fn fails the Syncer.
+//
+// A batch also goes once its oldest file waited MaxBatchAge: with large
+// files a window of 1024 would leave terabytes unrecorded at a SIGKILL.
 func (s *Syncer) OnDurable(fn func([]Synced) error) {
 	s.durable = fn
+	s.maxAge = MaxBatchAge
 	s.batches = make(chan *batch, 2)
 	s.doneC = make(chan struct{})
 	go s.complete()
@@ -182,8 +193,11 @@ func (s *Syncer) Sync(f *os.File) {
 	if s.fs == nil {
 		startWriteback(f)
 	}
+	if len(s.pending) == 0 && s.maxAge > 0 {
+		s.firstAt = time.Now()
+	}
 	s.pending = append(s.pending, f)
-	if len(s.pending) >= s.window {
+	if len(s.pending) >= s.window || (s.maxAge > 0 && time.Since(s.firstAt) >= s.maxAge) {
 		s.flush()
 	}
 }
