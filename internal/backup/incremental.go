@@ -229,7 +229,8 @@ func (s *rebuild) done() error {
 	s.inc.reused.Add(int64(res.Kept) * int64(s.inc.params.BlockSize))
 	s.inc.blocks.Add(int64(res.Received))
 	jr := s.jr()
-	return jr.append(jr.complete(s.target, res.Size))
+	jr.appendLater(jr.complete(s.target, res.Size))
+	return nil
 }
 
 func (s *rebuild) Close() error {
