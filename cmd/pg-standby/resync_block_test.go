@@ -94,7 +94,7 @@ func TestKillResume(t *testing.T) {
 			tables = append(tables, fmt.Sprintf("kr_%d", i))
 			p.SQL(t, fmt.Sprintf("CREATE TABLE kr_%d AS SELECT g, repeat(md5(g::text), 2) AS pad FROM generate_series(1, 150000) g", i))
 		}
-		dir := initInstance(t, p, "--max-rate", "16384")
+		dir := initInstance(t, p, "--max-rate", "8192") // about 18 s: batches are recorded every 2 s
 		l := listenNotify(t)
 		w := startWorker(t, []string{"NOTIFY_SOCKET=" + l.path}, "run", "--pgdata", dir)
 		waitCopying(t, l, w, 60)
@@ -120,8 +120,10 @@ func TestKillResume(t *testing.T) {
 		received, _ := strconv.ParseInt(m[1], 10, 64)
 		reused, _ := strconv.ParseInt(m[2], 10, 64)
 		t.Logf("PostgreSQL %d: after a SIGKILL at 60 %%, the rerun received %d bytes and reused %d", v.Major, received, reused)
-		if reused < received/2 {
-			t.Errorf("rerun received %d bytes, reused %d: want a good part reused", received, reused)
+		// What the kill lost: the file being written, and the batch of
+		// the last durable.MaxBatchAge not yet recorded.
+		if received > (received+reused)*4/5 {
+			t.Errorf("rerun received %d bytes, reused %d: want clearly less than a full backup", received, reused)
 		}
 		oracle.VerifyBackup(t, dir)
 		want := sums(t, p, tables...)

@@ -57,7 +57,7 @@ const DefaultWindow = 1024
 
 // MaxBatchAge bounds how long a file waits in a batch when completions are
 // reported (OnDurable).
-const MaxBatchAge = 5 * time.Second
+const MaxBatchAge = 2 * time.Second
 
 // NewSyncer starts workers goroutines that fsync batches of window files
 // (DefaultWindow when 0; 1 syncs each file at once); Wait must be called to
