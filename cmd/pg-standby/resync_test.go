@@ -154,8 +154,8 @@ func TestResync(t *testing.T) {
 			p.SQL(t, "SELECT pg_reload_conf()")
 			p.WaitFor(t, "SHOW summarize_wal", "on", time.Minute)
 			code, out = runAsRoot(t, "resync", "--pgdata", dir)
-			if code != 0 || !strings.Contains(out, "next run still takes a full backup over the directory") {
-				t.Fatalf("block resync with summarize_wal on: status %d\n%s\nwant 0, saying the next run is still a full backup", code, out)
+			if code != 0 || !strings.Contains(out, "the next run receives only the blocks changed since then") {
+				t.Fatalf("block resync with summarize_wal on: status %d\n%s\nwant 0, saying the next run receives changed blocks", code, out)
 			}
 			t.Logf("block resync: %s", out)
 			checkResynced(t, dir, before, instance.ResyncBlock)

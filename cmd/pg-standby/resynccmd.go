@@ -82,8 +82,7 @@ func resyncCmd(ctx context.Context, args []string) int {
 	fmt.Printf("%s is a pending instance (%s resync from %s on timeline %d, recorded in %s)\n",
 		in.DataDir, rec.Mode, rec.Prior, rec.PriorTLI, instance.ResyncFile)
 	if rec.Mode == instance.ResyncBlock {
-		// True until the pipeline reads the record (docs/incremental.md).
-		fmt.Println("this pg-standby's next run still takes a full backup over the directory (only differing bytes written); changed-blocks backup will use the record once run reads it")
+		fmt.Println("the next run receives only the blocks changed since then (or, where the primary cannot send them, takes a full backup over the directory)")
 	}
 	fmt.Printf("bring it up to date with:  systemctl start %s  (or pg-standby run)\n", unitName(in))
 	return exitOK

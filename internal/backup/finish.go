@@ -16,6 +16,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
+	"github.com/pg-standby/pg-standby/internal/resume"
 	"github.com/pg-standby/pg-standby/internal/walstream"
 )
 
@@ -121,7 +122,7 @@ func (b *attempt) prune(t *dest) ([]string, error) {
 	kept := b.kept
 	keepBase := func(p string, isDir bool) bool {
 		switch p {
-		case instance.BackupSignal, instance.BackupSignal + ".pg-standby", instance.Manifest, manifestSpool, instance.PgControlPending, "pg_wal":
+		case instance.BackupSignal, instance.BackupSignal + ".pg-standby", instance.Manifest, manifestSpool, instance.PgControlPending, "pg_wal", resume.Name:
 			return true
 		}
 		if strings.HasPrefix(p, "pg_wal/") || slices.Contains(kept, p) {

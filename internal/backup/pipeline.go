@@ -49,8 +49,12 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 	if b.opt.Tune != nil {
 		defer b.opt.Tune(opts.Compression)()
 	}
+	if t.inc, err = b.planResume(ctx, main, root); err != nil { // issue 15: resume by changed blocks
+		return nil, err
+	}
+	opts.Incremental = t.inc != nil
 	b.opt.Progress.SetPhase(progress.Checkpoint)
-	bk, err := basebackup.Start(ctx, main, opts)
+	bk, err := b.startBackup(ctx, main, opts, t)
 	if err != nil {
 		return nil, stopped(ctx, err)
 	}
@@ -59,6 +63,9 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 		return nil, stopped(ctx, err)
 	}
 	if err := b.recordAttempt(root); err != nil {
+		return nil, stopped(ctx, err)
+	}
+	if t.jr, err = b.startJournal(root, t, bk.Started, main); err != nil { // resume journal (issue 15)
 		return nil, stopped(ctx, err)
 	}
 	res, err := b.receive(ctx, t, bk, walConn)
@@ -240,6 +247,9 @@ func (b *attempt) finish(ctx context.Context, t *dest, recv *walstream.Receiver,
 	if err := t.man.commit(); err != nil {
 		return nil, err
 	}
+	if err := b.combine(t); err != nil { // a resumed attempt's result (incremental.go)
+		return nil, err
+	}
 	removed, err := b.prune(t)
 	if err != nil {
 		return nil, err
@@ -249,6 +259,9 @@ func (b *attempt) finish(ctx context.Context, t *dest, recv *walstream.Receiver,
 		return nil, err
 	}
 	if err := t.syncDirs(); err != nil {
+		return nil, err
+	}
+	if err := t.jr.remove(t.root); err != nil { // complete: nothing to resume
 		return nil, err
 	}
 	if err := b.handover(ctx, t.root); err != nil {
@@ -304,6 +317,8 @@ type dest struct {
 	keep        func(string) bool
 	keepPrimary bool
 	log         *slog.Logger
+	jr          *journal // the resume journal (resume.go)
+	inc         *incPlan // set when the attempt resumes by changed blocks (incremental.go)
 }
 
 // newTarget makes the shared parts of every chain: the syncer and the
@@ -338,6 +353,7 @@ func (t *dest) close() {
 	}
 	t.files.Close()
 	t.cfg.Syncer.Wait()
+	t.jr.close()
 }
 
 // Archive builds one archive's chain back to front, as pg_basebackup's
@@ -356,6 +372,7 @@ func (t *dest) Archive(a basebackup.Archive) (io.WriteCloser, error) {
 	var next tarstream.Stage = extract.NewWriter(t.cfg, t.res, root, prefix, links)
 	// Block reconstruction of INCREMENTAL files (issue 15) goes here: what
 	// reaches the writer is the file to write.
+	next = t.rebuildStage(next, root, prefix)
 	next = extract.NewKeep(next, prefix, t.keep, map[string]string{instance.PgControl: instance.PgControlPending})
 	if prefix == "" {
 		next = newAutoConfFilter(next, t.keepPrimary, t.log)

@@ -23,6 +23,10 @@ type Options struct {
 	Compression string
 	// CompressionDetail is passed as COMPRESSION_DETAIL, e.g. "level=1".
 	CompressionDetail string
+	// Incremental asks for INCREMENTAL (PostgreSQL 17+): the manifest
+	// uploaded before on the same connection says what to send as changed
+	// blocks only.
+	Incremental bool
 }
 
 // Command renders the BASE_BACKUP command in the parenthesized option syntax
@@ -52,6 +56,9 @@ func (o Options) Command() (string, error) {
 		if o.CompressionDetail != "" {
 			opts = append(opts, "COMPRESSION_DETAIL "+quote(o.CompressionDetail))
 		}
+	}
+	if o.Incremental {
+		opts = append(opts, "INCREMENTAL")
 	}
 	return "BASE_BACKUP (" + strings.Join(opts, ", ") + ")", nil
 }

@@ -11,6 +11,9 @@ func TestCommand(t *testing.T) {
 	if got, err := (Options{Label: "x"}).Command(); err != nil || got != "BASE_BACKUP (LABEL 'x', PROGRESS, WAIT false, MANIFEST 'yes', TARGET 'client', CHECKPOINT 'spread')" {
 		t.Errorf("Command() with defaults = %q, %v", got, err)
 	}
+	if got, err := (Options{Label: "x", Incremental: true}).Command(); err != nil || got != "BASE_BACKUP (LABEL 'x', PROGRESS, WAIT false, MANIFEST 'yes', TARGET 'client', CHECKPOINT 'spread', INCREMENTAL)" {
+		t.Errorf("Command() incremental = %q, %v", got, err)
+	}
 	for _, tc := range []struct {
 		o    Options
 		want string

@@ -87,8 +87,8 @@ func TestObjectXML(t *testing.T) {
 	if len(shipped.Interfaces) != 1 || !reflect.DeepEqual(names[Interface], shipped.Interfaces[0]) {
 		t.Errorf("served %s differs from the shipped one", Interface)
 	}
-	if job := names[Interface]; len(job.Properties) != 16 || len(job.Methods) != 1 || len(job.Signals) != 1 {
-		t.Errorf("served %s: %d properties, %d methods, %d signals; want 16, 1, 1", Interface, len(job.Properties), len(job.Methods), len(job.Signals))
+	if job := names[Interface]; len(job.Properties) != 18 || len(job.Methods) != 1 || len(job.Signals) != 1 {
+		t.Errorf("served %s: %d properties, %d methods, %d signals; want 18, 1, 1", Interface, len(job.Properties), len(job.Methods), len(job.Signals))
 	}
 }
 

@@ -16,7 +16,9 @@ type Job struct {
 	DataDirectory   string
 	Phase           string
 	Attempt         uint32
+	AttemptKind     string
 	BytesDone       uint64
+	BytesReused     uint64
 	BytesTotal      uint64
 	Progress        float64
 	ProgressValid   bool
@@ -91,6 +93,8 @@ func read(conn *dbus.Conn, name string) (Job, error) {
 	get("DataDirectory", &j.DataDirectory)
 	get("Phase", &j.Phase)
 	get("Attempt", &j.Attempt)
+	get("AttemptKind", &j.AttemptKind)
+	get("BytesReused", &j.BytesReused)
 	get("BytesDone", &j.BytesDone)
 	get("BytesTotal", &j.BytesTotal)
 	get("Progress", &j.Progress)

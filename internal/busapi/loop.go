@@ -210,6 +210,8 @@ func (p *Publisher) apply(s progress.Snapshot) {
 		"StartLSN":        dbus.MakeVariant(lsn(s.StartLSN)),
 		"EndLSN":          dbus.MakeVariant(lsn(s.EndLSN)),
 		"LastError":       dbus.MakeVariant(p.lastError),
+		"AttemptKind":     dbus.MakeVariant(s.Kind),
+		"BytesReused":     dbus.MakeVariant(uint64(max(s.Reused, 0))),
 	}
 	if s.Attempt > 0 {
 		v["Attempt"] = dbus.MakeVariant(uint32(s.Attempt))

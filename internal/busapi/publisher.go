@@ -117,6 +117,7 @@ func New(cfg Config) *Publisher {
 		"ExpectedEndTime": dbus.MakeVariant(uint64(0)), "Primary": dbus.MakeVariant(""),
 		"StartLSN": dbus.MakeVariant(""), "EndLSN": dbus.MakeVariant(""),
 		"LastError": dbus.MakeVariant(""), "Cancelable": dbus.MakeVariant(true),
+		"AttemptKind": dbus.MakeVariant(""), "BytesReused": dbus.MakeVariant(uint64(0)),
 	}
 	go p.loop()
 	return p

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,7 +18,7 @@ import (
 // about two windows, so a slow disk slows the stream instead of piling up
 // descriptors.
 type Syncer struct {
-	files   chan *os.File
+	files   chan item
 	window  int
 	pending []*os.File // Sync's batch, not yet handed to the workers
 	wg      sync.WaitGroup
@@ -25,10 +26,38 @@ type Syncer struct {
 	once    sync.Once
 	mu      sync.Mutex
 	err     error
+
+	durable func([]Synced) error // see OnDurable
+	maxAge  time.Duration        // with OnDurable: a batch older than this goes at the next Sync
+	firstAt time.Time            // when the oldest file of pending came
+	batches chan *batch          // to the completer, in order
+	doneC   chan struct{}        // the completer ended
+}
+
+// Synced is a file the Syncer made durable: its name and its size then.
+type Synced struct {
+	Name string
+	Size int64
+}
+
+// batch is one window's files; done fills as the workers finish them.
+type batch struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	done []Synced
+}
+
+type item struct {
+	f *os.File
+	b *batch // nil without OnDurable
 }
 
 // DefaultWindow is the batch size NewSyncer uses for a window of 0.
 const DefaultWindow = 1024
+
+// MaxBatchAge bounds how long a file waits in a batch when completions are
+// reported (OnDurable).
+const MaxBatchAge = 2 * time.Second
 
 // NewSyncer starts workers goroutines that fsync batches of window files
 // (DefaultWindow when 0; 1 syncs each file at once); Wait must be called to
@@ -37,7 +66,7 @@ func NewSyncer(workers, window int) *Syncer {
 	if window <= 0 {
 		window = DefaultWindow
 	}
-	s := &Syncer{files: make(chan *os.File, window), window: window}
+	s := &Syncer{files: make(chan item, window), window: window}
 	for range workers {
 		s.wg.Add(1)
 		go s.work()
@@ -58,9 +87,46 @@ func (s *Syncer) UseSyncfs(dir string) error {
 	return nil
 }
 
+// OnDurable makes the Syncer call fn, in order and from one goroutine, with
+// each batch once every file of it is durable (a file whose fsync failed is
+// left out). With syncfs, each batch then costs one syncfs of the
+// filesystem, so that completions come during the copy and not only at the
+// end. Call it before the first Sync; an error from fn fails the Syncer.
+//
+// A batch also goes once its oldest file waited MaxBatchAge: with large
+// files a window of 1024 would leave terabytes unrecorded at a SIGKILL.
+func (s *Syncer) OnDurable(fn func([]Synced) error) {
+	s.durable = fn
+	s.maxAge = MaxBatchAge
+	s.batches = make(chan *batch, 2)
+	s.doneC = make(chan struct{})
+	go s.complete()
+}
+
+// complete waits for each batch in turn and reports it durable.
+func (s *Syncer) complete() {
+	defer close(s.doneC)
+	for b := range s.batches {
+		b.wg.Wait()
+		if s.fs != nil && len(b.done) > 0 {
+			if err := syncFS(s.fs); err != nil {
+				s.fail(fmt.Errorf("syncfs %s: %w", s.fs.Name(), err))
+				continue
+			}
+		}
+		if s.Err() != nil || len(b.done) == 0 {
+			continue
+		}
+		if err := s.durable(b.done); err != nil {
+			s.fail(err)
+		}
+	}
+}
+
 func (s *Syncer) work() {
 	defer s.wg.Done()
-	for f := range s.files {
+	for it := range s.files {
+		f := it.f
 		var err error
 		if s.fs == nil {
 			err = f.Sync()
@@ -68,13 +134,31 @@ func (s *Syncer) work() {
 		if err != nil {
 			err = fmt.Errorf("fsync %s: %w", f.Name(), err)
 		}
+		if err == nil && it.b != nil {
+			err = it.b.add(f)
+		}
 		if cerr := f.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close %s: %w", f.Name(), cerr)
 		}
 		if err != nil {
 			s.fail(err)
 		}
+		if it.b != nil {
+			it.b.wg.Done()
+		}
 	}
+}
+
+// add records f as synced with its size now (fstat, before the close).
+func (b *batch) add(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	b.mu.Lock()
+	b.done = append(b.done, Synced{Name: f.Name(), Size: st.Size()})
+	b.mu.Unlock()
+	return nil
 }
 
 // startWriteback asks the kernel to start writing f's dirty pages without
@@ -109,8 +193,11 @@ func (s *Syncer) Sync(f *os.File) {
 	if s.fs == nil {
 		startWriteback(f)
 	}
+	if len(s.pending) == 0 && s.maxAge > 0 {
+		s.firstAt = time.Now()
+	}
 	s.pending = append(s.pending, f)
-	if len(s.pending) >= s.window {
+	if len(s.pending) >= s.window || (s.maxAge > 0 && time.Since(s.firstAt) >= s.maxAge) {
 		s.flush()
 	}
 }
@@ -118,8 +205,14 @@ func (s *Syncer) Sync(f *os.File) {
 // flush hands the batch to the workers; it blocks while the previous batch
 // still fills the queue.
 func (s *Syncer) flush() {
+	var b *batch
+	if s.durable != nil && len(s.pending) > 0 {
+		b = &batch{}
+		b.wg.Add(len(s.pending))
+		s.batches <- b
+	}
 	for _, f := range s.pending {
-		s.files <- f
+		s.files <- item{f: f, b: b}
 	}
 	clear(s.pending)
 	s.pending = s.pending[:0]
@@ -140,6 +233,10 @@ func (s *Syncer) Wait() error {
 		s.flush()
 		close(s.files)
 		s.wg.Wait()
+		if s.batches != nil {
+			close(s.batches)
+			<-s.doneC
+		}
 		if s.fs != nil {
 			if err := syncFS(s.fs); err != nil {
 				s.fail(fmt.Errorf("syncfs %s: %w", s.fs.Name(), err))

@@ -23,6 +23,9 @@ func Bytes(n int64) string {
 // "copying 12.3 of 40.1 GiB (30%), 250.0 MiB/s, 2m10s left".
 func (s Snapshot) Line() string {
 	line := s.line()
+	if s.Kind != "" {
+		line = s.Kind + "; " + line
+	}
 	if s.Attempt > 1 {
 		line = fmt.Sprintf("attempt %d: %s", s.Attempt, line)
 	}

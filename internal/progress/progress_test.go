@@ -28,6 +28,8 @@ func TestLine(t *testing.T) {
 		{Snapshot{Phase: Connecting}, "connecting"},
 		{Snapshot{Phase: Connecting, Attempt: 1}, "connecting"},
 		{Snapshot{Phase: Checkpoint, Attempt: 2}, "attempt 2: waiting for checkpoint on primary"},
+		{Snapshot{Phase: Copying, Streamed: 1 << 20, Attempt: 2, Kind: "resuming: 412 of 980 files kept, changed blocks only"},
+			"attempt 2: resuming: 412 of 980 files kept, changed blocks only; copying 1.0 MiB"},
 		{Snapshot{Phase: Copying, Streamed: 1 << 20}, "copying 1.0 MiB"},
 		{Snapshot{Phase: Copying, Streamed: 1 << 20, Total: 4 << 20, Elapsed: time.Second}, "copying 1.0 MiB of 4.0 MiB (25%)"},
 		{Snapshot{Phase: Copying, Streamed: 1 << 20, Total: 4 << 20, Elapsed: 2 * time.Second}, "copying 1.0 MiB of 4.0 MiB (25%), 512.0 KiB/s, 6s left"},

@@ -1,0 +1,378 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pg-standby/pg-standby/internal/basebackup"
+	"github.com/pg-standby/pg-standby/internal/durable"
+	"github.com/pg-standby/pg-standby/internal/incremental"
+	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/manifest"
+	"github.com/pg-standby/pg-standby/internal/resume"
+	"github.com/pg-standby/pg-standby/internal/tarstream"
+)
+
+// incPlan is a resuming attempt (issue 15): the files an earlier attempt
+// completed were uploaded as a manifest, and the server sends them as
+// changed blocks only (docs/incremental.md).
+type incPlan struct {
+	listed  map[string]resume.Entry // manifest paths uploaded, with what the journal said
+	params  incremental.Params
+	rebuilt sync.Map      // manifest paths reconstructed in place (string → true)
+	reused  *atomic.Int64 // bytes kept from the prior files (the tracker's Reused)
+	blocks  atomic.Int64  // blocks received in increments
+}
+
+// summarizeHint makes the summarize_wal advice once per data directory and process.
+var summarizeHint sync.Map
+
+// planResume decides whether this attempt resumes: the journal lists files
+// still on disk with their recorded size, and the primary can take an
+// incremental backup. Then it uploads their manifest on main. nil means a
+// full backup; only a failure that would fail a full backup too is an error.
+func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.Root) (*incPlan, error) {
+	b.opt.Progress.SetKind("")
+	entries, err := loadJournal(root)
+	if err != nil {
+		b.log.Warn("the resume journal of an earlier attempt is unreadable; taking a full backup", "error", err)
+		return nil, nil
+	}
+	rs := b.resyncPrior(root, entries)
+	if len(entries) == 0 && rs == nil {
+		return nil, nil
+	}
+	srv, err := incremental.ProbeServer(ctx, main)
+	var fe *incremental.FallbackError
+	if errors.As(err, &fe) {
+		b.fallbackNote(fe, len(entries))
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rs != nil {
+		if entries, err = seedJournal(root, rs); err != nil {
+			return nil, err
+		}
+		b.log.Info("resync: the directory's relation files are the prior state", "files", len(entries), "prior_lsn", rs.Prior.String(), "prior_timeline", rs.PriorTLI)
+	}
+	listed := keepListable(root, entries)
+	if len(listed) == 0 {
+		return nil, nil
+	}
+	data, err := b.uploadManifest(listed)
+	if err != nil {
+		return nil, err
+	}
+	if err := incremental.Upload(ctx, main, data); err != nil {
+		if errors.As(err, &fe) {
+			b.log.Warn("the primary refused the manifest of the files already copied; taking a full backup", "error", err)
+			return nil, nil
+		}
+		return nil, err
+	}
+	kind := fmt.Sprintf("resuming: %d of %d files kept, changed blocks only", len(listed), len(entries))
+	b.opt.Progress.SetKind(kind)
+	lsn, tli, _ := resume.Earliest(listed)
+	b.log.Info(kind, "attempt", "resume", "since_lsn", lsn.String(), "since_timeline", tli)
+	return &incPlan{listed: listed, params: srv.Params, reused: &b.opt.Progress.Reused}, nil
+}
+
+func (b *attempt) fallbackNote(fe *incremental.FallbackError, files int) {
+	if !errors.Is(fe, incremental.ErrSummarizeWALOff) {
+		b.log.Info("cannot resume by changed blocks; taking a full backup over the directory", "reason", fe.Error())
+		return
+	}
+	if _, done := summarizeHint.LoadOrStore(b.in.DataDir, true); !done {
+		b.log.Warn("summarize_wal is off on the primary: the retry receives every byte again; with summarize_wal = on "+
+			"(ALTER SYSTEM SET summarize_wal = on; SELECT pg_reload_conf()) it would receive only the blocks changed "+
+			"in the files already copied", "files_copied", files)
+	}
+}
+
+func loadJournal(root *os.Root) (map[string]resume.Entry, error) {
+	dir, err := root.Open(".")
+	if err != nil {
+		return nil, fmt.Errorf("open data directory: %w", err)
+	}
+	defer dir.Close()
+	return resume.Load(dir, resume.Name)
+}
+
+// keepListable keeps the entries an increment may patch whose file still has
+// the recorded size. Files in tablespaces are left out: their locations are
+// claimed only once BASE_BACKUP started, so they come whole.
+func keepListable(root *os.Root, entries map[string]resume.Entry) map[string]resume.Entry {
+	listed := map[string]resume.Entry{}
+	for p, e := range entries {
+		if !incremental.Listable(p) || strings.HasPrefix(p, "pg_tblspc/") {
+			continue
+		}
+		if fi, err := root.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == e.Size {
+			listed[p] = e
+		}
+	}
+	return listed
+}
+
+// uploadManifest renders the manifest of the listed files: one WAL range
+// starting and ending at the earliest start among the attempts that wrote
+// them (the server only needs its end not after the new start).
+func (b *attempt) uploadManifest(listed map[string]resume.Entry) ([]byte, error) {
+	sysID, err := strconv.ParseUint(b.sys.SystemID, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("system identifier %q: %w", b.sys.SystemID, err)
+	}
+	lsn, tli, _ := resume.Earliest(listed)
+	m := &incremental.Manifest{SystemID: sysID, WALRanges: []manifest.WALRange{{Timeline: tli, Start: lsn, End: lsn}}}
+	for p, e := range listed {
+		m.Files = append(m.Files, incremental.ManifestFile{Path: p, Size: e.Size})
+	}
+	incremental.SortFiles(m.Files)
+	return incremental.RenderManifest(m)
+}
+
+// startBackup is basebackup.Start; when the server refuses the incremental
+// range (55000) it drops the plan and starts a full backup at once, on the
+// same connection: not a failed attempt.
+func (b *attempt) startBackup(ctx context.Context, main *pgconn.PgConn, opts basebackup.Options, t *dest) (*basebackup.Backup, error) {
+	bk, err := basebackup.Start(ctx, main, opts)
+	var fe *incremental.FallbackError
+	if t.inc == nil || !errors.As(incremental.Classify(err), &fe) {
+		return bk, err
+	}
+	b.log.Warn("the primary cannot send changed blocks for the files already copied; taking a full backup over the directory", "error", err)
+	t.inc, opts.Incremental = nil, false
+	b.opt.Progress.SetKind("")
+	return basebackup.Start(ctx, main, opts)
+}
+
+// rebuildStage puts block reconstruction in an archive's chain when the
+// attempt resumes; next is what the writer gets.
+func (t *dest) rebuildStage(next tarstream.Stage, root *os.Root, prefix string) tarstream.Stage {
+	if t.inc == nil {
+		return next
+	}
+	return &rebuild{next: next, root: root, prefix: prefix, inc: t.inc, jr: func() *journal { return t.jr }}
+}
+
+// rebuild reconstructs INCREMENTAL.<name> members in place into <name>: the
+// file is unlisted in the journal before its first byte changes, and listed
+// again only after its fsync. A listed file sent whole is unlisted too.
+type rebuild struct {
+	next   tarstream.Stage
+	root   *os.Root
+	prefix string
+	inc    *incPlan
+	jr     func() *journal
+
+	r      *incremental.Rebuilder // the member being reconstructed
+	target string                 // its manifest path
+}
+
+func (s *rebuild) Write(part tarstream.Part, m *tarstream.Member, p []byte) error {
+	if part == tarstream.Header && m.Type == tarstream.File {
+		return s.header(m)
+	}
+	if s.r == nil {
+		return s.next.Write(part, m, p)
+	}
+	switch part {
+	case tarstream.Contents:
+		return s.r.Write(p)
+	case tarstream.Trailer:
+		return s.done()
+	}
+	return nil
+}
+
+func (s *rebuild) header(m *tarstream.Member) error {
+	name, ok := incremental.TargetName(m.Name)
+	if !ok {
+		if _, listed := s.inc.listed[s.prefix+m.Name]; listed {
+			if err := s.jr().append(resume.Record{Kind: resume.Forget, Path: s.prefix + m.Name}); err != nil {
+				return err
+			}
+		}
+		return s.next.Write(tarstream.Header, m, nil)
+	}
+	s.target = s.prefix + name
+	if err := s.jr().append(resume.Record{Kind: resume.Forget, Path: s.target}); err != nil {
+		return err
+	}
+	r, err := incremental.NewRebuilder(s.root, name, m.Size, s.inc.params)
+	if err != nil {
+		return err
+	}
+	s.r = r
+	return nil
+}
+
+// done closes the reconstructed file (fsynced) and lists it again.
+func (s *rebuild) done() error {
+	r := s.r
+	s.r = nil
+	res, err := r.Close()
+	if err != nil {
+		return err
+	}
+	s.inc.rebuilt.Store(s.target, true)
+	s.inc.reused.Add(int64(res.Kept) * int64(s.inc.params.BlockSize))
+	s.inc.blocks.Add(int64(res.Received))
+	jr := s.jr()
+	jr.appendLater(jr.complete(s.target, res.Size))
+	return nil
+}
+
+func (s *rebuild) Close() error {
+	if s.r != nil {
+		s.r.Abort()
+		s.r = nil
+	}
+	return s.next.Close()
+}
+
+// combine turns what a resuming attempt received into a full backup, as
+// pg_combinebackup does: the reconstructed files take their names in what
+// was seen (so prune keeps them), backup_label loses its INCREMENTAL lines,
+// and backup_manifest describes the result. Called after the server's
+// manifest verified the stream and became backup_manifest.
+func (b *attempt) combine(t *dest) error {
+	if t.inc == nil {
+		return nil
+	}
+	for p, obs := range t.res.Files {
+		if target, ok := incremental.TargetName(p); ok {
+			delete(t.res.Files, p)
+			t.res.Files[target] = obs
+		}
+	}
+	if err := b.stripLabel(t.root); err != nil {
+		return err
+	}
+	data, err := t.root.ReadFile(instance.Manifest)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", instance.Manifest, err)
+	}
+	srv, err := manifest.Parse(data)
+	if err != nil {
+		return fmt.Errorf("backup manifest from the primary: %w", err)
+	}
+	out, err := t.resultManifest(srv)
+	if err != nil {
+		return err
+	}
+	if err := durable.WriteFile(t.root, instance.Manifest, out, b.fileMode); err != nil {
+		return err
+	}
+	b.log.Info("resumed by changed blocks: files reconstructed in place", "reconstructed", t.inc.count(),
+		"blocks_received", t.inc.blocks.Load(), "bytes_received", b.opt.Progress.Streamed.Load(), "bytes_reused", t.inc.reused.Load())
+	return nil
+}
+
+func (p *incPlan) count() (n int) {
+	p.rebuilt.Range(func(any, any) bool { n++; return true })
+	return n
+}
+
+func (b *attempt) stripLabel(root *os.Root) error {
+	label, err := root.ReadFile("backup_label")
+	if err != nil {
+		return fmt.Errorf("read backup_label: %w", err)
+	}
+	out, err := incremental.StripIncrementalLabel(label)
+	if err != nil {
+		return err
+	}
+	return durable.WriteFile(root, "backup_label", out, b.fileMode)
+}
+
+// resultManifest lists every file of the server's manifest under its result
+// name: files sent whole keep the server's size and checksum; reconstructed
+// ones and backup_label are read back from disk (CRC-32C).
+func (t *dest) resultManifest(srv *manifest.Manifest) ([]byte, error) {
+	m := &incremental.Manifest{SystemID: srv.SystemIdentifier, WALRanges: srv.WALRanges}
+	for _, f := range srv.Files {
+		name, inc := incremental.TargetName(f.Path)
+		if !inc && f.Path != "backup_label" {
+			m.Files = append(m.Files, incremental.ManifestFile{Path: f.Path, Size: f.Size, Algorithm: f.Algorithm, Checksum: f.Checksum})
+			continue
+		}
+		if !inc {
+			name = f.Path
+		}
+		root, rel := t.rootOf(name)
+		e, err := incremental.FileEntry(root, rel)
+		if err != nil {
+			return nil, err
+		}
+		e.Path = name
+		m.Files = append(m.Files, e)
+	}
+	incremental.SortFiles(m.Files)
+	return incremental.RenderManifest(m)
+}
+
+// rootOf is the root holding a manifest path, and the path inside it.
+func (t *dest) rootOf(p string) (*os.Root, string) {
+	for _, sp := range t.spaces {
+		if rel, ok := strings.CutPrefix(p, sp.link+"/"); ok {
+			return sp.root, rel
+		}
+	}
+	return t.root, p
+}
+
+// resyncPrior is the resync record (block mode) when this is the first
+// attempt on a resynced standby: no attempt has written and the journal is
+// empty (docs/incremental.md, "Resync"). Otherwise nil: a full backup, or
+// the journal's resume.
+func (b *attempt) resyncPrior(root *os.Root, entries map[string]resume.Entry) *instance.Resync {
+	if b.pending.Written || len(entries) > 0 {
+		return nil
+	}
+	rs, ok, err := instance.ReadResync(root)
+	if err != nil {
+		b.log.Warn("the resync record is unreadable; taking a full backup over the directory", "error", err)
+		return nil
+	}
+	if !ok || rs.Mode != instance.ResyncBlock {
+		return nil
+	}
+	if strconv.FormatUint(rs.SystemID, 10) != b.sys.SystemID {
+		b.log.Warn("the resync record is for another system; taking a full backup over the directory", "record_system", rs.SystemID, "primary_system", b.sys.SystemID)
+		return nil
+	}
+	return rs
+}
+
+// seedJournal lists the directory's relation files as completed at the
+// resync's prior start, and returns what the journal then holds.
+func seedJournal(root *os.Root, rs *instance.Resync) (map[string]resume.Entry, error) {
+	recs, err := incremental.PriorFiles(root, nil, rs.Prior, rs.PriorTLI)
+	if err != nil {
+		return nil, err
+	}
+	jr, _, err := openJournal(root, true)
+	if err != nil {
+		return nil, err
+	}
+	defer jr.close()
+	for len(recs) > 0 {
+		n := min(len(recs), 4096)
+		if err := jr.append(recs[:n]...); err != nil {
+			return nil, err
+		}
+		recs = recs[n:]
+	}
+	return loadJournal(root)
+}

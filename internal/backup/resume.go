@@ -1,0 +1,206 @@
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pg-standby/pg-standby/internal/basebackup"
+	"github.com/pg-standby/pg-standby/internal/durable"
+	"github.com/pg-standby/pg-standby/internal/incremental"
+	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/resume"
+)
+
+// journal records, in the resume journal, the files this attempt has
+// completely written and made durable (docs/incremental.md, "Journal"), so
+// that a later attempt asks only for the blocks changed since. Appends come
+// from the Syncer's completer and from the reconstruction stage.
+type journal struct {
+	mu    sync.Mutex
+	j     *resume.Journal
+	start basebackup.Started
+	locs  []location
+	// skip: paths that are never journal material (kept configuration,
+	// the diverted pg_control, WAL).
+	skip     func(string) bool
+	recorded atomic.Int64
+	// later holds Complete records of reconstructed files, appended with
+	// the next durable append: one lost in a crash only unlists its file.
+	later []resume.Record
+}
+
+// location maps a directory the writers write into back to manifest paths.
+type location struct {
+	dir    string // the os.Root name, cleaned, with a trailing slash
+	prefix string // "" or "pg_tblspc/<oid>/"
+}
+
+// openJournal opens the data directory's resume journal for this attempt.
+// fresh drops what earlier attempts recorded first (a full backup: nothing
+// of theirs will be used). It returns the entries the journal held.
+func openJournal(root *os.Root, fresh bool) (*journal, map[string]resume.Entry, error) {
+	if fresh {
+		if err := root.Remove(resume.Name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("remove the resume journal of earlier attempts: %w", err)
+		}
+	}
+	dir, err := root.Open(".")
+	if err != nil {
+		return nil, nil, fmt.Errorf("open data directory for the resume journal: %w", err)
+	}
+	defer dir.Close()
+	j, entries, err := resume.Open(dir, resume.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := durable.SyncDir(root, "."); err != nil {
+		j.Close()
+		return nil, nil, err
+	}
+	return &journal{j: j}, entries, nil
+}
+
+// watch starts recording t's durable files as completed by the attempt that
+// started at start: call it before the archives stream.
+func (jr *journal) watch(t *dest, start basebackup.Started) {
+	jr.start = start
+	jr.locs = []location{{dir: dirKey(t.root.Name())}}
+	for _, sp := range t.spaces {
+		jr.locs = append(jr.locs, location{dir: dirKey(sp.root.Name()), prefix: sp.link + "/"})
+	}
+	jr.skip = func(p string) bool {
+		return p == instance.PgControlPending || p == instance.PgControl || strings.HasPrefix(p, "pg_wal/") || t.keep(p)
+	}
+	t.cfg.Syncer.OnDurable(jr.durable)
+}
+
+func dirKey(name string) string { return strings.TrimSuffix(path.Clean(name), "/") + "/" }
+
+// manifestPath is the manifest path of a file the writers named, or false.
+func (jr *journal) manifestPath(name string) (string, bool) {
+	best := -1
+	for i, l := range jr.locs {
+		if strings.HasPrefix(name, l.dir) && (best < 0 || len(l.dir) > len(jr.locs[best].dir)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "", false
+	}
+	return jr.locs[best].prefix + strings.TrimPrefix(name, jr.locs[best].dir), true
+}
+
+// durable is the Syncer's completion callback: one Complete record per file
+// of the batch, in one durable append.
+func (jr *journal) durable(batch []durable.Synced) error {
+	recs := make([]resume.Record, 0, len(batch))
+	for _, f := range batch {
+		p, ok := jr.manifestPath(f.Name)
+		if !ok || jr.skip(p) {
+			continue
+		}
+		recs = append(recs, jr.complete(p, f.Size))
+	}
+	return jr.append(recs...)
+}
+
+func (jr *journal) complete(p string, size int64) resume.Record {
+	return resume.Record{Kind: resume.Complete, Path: p, Size: size, StartLSN: jr.start.LSN, Timeline: jr.start.Timeline}
+}
+
+func (jr *journal) append(recs ...resume.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	jr.mu.Lock()
+	defer jr.mu.Unlock()
+	return jr.appendLocked(recs)
+}
+
+// appendLater queues r for the next append (or the close).
+func (jr *journal) appendLater(r resume.Record) {
+	jr.mu.Lock()
+	defer jr.mu.Unlock()
+	jr.later = append(jr.later, r)
+}
+
+func (jr *journal) appendLocked(recs []resume.Record) error {
+	if len(jr.later) > 0 {
+		recs = append(jr.later, recs...)
+		jr.later = nil
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := jr.j.Append(recs...); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Kind == resume.Complete {
+			jr.recorded.Add(1)
+		}
+	}
+	return nil
+}
+
+// close closes the journal file, keeping what it recorded for the next attempt.
+func (jr *journal) close() {
+	if jr == nil {
+		return
+	}
+	jr.mu.Lock()
+	defer jr.mu.Unlock()
+	if jr.j != nil {
+		jr.appendLocked(nil) // best effort: a record lost only unlists its file
+		jr.j.Close()
+		jr.j = nil
+	}
+}
+
+// remove drops the journal once the backup is complete: nothing to resume.
+func (jr *journal) remove(root *os.Root) error {
+	if jr == nil {
+		return nil
+	}
+	jr.close()
+	if err := root.Remove(resume.Name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove the resume journal: %w", err)
+	}
+	return durable.SyncDir(root, ".")
+}
+
+// startJournal opens the resume journal for this attempt and records into
+// it from now on.
+// Before PostgreSQL 17 nothing could use it: there is none.
+func (b *attempt) startJournal(root *os.Root, t *dest, start basebackup.Started, main *pgconn.PgConn) (*journal, error) {
+	major, _ := strconv.Atoi(strings.SplitN(main.ParameterStatus("server_version"), ".", 2)[0])
+	if major < incremental.MinMajor {
+		return nil, nil
+	}
+	jr, entries, err := openJournal(root, t.inc == nil)
+	if err != nil {
+		return nil, err
+	}
+	// What was not uploaded is rewritten whole: no longer known complete.
+	var forget []resume.Record
+	for p := range entries {
+		if _, ok := t.inc.listed[p]; !ok {
+			forget = append(forget, resume.Record{Kind: resume.Forget, Path: p})
+		}
+	}
+	if err := jr.append(forget...); err != nil {
+		jr.close()
+		return nil, err
+	}
+	jr.watch(t, start)
+	return jr, nil
+}

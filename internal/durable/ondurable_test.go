@@ -1,0 +1,142 @@
+package durable
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestSyncerOnDurable: every file comes back once, in window-sized batches
+// and in order, with its size, both with fsync and with syncfs.
+func TestSyncerOnDurable(t *testing.T) {
+	for _, syncfs := range []bool{false, true} {
+		dir := t.TempDir()
+		s := NewSyncer(3, 4)
+		if syncfs {
+			if err := s.UseSyncfs(dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got [][]Synced
+		s.OnDurable(func(b []Synced) error {
+			got = append(got, slices.Clone(b))
+			return nil
+		})
+		for i := range 10 {
+			f, err := os.Create(filepath.Join(dir, fmt.Sprint(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(fmt.Sprint(i * 1000))
+			s.Sync(f)
+		}
+		if err := s.Wait(); err != nil {
+			t.Fatalf("syncfs %v: Wait: %v", syncfs, err)
+		}
+		if len(got) != 3 || len(got[0]) != 4 || len(got[1]) != 4 || len(got[2]) != 2 {
+			t.Fatalf("syncfs %v: batches %v; want 4, 4, 2 files", syncfs, got)
+		}
+		for i, b := range got {
+			slices.SortFunc(b, func(x, y Synced) int { return len(x.Name) - len(y.Name) })
+			for _, f := range b {
+				var n int
+				fmt.Sscan(filepath.Base(f.Name), &n)
+				if n/4 != i || f.Size != int64(len(fmt.Sprint(n*1000))) {
+					t.Errorf("syncfs %v: batch %d has %+v", syncfs, i, f)
+				}
+			}
+		}
+	}
+}
+
+// TestSyncerOnDurableError: an error from the callback fails the Syncer.
+func TestSyncerOnDurableError(t *testing.T) {
+	s := NewSyncer(1, 1)
+	s.OnDurable(func([]Synced) error { return fmt.Errorf("journal full") })
+	f, err := os.Create(filepath.Join(t.TempDir(), "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Sync(f)
+	if err := s.Wait(); err == nil {
+		t.Fatal("Wait: nil error; want the callback's")
+	}
+}
+
+// TestSyncerOnDurableCost times many small files through a Syncer with and
+// without completions (PGSTANDBY_SYNCER_COST=N files; the figures go to the
+// log): the price of knowing mid-copy what is durable.
+func TestSyncerOnDurableCost(t *testing.T) {
+	var n int
+	if _, err := fmt.Sscan(os.Getenv("PGSTANDBY_SYNCER_COST"), &n); err != nil || n <= 0 {
+		t.Skip("set PGSTANDBY_SYNCER_COST=files to time it")
+	}
+	dir := os.Getenv("PGSTANDBY_SYNCER_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	data := make([]byte, 8192)
+	for _, syncfs := range []bool{false, true} {
+		for _, cb := range []bool{false, true} {
+			sub, err := os.MkdirTemp(dir, "cost")
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			s := NewSyncer(4, 0)
+			if syncfs {
+				if err := s.UseSyncfs(sub); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if cb {
+				s.OnDurable(func([]Synced) error { return nil })
+			}
+			for i := range n {
+				f, err := os.Create(filepath.Join(sub, fmt.Sprint(i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Write(data)
+				s.Sync(f)
+			}
+			if err := s.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("syncfs=%v completions=%v: %d files of 8 kB in %v", syncfs, cb, n, time.Since(start))
+			os.RemoveAll(sub)
+		}
+	}
+}
+
+// TestSyncerOnDurableAge: a batch that waited long enough goes at the next
+// Sync, not only when the window fills.
+func TestSyncerOnDurableAge(t *testing.T) {
+	dir := t.TempDir()
+	s := NewSyncer(1, 1000)
+	got := make(chan int, 4)
+	s.OnDurable(func(b []Synced) error { got <- len(b); return nil })
+	s.maxAge = 20 * time.Millisecond
+	for i := range 2 {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Sync(f)
+		time.Sleep(30 * time.Millisecond)
+	}
+	select {
+	case n := <-got:
+		if n != 2 {
+			t.Errorf("first batch of %d files, want 2", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no batch reported before Wait")
+	}
+	if err := s.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
