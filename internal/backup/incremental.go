@@ -50,7 +50,7 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 	if len(entries) == 0 && rs == nil {
 		return nil, nil
 	}
-	srv, err := incremental.ProbeServer(ctx, main)
+	srv, err := incremental.ProbeServer(ctx, main, b.major)
 	var fe *incremental.FallbackError
 	if errors.As(err, &fe) {
 		b.fallbackNote(fe, len(entries))

@@ -65,7 +65,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 	if err := b.recordAttempt(root); err != nil {
 		return nil, stopped(ctx, err)
 	}
-	if t.jr, err = b.startJournal(root, t, bk.Started, main); err != nil { // resume journal (issue 15)
+	if t.jr, err = b.startJournal(root, t, bk.Started); err != nil { // resume journal (issue 15)
 		return nil, stopped(ctx, err)
 	}
 	res, err := b.receive(ctx, t, bk, walConn)

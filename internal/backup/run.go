@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pg-standby/pg-standby/internal/basebackup"
+	"github.com/pg-standby/pg-standby/internal/incremental"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/progress"
@@ -168,6 +169,7 @@ type attempt struct {
 	pending  instance.Pending
 	conf     *pgconf.Config
 	sys      replconn.System
+	major    int // the primary's PostgreSQL major, from identify
 	segSize  int64
 	fileMode os.FileMode
 	dirMode  os.FileMode
@@ -219,8 +221,8 @@ func (b *attempt) runOn(ctx context.Context, main *pgconn.PgConn) (*Result, erro
 // size and data directory mode.
 func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 	ver := conn.ParameterStatus("server_version")
-	major, _ := strconv.Atoi(strings.SplitN(ver, ".", 2)[0])
-	if major < 15 {
+	b.major = incremental.ServerMajor(conn)
+	if b.major < 15 {
 		return configErr("unsupported server version %q on the primary: pg-standby needs PostgreSQL 15 or newer "+
 			"(the BASE_BACKUP protocol it speaks); use pg_basebackup of that version instead", ver)
 	}
