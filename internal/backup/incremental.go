@@ -25,11 +25,14 @@ import (
 // completed were uploaded as a manifest, and the server sends them as
 // changed blocks only (docs/incremental.md).
 type incPlan struct {
-	listed  map[string]resume.Entry // manifest paths uploaded, with what the journal said
-	params  incremental.Params
-	rebuilt sync.Map      // manifest paths reconstructed in place (string → true)
-	reused  *atomic.Int64 // bytes kept from the prior files (the tracker's Reused)
-	blocks  atomic.Int64  // blocks received in increments
+	listed map[string]resume.Entry // manifest paths uploaded, with what the journal said
+	params incremental.Params
+	reused *atomic.Int64 // bytes kept from the prior files (the tracker's Reused)
+	// Counted by the archive chains, read once Stream returned: each chain
+	// runs on one goroutine (Stream's, or its decompressor's, which Close
+	// joins) and archives come one after the other, so no lock is needed.
+	rebuilt int   // files reconstructed in place
+	blocks  int64 // blocks received in increments
 }
 
 // summarizeHint makes the summarize_wal advice once per data directory and process.
@@ -225,9 +228,9 @@ func (s *rebuild) done() error {
 	if err != nil {
 		return err
 	}
-	s.inc.rebuilt.Store(s.target, true)
+	s.inc.rebuilt++
 	s.inc.reused.Add(int64(res.Kept) * int64(s.inc.params.BlockSize))
-	s.inc.blocks.Add(int64(res.Received))
+	s.inc.blocks += int64(res.Received)
 	jr := s.jr()
 	jr.appendLater(jr.complete(s.target, res.Size))
 	return nil
@@ -274,14 +277,9 @@ func (b *attempt) combine(t *dest) error {
 	if err := durable.WriteFile(t.root, instance.Manifest, out, b.fileMode); err != nil {
 		return err
 	}
-	b.log.Info("resumed by changed blocks: files reconstructed in place", "reconstructed", t.inc.count(),
-		"blocks_received", t.inc.blocks.Load(), "bytes_received", b.opt.Progress.Streamed.Load(), "bytes_reused", t.inc.reused.Load())
+	b.log.Info("resumed by changed blocks: files reconstructed in place", "reconstructed", t.inc.rebuilt,
+		"blocks_received", t.inc.blocks, "bytes_received", b.opt.Progress.Streamed.Load(), "bytes_reused", t.inc.reused.Load())
 	return nil
-}
-
-func (p *incPlan) count() (n int) {
-	p.rebuilt.Range(func(any, any) bool { n++; return true })
-	return n
 }
 
 func (b *attempt) stripLabel(root *os.Root) error {
@@ -356,7 +354,8 @@ func (b *attempt) resyncPrior(root *os.Root, entries map[string]resume.Entry) *i
 }
 
 // seedJournal lists the directory's relation files as completed at the
-// resync's prior start, and returns what the journal then holds.
+// resync's prior start in a fresh journal, and returns its entries: one per
+// record, all at the same start, as resume.Load would read them back.
 func seedJournal(root *os.Root, rs *instance.Resync) (map[string]resume.Entry, error) {
 	recs, err := incremental.PriorFiles(root, nil, rs.Prior, rs.PriorTLI)
 	if err != nil {
@@ -367,6 +366,10 @@ func seedJournal(root *os.Root, rs *instance.Resync) (map[string]resume.Entry, e
 		return nil, err
 	}
 	defer jr.close()
+	entries := make(map[string]resume.Entry, len(recs))
+	for _, r := range recs {
+		entries[r.Path] = resume.Entry{Size: r.Size, StartLSN: r.StartLSN, Timeline: r.Timeline}
+	}
 	for len(recs) > 0 {
 		n := min(len(recs), 4096)
 		if err := jr.append(recs[:n]...); err != nil {
@@ -374,5 +377,5 @@ func seedJournal(root *os.Root, rs *instance.Resync) (map[string]resume.Entry, e
 		}
 		recs = recs[n:]
 	}
-	return loadJournal(root)
+	return entries, nil
 }
