@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,11 +74,7 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 	if len(listed) == 0 {
 		return nil, nil
 	}
-	data, err := b.uploadManifest(listed)
-	if err != nil {
-		return nil, err
-	}
-	if err := incremental.Upload(ctx, main, data); err != nil {
+	if err := b.uploadManifest(ctx, main, listed); err != nil {
 		if errors.As(err, &fe) {
 			b.log.Warn("the primary refused the manifest of the files already copied; taking a full backup", "error", err)
 			return nil, nil
@@ -127,21 +125,31 @@ func keepListable(root *os.Root, entries map[string]resume.Entry) map[string]res
 	return listed
 }
 
-// uploadManifest renders the manifest of the listed files: one WAL range
-// starting and ending at the earliest start among the attempts that wrote
-// them (the server only needs its end not after the new start).
-func (b *attempt) uploadManifest(listed map[string]resume.Entry) ([]byte, error) {
+// uploadManifest uploads the manifest of the listed files, rendered while
+// CopyFrom reads it: one WAL range starting and ending at the earliest
+// start among the attempts that wrote them (the server only needs its end
+// not after the new start).
+func (b *attempt) uploadManifest(ctx context.Context, main *pgconn.PgConn, listed map[string]resume.Entry) error {
 	sysID, err := strconv.ParseUint(b.sys.SystemID, 10, 64)
 	if err != nil {
-		return nil, fmt.Errorf("system identifier %q: %w", b.sys.SystemID, err)
+		return fmt.Errorf("system identifier %q: %w", b.sys.SystemID, err)
 	}
 	lsn, tli, _ := resume.Earliest(listed)
-	m := &incremental.Manifest{SystemID: sysID, WALRanges: []manifest.WALRange{{Timeline: tli, Start: lsn, End: lsn}}}
-	for p, e := range listed {
-		m.Files = append(m.Files, incremental.ManifestFile{Path: p, Size: e.Size})
+	paths := slices.Sorted(maps.Keys(listed)) // the order RenderManifest's callers sort in
+	next := func() (incremental.ManifestFile, bool) {
+		if len(paths) == 0 {
+			return incremental.ManifestFile{}, false
+		}
+		p := paths[0]
+		paths = paths[1:]
+		return incremental.ManifestFile{Path: p, Size: listed[p].Size}, true
 	}
-	incremental.SortFiles(m.Files)
-	return incremental.RenderManifest(m)
+	r := incremental.NewManifestReader(sysID, []manifest.WALRange{{Timeline: tli, Start: lsn, End: lsn}}, next)
+	err = incremental.UploadFrom(ctx, main, r)
+	if rerr := r.Err(); rerr != nil {
+		return rerr
+	}
+	return err
 }
 
 // startBackup is basebackup.Start; when the server refuses the incremental

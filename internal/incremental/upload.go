@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -169,7 +170,14 @@ func parseSize(s string) (int64, error) {
 // connection. A manifest the server's parser rejects (SQLSTATE XX000) is a
 // *FallbackError with ErrManifestRejected: a full backup still works.
 func Upload(ctx context.Context, conn *pgconn.PgConn, manifest []byte) error {
-	_, err := conn.CopyFrom(ctx, bytes.NewReader(manifest), "UPLOAD_MANIFEST")
+	return UploadFrom(ctx, conn, bytes.NewReader(manifest))
+}
+
+// UploadFrom is Upload of the manifest r gives (a *ManifestReader renders
+// it as it goes). An error reading r makes CopyFrom abort the upload
+// (CopyFail); the caller checks its reader's own error first.
+func UploadFrom(ctx context.Context, conn *pgconn.PgConn, r io.Reader) error {
+	_, err := conn.CopyFrom(ctx, r, "UPLOAD_MANIFEST")
 	if err == nil {
 		return nil
 	}
