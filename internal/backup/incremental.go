@@ -33,8 +33,9 @@ type incPlan struct {
 	// Counted by the archive chains, read once Stream returned: each chain
 	// runs on one goroutine (Stream's, or its decompressor's, which Close
 	// joins) and archives come one after the other, so no lock is needed.
-	rebuilt int   // files reconstructed in place
-	blocks  int64 // blocks received in increments
+	rebuilt int                       // files reconstructed in place
+	blocks  int64                     // blocks received in increments
+	label   *incremental.ManifestFile // backup_label as written (labelFilter)
 }
 
 // summarizeHint makes the summarize_wal advice once per data directory and process.
@@ -254,8 +255,8 @@ func (s *rebuild) Close() error {
 
 // combine turns what a resuming attempt received into a full backup, as
 // pg_combinebackup does: the reconstructed files take their names in what
-// was seen (so prune keeps them), backup_label loses its INCREMENTAL lines,
-// and backup_manifest describes the result. Called after the server's
+// was seen (so prune keeps them), and backup_manifest describes the result
+// (backup_label lost its INCREMENTAL lines on its way in: labelFilter). Called after the server's
 // manifest verified the stream and became backup_manifest.
 func (b *attempt) combine(t *dest) error {
 	if t.inc == nil {
@@ -267,8 +268,8 @@ func (b *attempt) combine(t *dest) error {
 			t.res.Files[target] = obs
 		}
 	}
-	if err := b.stripLabel(t.root); err != nil {
-		return err
+	if t.inc.label == nil {
+		return basebackup.Violation("the primary sent no %s", labelName)
 	}
 	data, err := t.root.ReadFile(instance.Manifest)
 	if err != nil {
@@ -290,31 +291,21 @@ func (b *attempt) combine(t *dest) error {
 	return nil
 }
 
-func (b *attempt) stripLabel(root *os.Root) error {
-	label, err := root.ReadFile("backup_label")
-	if err != nil {
-		return fmt.Errorf("read backup_label: %w", err)
-	}
-	out, err := incremental.StripIncrementalLabel(label)
-	if err != nil {
-		return err
-	}
-	return durable.WriteFile(root, "backup_label", out, b.fileMode)
-}
-
 // resultManifest lists every file of the server's manifest under its result
 // name: files sent whole keep the server's size and checksum; reconstructed
-// ones and backup_label are read back from disk (CRC-32C).
+// ones are read back from disk (CRC-32C); backup_label is as labelFilter
+// wrote it.
 func (t *dest) resultManifest(srv *manifest.Manifest) ([]byte, error) {
 	m := &incremental.Manifest{SystemID: srv.SystemIdentifier, WALRanges: srv.WALRanges}
 	for _, f := range srv.Files {
 		name, inc := incremental.TargetName(f.Path)
-		if !inc && f.Path != "backup_label" {
-			m.Files = append(m.Files, incremental.ManifestFile{Path: f.Path, Size: f.Size, Algorithm: f.Algorithm, Checksum: f.Checksum})
+		if f.Path == labelName {
+			m.Files = append(m.Files, *t.inc.label)
 			continue
 		}
 		if !inc {
-			name = f.Path
+			m.Files = append(m.Files, incremental.ManifestFile{Path: f.Path, Size: f.Size, Algorithm: f.Algorithm, Checksum: f.Checksum})
+			continue
 		}
 		root, rel := t.rootOf(name)
 		e, err := incremental.FileEntry(root, rel)

@@ -20,6 +20,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/directio"
 	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/extract"
+	"github.com/pg-standby/pg-standby/internal/incremental"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
 	"github.com/pg-standby/pg-standby/internal/progress"
@@ -357,7 +358,8 @@ func (t *dest) close() {
 }
 
 // Archive builds one archive's chain back to front, as pg_basebackup's
-// CreateBackupStreamer: writer, keep/divert, postgresql.auto.conf filter,
+// CreateBackupStreamer: writer, block reconstruction and backup_label
+// filter (a resuming attempt), keep/divert, postgresql.auto.conf filter,
 // checksum, tar parser, decompressor. What exists is decided here; no stage
 // looks at options. The checksum stage sees the members as the primary sent
 // them, before any stage edits what is written.
@@ -374,6 +376,9 @@ func (t *dest) Archive(a basebackup.Archive) (io.WriteCloser, error) {
 	// reaches the writer is the file to write.
 	next = t.rebuildStage(next, root, prefix)
 	next = extract.NewKeep(next, prefix, t.keep, map[string]string{instance.PgControl: instance.PgControlPending})
+	if prefix == "" && t.inc != nil {
+		next = newLabelFilter(next, func(f incremental.ManifestFile) { t.inc.label = &f })
+	}
 	if prefix == "" {
 		next = newAutoConfFilter(next, t.keepPrimary, t.log)
 	}
