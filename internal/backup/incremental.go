@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pg-standby/pg-standby/internal/basebackup"
-	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/incremental"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
@@ -36,6 +36,7 @@ type incPlan struct {
 	rebuilt int                       // files reconstructed in place
 	blocks  int64                     // blocks received in increments
 	label   *incremental.ManifestFile // backup_label as written (labelFilter)
+	result  *spool                    // the result manifest (startResult)
 }
 
 // summarizeHint makes the summarize_wal advice once per data directory and process.
@@ -253,17 +254,99 @@ func (s *rebuild) Close() error {
 	return s.next.Close()
 }
 
-// combine turns what a resuming attempt received into a full backup, as
-// pg_combinebackup does: the reconstructed files take their names in what
-// was seen (so prune keeps them), and backup_manifest describes the result
-// (backup_label lost its INCREMENTAL lines on its way in: labelFilter). Called after the server's
-// manifest verified the stream and became backup_manifest.
-func (b *attempt) combine(t *dest) error {
+// resultSpool is where a resumed attempt's own manifest is written while
+// the server's is verified; it becomes backup_manifest in its place.
+const resultSpool = instance.Manifest + ".pg-standby-result"
+
+// result writes the result manifest of a resuming attempt, as
+// pg_combinebackup's write_manifest.c does, during the verification pass
+// over the server's manifest: no second read, no document in memory.
+type result struct {
+	t   *dest
+	bw  *bufio.Writer
+	mw  *incremental.ManifestWriter
+	err error // the first error: nothing more is written
+}
+
+// startResult opens the result manifest when the attempt resumes (nil
+// otherwise: its methods then do nothing). The system identifier is the
+// one IDENTIFY_SYSTEM gave; verification fails if the server's manifest
+// says another.
+func (t *dest) startResult(systemID string) (*result, error) {
 	if t.inc == nil {
+		return nil, nil
+	}
+	id, err := strconv.ParseUint(systemID, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("system identifier %q: %w", systemID, err)
+	}
+	out := &spool{root: t.root, name: resultSpool, mode: t.man.mode, log: t.man.log}
+	if err := out.create(); err != nil {
+		return nil, err
+	}
+	t.inc.result = out
+	bw := bufio.NewWriterSize(out, 64<<10)
+	return &result{t: t, bw: bw, mw: incremental.NewManifestWriter(bw, id)}, nil
+}
+
+// file writes the result's entry for f, the server's next file.
+func (r *result) file(f *manifest.File) {
+	if r == nil || r.err != nil {
+		return
+	}
+	e, err := r.t.resultEntry(f)
+	if err == nil {
+		err = r.mw.File(&e)
+	}
+	r.err = err
+}
+
+// finish writes the WAL ranges and the Manifest-Checksum.
+func (r *result) finish(ranges []manifest.WALRange) error {
+	if r == nil {
 		return nil
 	}
+	if r.err == nil {
+		r.err = r.mw.Close(ranges)
+	}
+	if r.err == nil {
+		r.err = r.bw.Flush()
+	}
+	return r.err
+}
+
+// resultEntry is f, an entry of the server's manifest, under its result
+// name: a file sent whole keeps the server's size and checksum (as
+// pg_combinebackup copies them); a reconstructed one is read back from
+// disk (CRC-32C); backup_label is as labelFilter wrote it.
+func (t *dest) resultEntry(f *manifest.File) (incremental.ManifestFile, error) {
+	if f.Path == labelName {
+		if t.inc.label == nil {
+			return incremental.ManifestFile{}, basebackup.Violation("the primary sent no %s", labelName)
+		}
+		return *t.inc.label, nil
+	}
+	name, inc := incremental.TargetName(f.Path)
+	if !inc {
+		return incremental.ManifestFile{Path: f.Path, Size: f.Size, Algorithm: f.Algorithm, Checksum: f.Checksum}, nil
+	}
+	root, rel := t.rootOf(name)
+	e, err := incremental.FileEntry(root, rel)
+	e.Path = name
+	return e, err
+}
+
+// combine turns what a resuming attempt received into a full backup, as
+// pg_combinebackup does: the reconstructed files take their names in what
+// was seen (so prune keeps them), and the result manifest, written while
+// the server's was verified, becomes backup_manifest (backup_label lost its
+// INCREMENTAL lines on its way in: labelFilter).
+func (b *attempt) combine(t *dest) error {
 	for p, obs := range t.res.Files {
 		if target, ok := incremental.TargetName(p); ok {
+			if _, dup := t.res.Files[target]; dup {
+				return basebackup.Violation("the primary sent both %s and %s", target, p)
+			}
 			delete(t.res.Files, p)
 			t.res.Files[target] = obs
 		}
@@ -271,52 +354,13 @@ func (b *attempt) combine(t *dest) error {
 	if t.inc.label == nil {
 		return basebackup.Violation("the primary sent no %s", labelName)
 	}
-	data, err := t.root.ReadFile(instance.Manifest)
-	if err != nil {
-		return fmt.Errorf("read back %s: %w", instance.Manifest, err)
-	}
-	srv, err := manifest.Parse(data)
-	if err != nil {
-		return fmt.Errorf("backup manifest from the primary: %w", err)
-	}
-	out, err := t.resultManifest(srv)
-	if err != nil {
-		return err
-	}
-	if err := durable.WriteFile(t.root, instance.Manifest, out, b.fileMode); err != nil {
+	t.man.drop() // the server's manifest describes the increment, not the result
+	if err := t.inc.result.commit(); err != nil {
 		return err
 	}
 	b.log.Info("resumed by changed blocks: files reconstructed in place", "reconstructed", t.inc.rebuilt,
 		"blocks_received", t.inc.blocks, "bytes_received", b.opt.Progress.Streamed.Load(), "bytes_reused", t.inc.reused.Load())
 	return nil
-}
-
-// resultManifest lists every file of the server's manifest under its result
-// name: files sent whole keep the server's size and checksum; reconstructed
-// ones are read back from disk (CRC-32C); backup_label is as labelFilter
-// wrote it.
-func (t *dest) resultManifest(srv *manifest.Manifest) ([]byte, error) {
-	m := &incremental.Manifest{SystemID: srv.SystemIdentifier, WALRanges: srv.WALRanges}
-	for _, f := range srv.Files {
-		name, inc := incremental.TargetName(f.Path)
-		if f.Path == labelName {
-			m.Files = append(m.Files, *t.inc.label)
-			continue
-		}
-		if !inc {
-			m.Files = append(m.Files, incremental.ManifestFile{Path: f.Path, Size: f.Size, Algorithm: f.Algorithm, Checksum: f.Checksum})
-			continue
-		}
-		root, rel := t.rootOf(name)
-		e, err := incremental.FileEntry(root, rel)
-		if err != nil {
-			return nil, err
-		}
-		e.Path = name
-		m.Files = append(m.Files, e)
-	}
-	incremental.SortFiles(m.Files)
-	return incremental.RenderManifest(m)
 }
 
 // rootOf is the root holding a manifest path, and the path inside it.

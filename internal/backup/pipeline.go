@@ -245,10 +245,7 @@ func (b *attempt) finish(ctx context.Context, t *dest, recv *walstream.Receiver,
 	if err := b.verify(t, recv); err != nil {
 		return nil, err
 	}
-	if err := t.man.commit(); err != nil {
-		return nil, err
-	}
-	if err := b.combine(t); err != nil { // a resumed attempt's result (incremental.go)
+	if err := b.commitManifest(t); err != nil {
 		return nil, err
 	}
 	removed, err := b.prune(t)
@@ -283,6 +280,15 @@ func (b *attempt) finish(ctx context.Context, t *dest, recv *walstream.Receiver,
 		Files: len(t.res.Files), Bytes: bytes, Written: b.opt.Progress.Written.Load(), Unchanged: b.opt.Progress.Unchanged.Load(),
 		Removed: removed, Kept: b.kept,
 	}, nil
+}
+
+// commitManifest makes the verified manifest backup_manifest: the
+// server's, or a resumed attempt's own (combine).
+func (b *attempt) commitManifest(t *dest) error {
+	if t.inc != nil {
+		return b.combine(t)
+	}
+	return t.man.commit()
 }
 
 func (b *attempt) handover(ctx context.Context, root *os.Root) error {
@@ -338,7 +344,7 @@ func (b *attempt) newTarget(root *os.Root, method string, newHash func() hash.Ha
 	return &dest{
 		root: root, res: extract.NewResult(), files: files, progress: b.opt.Progress,
 		cfg:    &extract.Config{FileMode: b.fileMode, DirMode: b.dirMode, Files: files, Syncer: syncer},
-		man:    &spool{root: root, mode: b.fileMode, log: b.log},
+		man:    &spool{root: root, name: manifestSpool, mode: b.fileMode, log: b.log},
 		method: method, newHash: newHash, keepPrimary: b.keepPrimary, log: b.log,
 		// basebackup.signal is this instance's lock-free state: never the primary's.
 		keep: func(p string) bool {
@@ -349,6 +355,9 @@ func (b *attempt) newTarget(root *os.Root, method string, newHash func() hash.Ha
 
 func (t *dest) close() {
 	t.man.drop()
+	if t.inc != nil {
+		t.inc.result.drop()
+	}
 	for _, sp := range t.spaces {
 		sp.root.Close()
 	}
