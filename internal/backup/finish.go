@@ -53,7 +53,9 @@ func (b *attempt) verifyManifest(t *dest) (*manifest.Manifest, error) {
 		return nil, fmt.Errorf("backup manifest from the primary: %w", err)
 	}
 	if m.SystemIdentifier != 0 && strconv.FormatUint(m.SystemIdentifier, 10) != b.sys.SystemID {
-		return nil, fmt.Errorf("backup manifest is for system %d, but the primary identified as %s", m.SystemIdentifier, b.sys.SystemID)
+		return nil, &Error{Kind: Protocol, Err: fmt.Errorf("backup manifest is for system %d, but the primary identified as %s on the "+
+			"same connection: something between this host and the primary rewrites what it sends (a proxy?); point %s at the primary itself",
+			m.SystemIdentifier, b.sys.SystemID, b.conninfoSource())}
 	}
 	if mismatch != nil {
 		return nil, fmt.Errorf("what was written does not match the backup manifest: %w", mismatch)

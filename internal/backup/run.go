@@ -267,6 +267,14 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 	return nil
 }
 
+// conninfoSource names where primary_conninfo is set, for messages.
+func (b *attempt) conninfoSource() string {
+	if s, ok := b.conf.Get("primary_conninfo"); ok {
+		return fmt.Sprintf("primary_conninfo in %s line %d", s.File, s.Line)
+	}
+	return "primary_conninfo"
+}
+
 // checkHotStandbySettings reads the primary's hot-standby settings and
 // says, before anything is copied, which ones the copy will raise.
 func (b *attempt) checkHotStandbySettings(ctx context.Context, conn *pgconn.PgConn) {
