@@ -211,6 +211,9 @@ func (b *attempt) runOn(ctx context.Context, main *pgconn.PgConn) (*Result, erro
 		return nil, err
 	}
 	defer walConn.Close(context.Background())
+	if err := b.sameCluster(ctx, walConn); err != nil {
+		return nil, err
+	}
 	if err := b.prepareSlot(ctx, walConn); err != nil {
 		return nil, err
 	}
@@ -273,6 +276,23 @@ func (b *attempt) conninfoSource() string {
 		return fmt.Sprintf("primary_conninfo in %s line %d", s.File, s.Line)
 	}
 	return "primary_conninfo"
+}
+
+// sameCluster checks that the WAL connection reached the cluster the backup
+// connection identified: an address in front of several clusters (a proxy,
+// a virtual IP) would mix one cluster's WAL into another's backup, and a
+// retry would only do it again.
+func (b *attempt) sameCluster(ctx context.Context, walConn *pgconn.PgConn) error {
+	sys, err := replconn.IdentifySystem(ctx, walConn)
+	if err != nil {
+		return err
+	}
+	if sys.SystemID != b.sys.SystemID {
+		return configErr("the WAL connection reached system %s and the backup connection system %s, both at %s: %s names an "+
+			"address in front of more than one cluster (a proxy or virtual IP?); point it at the primary itself",
+			sys.SystemID, b.sys.SystemID, replconn.Address(b.connCfg), b.conninfoSource())
+	}
+	return nil
 }
 
 // checkHotStandbySettings reads the primary's hot-standby settings and
