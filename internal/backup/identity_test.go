@@ -3,13 +3,17 @@ package backup_test
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
 	"github.com/pg-standby/pg-standby/internal/oracle"
+	"github.com/pg-standby/pg-standby/internal/progress"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
@@ -79,6 +83,19 @@ func (px *switchProxy) conninfo(s *testpg.Server) string {
 	return strings.Replace(s.ConnString(), fmt.Sprintf("port=%d", s.Port), "port="+port, 1) + " sslmode=disable"
 }
 
+// logBuffer collects a worker's log (slog's handler serializes its writes).
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
 func addr(s *testpg.Server) string { return fmt.Sprintf("127.0.0.1:%d", s.Port) }
 
 func systemID(t *testing.T, s *testpg.Server) string {
@@ -110,5 +127,59 @@ func TestWALConnectionOtherSystem(t *testing.T) {
 			t.Errorf("error (%s): %v\nwant a configuration error naming systems %s and %s and primary_conninfo", backup.KindOf(err), err, idA, idB)
 		}
 		oracle.FailedAttempt(t, dir)
+	})
+}
+
+// TestResumeOtherSystemBetweenAttempts: the first attempt copies half of
+// cluster A; then another cluster, B, answers on the same port. The retry
+// must not patch A's files with B's changed blocks: it takes a full backup
+// of B over the directory, which verifies and has B's content.
+func TestResumeOtherSystemBetweenAttempts(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		testpg.Require(t)
+		if v.Major < 17 {
+			t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
+		}
+		conf := map[string]string{"summarize_wal": "on", "autovacuum": "off"}
+		a := testpg.Start(t, testpg.Options{Conf: conf})
+		tables := loadTables(t, a, 6)
+		// B: the same tables (the same relfilenodes) with other rows, then
+		// more WAL than A had when the first attempt started, so that B
+		// accepts the range the journal uploads (before basebackup.signal
+		// named the system, the retry then rebuilt 129 of B's files on A's
+		// bytes, on 17).
+		b := testpg.Start(t, testpg.Options{Conf: conf})
+		for _, tb := range tables {
+			b.SQL(t, "CREATE TABLE "+tb+" AS SELECT g, repeat(md5((g * 7)::text), 2) AS pad FROM generate_series(1, 150000) g")
+		}
+		b.SQL(t, "CREATE TABLE filler AS SELECT g, repeat('f', 200) AS pad FROM generate_series(1, 200000) g")
+		var target atomic.Value
+		target.Store(addr(a))
+		px := startSwitchProxy(t, func(int) string { return target.Load().(string) })
+		dir := newInstance(t, px.conninfo(a))
+		if entries := interrupt(t, dir, 0.5, 0); len(entries) == 0 {
+			t.Fatal("the interrupted attempt recorded no completed file")
+		}
+		target.Store(addr(b))
+		tr := progress.NewTracker()
+		var log logBuffer
+		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr, Log: slog.New(slog.NewTextHandler(&log, nil))}); err != nil {
+			t.Fatalf("retry against B: %v\n%s", err, log.String())
+		}
+		if tr.Reused.Load() != 0 || tr.Snapshot().Kind != "" {
+			t.Errorf("retry against B kept %d bytes of A's files (kind %q); want a full backup", tr.Reused.Load(), tr.Snapshot().Kind)
+		}
+		idA, idB := systemID(t, a), systemID(t, b)
+		if want := fmt.Sprintf("the primary is system %s, but earlier attempts copied system %s into this directory: primary_conninfo in ", idB, idA); !strings.Contains(log.String(), want) {
+			t.Errorf("the retry's log does not say %q:\n%s", want, log.String())
+		}
+		verifyBackup(t, dir)
+		want := tableSums(t, b, tables)
+		b.SQL(t, "CREATE TABLE after_switch AS SELECT 1 AS x")
+		s := testpg.StartStandby(t, dir)
+		s.WaitFor(t, "SELECT x FROM after_switch", "1", time.Minute)
+		if got := tableSums(t, s, tables); got != want {
+			t.Errorf("content differs from B's:\nstandby:\n%s\nB:\n%s", got, want)
+		}
 	})
 }

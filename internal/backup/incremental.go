@@ -48,6 +48,9 @@ var summarizeHint sync.Map
 // full backup; only a failure that would fail a full backup too is an error.
 func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.Root) (*incPlan, error) {
 	b.opt.Progress.SetKind("")
+	if b.otherSystem { // the journal lists another cluster's files (checkCopiedSystem)
+		return nil, nil
+	}
 	entries, err := loadJournal(root)
 	if err != nil {
 		b.log.Warn("the resume journal of an earlier attempt is unreadable; taking a full backup", "error", err)

@@ -130,9 +130,10 @@ func (b *attempt) claim(t *dest, start basebackup.Started) error {
 }
 
 // recordAttempt is the attempt's first write: it records in basebackup.signal
-// what the instance keeps, and counts the attempt.
+// what the instance keeps and whose files it copies, and counts the attempt.
 func (b *attempt) recordAttempt(root *os.Root) error {
 	b.pending.Recorded, b.pending.Keep, b.pending.Written = true, b.kept, true
+	b.pending.SystemID = b.sys.SystemID
 	b.pending.Attempts++
 	b.opt.Progress.Attempt.Store(int64(b.pending.Attempts))
 	return instance.WritePending(root, b.pending, b.fileMode)

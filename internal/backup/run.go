@@ -176,6 +176,8 @@ type attempt struct {
 	tempSlot string
 	// keepPrimary keeps the primary's commands, libraries and paths (KeepPrimarySettings).
 	keepPrimary bool
+	// otherSystem: the primary is not the cluster earlier attempts copied.
+	otherSystem bool
 
 	sourceStandby bool                // the server was in hot standby when identified (cascading)
 	started       *basebackup.Started // set once BASE_BACKUP reported its start
@@ -235,6 +237,7 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 		return err
 	}
 	b.sys = sys
+	b.checkCopiedSystem()
 	segText, err := replconn.Show(ctx, conn, "wal_segment_size")
 	if err != nil {
 		return err
@@ -276,6 +279,20 @@ func (b *attempt) conninfoSource() string {
 		return fmt.Sprintf("primary_conninfo in %s line %d", s.File, s.Line)
 	}
 	return "primary_conninfo"
+}
+
+// checkCopiedSystem notes a primary that is not the cluster earlier
+// attempts copied from (basebackup.signal): their files are no base for
+// changed blocks, so this attempt is a full backup over the directory.
+func (b *attempt) checkCopiedSystem() {
+	if !b.pending.Written || b.pending.SystemID == "" || b.pending.SystemID == b.sys.SystemID {
+		return
+	}
+	b.otherSystem = true
+	b.log.Warn(fmt.Sprintf("the primary is system %s, but earlier attempts copied system %s into this directory: %s now "+
+		"reaches another cluster (changed, or the primary was re-created); taking a full backup of this one over the "+
+		"directory, every file received again. If this is not the primary to follow, stop and fix primary_conninfo",
+		b.sys.SystemID, b.pending.SystemID, b.conninfoSource()), "system_identifier", b.sys.SystemID, "copied_system_identifier", b.pending.SystemID)
 }
 
 // sameCluster checks that the WAL connection reached the cluster the backup
