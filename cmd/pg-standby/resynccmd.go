@@ -255,7 +255,7 @@ func checkHistory(h *incremental.History, ctl *instance.Control, pos wal.LSN, di
 // it: below 17, summarize_wal off, summaries that start after the prior LSN.
 func checkBlockMode(ctx context.Context, conn *pgconn.PgConn, cfg *pgconn.Config, ctl *instance.Control, notes []string) ([]string, error) {
 	full := "pg-standby resync --full takes a full backup over the directory instead (every byte received again, only differing ones written)"
-	if _, err := incremental.ProbeServer(ctx, conn); err != nil {
+	if _, err := incremental.ProbeServer(ctx, conn, incremental.ServerMajor(conn)); err != nil {
 		var fe *incremental.FallbackError
 		if errors.As(err, &fe) {
 			hint := full

@@ -23,20 +23,9 @@ import (
 // verify checks every file written (and every kept file's streamed bytes)
 // against the manifest, and the streamed WAL against its WAL ranges.
 func (b *attempt) verify(t *dest, recv *walstream.Receiver) error {
-	r, err := t.man.reader()
+	m, err := b.verifyManifest(t)
 	if err != nil {
 		return err
-	}
-	// Files are checked as they are parsed: only the set of paths is kept.
-	m, mismatch, err := manifest.VerifyReader(r, t.res.Files, nil)
-	if err != nil {
-		return fmt.Errorf("backup manifest from the primary: %w", err)
-	}
-	if m.SystemIdentifier != 0 && strconv.FormatUint(m.SystemIdentifier, 10) != b.sys.SystemID {
-		return fmt.Errorf("backup manifest is for system %d, but the primary identified as %s", m.SystemIdentifier, b.sys.SystemID)
-	}
-	if mismatch != nil {
-		return fmt.Errorf("what was written does not match the backup manifest: %w", mismatch)
 	}
 	// CheckWAL's error says "streamed WAL does not cover the backup" itself.
 	from, to := recv.Ranges()
@@ -47,15 +36,46 @@ func (b *attempt) verify(t *dest, recv *walstream.Receiver) error {
 	return nil
 }
 
+// verifyManifest reads the server's manifest once, checking the files as
+// they are parsed (only the set of paths is kept); a resuming attempt
+// writes its result manifest in the same pass (startResult).
+func (b *attempt) verifyManifest(t *dest) (*manifest.Manifest, error) {
+	r, err := t.man.reader()
+	if err != nil {
+		return nil, err
+	}
+	out, err := t.startResult(b.sys.SystemID)
+	if err != nil {
+		return nil, err
+	}
+	m, mismatch, err := manifest.VerifyEach(r, t.res.Files, nil, out.file)
+	if err != nil {
+		return nil, fmt.Errorf("backup manifest from the primary: %w", err)
+	}
+	if m.SystemIdentifier != 0 && strconv.FormatUint(m.SystemIdentifier, 10) != b.sys.SystemID {
+		return nil, &Error{Kind: Protocol, Err: fmt.Errorf("backup manifest is for system %d, but the primary identified as %s on the "+
+			"same connection: something between this host and the primary rewrites what it sends (a proxy?); point %s at the primary itself",
+			m.SystemIdentifier, b.sys.SystemID, b.conninfoSource())}
+	}
+	if mismatch != nil {
+		return nil, fmt.Errorf("what was written does not match the backup manifest: %w", mismatch)
+	}
+	if err := out.finish(m.WALRanges); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // manifestSpool holds the manifest while it arrives and is verified, so that
 // memory never holds its text (9 MB for 60,000 files); once verified it is
 // renamed to backup_manifest, the name pg_basebackup gives it.
 const manifestSpool = instance.Manifest + ".pg-standby"
 
-// spool is the manifest on its way: created at its start, read back to be
-// verified, then committed as backup_manifest or dropped.
+// spool is a manifest on its way: created at its start, read back to be
+// verified (the server's), then committed as backup_manifest or dropped.
 type spool struct {
 	root *os.Root
+	name string // manifestSpool, or resultSpool (incremental.go)
 	mode os.FileMode
 	log  *slog.Logger
 	f    *os.File
@@ -63,9 +83,9 @@ type spool struct {
 }
 
 func (s *spool) create() error {
-	f, err := s.root.OpenFile(manifestSpool, os.O_RDWR|os.O_CREATE|os.O_TRUNC, s.mode)
+	f, err := s.root.OpenFile(s.name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, s.mode)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", manifestSpool, err)
+		return fmt.Errorf("create %s: %w", s.name, err)
 	}
 	s.f = f
 	return nil
@@ -76,14 +96,14 @@ func (s *spool) Write(p []byte) (int, error) {
 	n, err := s.f.Write(p)
 	s.n += int64(n)
 	if err != nil {
-		return n, fmt.Errorf("write %s: %w", manifestSpool, err)
+		return n, fmt.Errorf("write %s: %w", s.name, err)
 	}
 	return n, nil
 }
 
 func (s *spool) reader() (io.Reader, error) {
 	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("read back %s: %w", manifestSpool, err)
+		return nil, fmt.Errorf("read back %s: %w", s.name, err)
 	}
 	return io.LimitReader(s.f, s.n), nil
 }
@@ -92,28 +112,28 @@ func (s *spool) reader() (io.Reader, error) {
 // rename, the directory synced later with the others (syncDirs).
 func (s *spool) commit() error {
 	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", manifestSpool, err)
+		return fmt.Errorf("fsync %s: %w", s.name, err)
 	}
 	if err := s.f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", manifestSpool, err)
+		return fmt.Errorf("close %s: %w", s.name, err)
 	}
 	s.f = nil
-	if err := s.root.Rename(manifestSpool, instance.Manifest); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", manifestSpool, instance.Manifest, err)
+	if err := s.root.Rename(s.name, instance.Manifest); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", s.name, instance.Manifest, err)
 	}
 	return nil
 }
 
-// drop removes the spool of an attempt that did not get as far as commit;
-// the next attempt receives the manifest anew.
+// drop removes the spool of an attempt that did not get as far as commit
+// (the next attempt receives the manifest anew), or one superseded.
 func (s *spool) drop() {
-	if s.f == nil {
+	if s == nil || s.f == nil {
 		return
 	}
 	s.f.Close()
 	s.f = nil
-	if err := s.root.Remove(manifestSpool); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		s.log.Warn("could not remove the manifest spool of a failed attempt", "path", manifestSpool, "error", err)
+	if err := s.root.Remove(s.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("could not remove a manifest spool", "path", s.name, "error", err)
 	}
 }
 

@@ -1,10 +1,13 @@
 package backup
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pg-standby/pg-standby/internal/basebackup"
-	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/incremental"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
@@ -25,11 +27,16 @@ import (
 // completed were uploaded as a manifest, and the server sends them as
 // changed blocks only (docs/incremental.md).
 type incPlan struct {
-	listed  map[string]resume.Entry // manifest paths uploaded, with what the journal said
-	params  incremental.Params
-	rebuilt sync.Map      // manifest paths reconstructed in place (string → true)
-	reused  *atomic.Int64 // bytes kept from the prior files (the tracker's Reused)
-	blocks  atomic.Int64  // blocks received in increments
+	listed map[string]resume.Entry // manifest paths uploaded, with what the journal said
+	params incremental.Params
+	reused *atomic.Int64 // bytes kept from the prior files (the tracker's Reused)
+	// Counted by the archive chains, read once Stream returned: each chain
+	// runs on one goroutine (Stream's, or its decompressor's, which Close
+	// joins) and archives come one after the other, so no lock is needed.
+	rebuilt int                       // files reconstructed in place
+	blocks  int64                     // blocks received in increments
+	label   *incremental.ManifestFile // backup_label as written (labelFilter)
+	result  *spool                    // the result manifest (startResult)
 }
 
 // summarizeHint makes the summarize_wal advice once per data directory and process.
@@ -41,6 +48,9 @@ var summarizeHint sync.Map
 // full backup; only a failure that would fail a full backup too is an error.
 func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.Root) (*incPlan, error) {
 	b.opt.Progress.SetKind("")
+	if b.otherSystem { // the journal lists another cluster's files (checkCopiedSystem)
+		return nil, nil
+	}
 	entries, err := loadJournal(root)
 	if err != nil {
 		b.log.Warn("the resume journal of an earlier attempt is unreadable; taking a full backup", "error", err)
@@ -50,7 +60,7 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 	if len(entries) == 0 && rs == nil {
 		return nil, nil
 	}
-	srv, err := incremental.ProbeServer(ctx, main)
+	srv, err := incremental.ProbeServer(ctx, main, b.major)
 	var fe *incremental.FallbackError
 	if errors.As(err, &fe) {
 		b.fallbackNote(fe, len(entries))
@@ -69,11 +79,7 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 	if len(listed) == 0 {
 		return nil, nil
 	}
-	data, err := b.uploadManifest(listed)
-	if err != nil {
-		return nil, err
-	}
-	if err := incremental.Upload(ctx, main, data); err != nil {
+	if err := b.uploadManifest(ctx, main, listed); err != nil {
 		if errors.As(err, &fe) {
 			b.log.Warn("the primary refused the manifest of the files already copied; taking a full backup", "error", err)
 			return nil, nil
@@ -124,21 +130,31 @@ func keepListable(root *os.Root, entries map[string]resume.Entry) map[string]res
 	return listed
 }
 
-// uploadManifest renders the manifest of the listed files: one WAL range
-// starting and ending at the earliest start among the attempts that wrote
-// them (the server only needs its end not after the new start).
-func (b *attempt) uploadManifest(listed map[string]resume.Entry) ([]byte, error) {
+// uploadManifest uploads the manifest of the listed files, rendered while
+// CopyFrom reads it: one WAL range starting and ending at the earliest
+// start among the attempts that wrote them (the server only needs its end
+// not after the new start).
+func (b *attempt) uploadManifest(ctx context.Context, main *pgconn.PgConn, listed map[string]resume.Entry) error {
 	sysID, err := strconv.ParseUint(b.sys.SystemID, 10, 64)
 	if err != nil {
-		return nil, fmt.Errorf("system identifier %q: %w", b.sys.SystemID, err)
+		return fmt.Errorf("system identifier %q: %w", b.sys.SystemID, err)
 	}
 	lsn, tli, _ := resume.Earliest(listed)
-	m := &incremental.Manifest{SystemID: sysID, WALRanges: []manifest.WALRange{{Timeline: tli, Start: lsn, End: lsn}}}
-	for p, e := range listed {
-		m.Files = append(m.Files, incremental.ManifestFile{Path: p, Size: e.Size})
+	paths := slices.Sorted(maps.Keys(listed)) // the order RenderManifest's callers sort in
+	next := func() (incremental.ManifestFile, bool) {
+		if len(paths) == 0 {
+			return incremental.ManifestFile{}, false
+		}
+		p := paths[0]
+		paths = paths[1:]
+		return incremental.ManifestFile{Path: p, Size: listed[p].Size}, true
 	}
-	incremental.SortFiles(m.Files)
-	return incremental.RenderManifest(m)
+	r := incremental.NewManifestReader(sysID, []manifest.WALRange{{Timeline: tli, Start: lsn, End: lsn}}, next)
+	err = incremental.UploadFrom(ctx, main, r)
+	if rerr := r.Err(); rerr != nil {
+		return rerr
+	}
+	return err
 }
 
 // startBackup is basebackup.Start; when the server refuses the incremental
@@ -225,9 +241,9 @@ func (s *rebuild) done() error {
 	if err != nil {
 		return err
 	}
-	s.inc.rebuilt.Store(s.target, true)
+	s.inc.rebuilt++
 	s.inc.reused.Add(int64(res.Kept) * int64(s.inc.params.BlockSize))
-	s.inc.blocks.Add(int64(res.Received))
+	s.inc.blocks += int64(res.Received)
 	jr := s.jr()
 	jr.appendLater(jr.complete(s.target, res.Size))
 	return nil
@@ -241,85 +257,113 @@ func (s *rebuild) Close() error {
 	return s.next.Close()
 }
 
-// combine turns what a resuming attempt received into a full backup, as
-// pg_combinebackup does: the reconstructed files take their names in what
-// was seen (so prune keeps them), backup_label loses its INCREMENTAL lines,
-// and backup_manifest describes the result. Called after the server's
-// manifest verified the stream and became backup_manifest.
-func (b *attempt) combine(t *dest) error {
+// resultSpool is where a resumed attempt's own manifest is written while
+// the server's is verified; it becomes backup_manifest in its place.
+const resultSpool = instance.Manifest + ".pg-standby-result"
+
+// result writes the result manifest of a resuming attempt, as
+// pg_combinebackup's write_manifest.c does, during the verification pass
+// over the server's manifest: no second read, no document in memory.
+type result struct {
+	t   *dest
+	bw  *bufio.Writer
+	mw  *incremental.ManifestWriter
+	err error // the first error: nothing more is written
+}
+
+// startResult opens the result manifest when the attempt resumes (nil
+// otherwise: its methods then do nothing). The system identifier is the
+// one IDENTIFY_SYSTEM gave; verification fails if the server's manifest
+// says another.
+func (t *dest) startResult(systemID string) (*result, error) {
 	if t.inc == nil {
+		return nil, nil
+	}
+	id, err := strconv.ParseUint(systemID, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("system identifier %q: %w", systemID, err)
+	}
+	out := &spool{root: t.root, name: resultSpool, mode: t.man.mode, log: t.man.log}
+	if err := out.create(); err != nil {
+		return nil, err
+	}
+	t.inc.result = out
+	bw := bufio.NewWriterSize(out, 64<<10)
+	return &result{t: t, bw: bw, mw: incremental.NewManifestWriter(bw, id)}, nil
+}
+
+// file writes the result's entry for f, the server's next file.
+func (r *result) file(f *manifest.File) {
+	if r == nil || r.err != nil {
+		return
+	}
+	e, err := r.t.resultEntry(f)
+	if err == nil {
+		err = r.mw.File(&e)
+	}
+	r.err = err
+}
+
+// finish writes the WAL ranges and the Manifest-Checksum.
+func (r *result) finish(ranges []manifest.WALRange) error {
+	if r == nil {
 		return nil
 	}
+	if r.err == nil {
+		r.err = r.mw.Close(ranges)
+	}
+	if r.err == nil {
+		r.err = r.bw.Flush()
+	}
+	return r.err
+}
+
+// resultEntry is f, an entry of the server's manifest, under its result
+// name: a file sent whole keeps the server's size and checksum (as
+// pg_combinebackup copies them); a reconstructed one is read back from
+// disk (CRC-32C); backup_label is as labelFilter wrote it.
+func (t *dest) resultEntry(f *manifest.File) (incremental.ManifestFile, error) {
+	if f.Path == labelName {
+		if t.inc.label == nil {
+			return incremental.ManifestFile{}, basebackup.Violation("the primary sent no %s", labelName)
+		}
+		return *t.inc.label, nil
+	}
+	name, inc := incremental.TargetName(f.Path)
+	if !inc {
+		return incremental.ManifestFile{Path: f.Path, Size: f.Size, Algorithm: f.Algorithm, Checksum: f.Checksum}, nil
+	}
+	root, rel := t.rootOf(name)
+	e, err := incremental.FileEntry(root, rel)
+	e.Path = name
+	return e, err
+}
+
+// combine turns what a resuming attempt received into a full backup, as
+// pg_combinebackup does: the reconstructed files take their names in what
+// was seen (so prune keeps them), and the result manifest, written while
+// the server's was verified, becomes backup_manifest (backup_label lost its
+// INCREMENTAL lines on its way in: labelFilter).
+func (b *attempt) combine(t *dest) error {
 	for p, obs := range t.res.Files {
 		if target, ok := incremental.TargetName(p); ok {
+			if _, dup := t.res.Files[target]; dup {
+				return basebackup.Violation("the primary sent both %s and %s", target, p)
+			}
 			delete(t.res.Files, p)
 			t.res.Files[target] = obs
 		}
 	}
-	if err := b.stripLabel(t.root); err != nil {
+	if t.inc.label == nil {
+		return basebackup.Violation("the primary sent no %s", labelName)
+	}
+	t.man.drop() // the server's manifest describes the increment, not the result
+	if err := t.inc.result.commit(); err != nil {
 		return err
 	}
-	data, err := t.root.ReadFile(instance.Manifest)
-	if err != nil {
-		return fmt.Errorf("read back %s: %w", instance.Manifest, err)
-	}
-	srv, err := manifest.Parse(data)
-	if err != nil {
-		return fmt.Errorf("backup manifest from the primary: %w", err)
-	}
-	out, err := t.resultManifest(srv)
-	if err != nil {
-		return err
-	}
-	if err := durable.WriteFile(t.root, instance.Manifest, out, b.fileMode); err != nil {
-		return err
-	}
-	b.log.Info("resumed by changed blocks: files reconstructed in place", "reconstructed", t.inc.count(),
-		"blocks_received", t.inc.blocks.Load(), "bytes_received", b.opt.Progress.Streamed.Load(), "bytes_reused", t.inc.reused.Load())
+	b.log.Info("resumed by changed blocks: files reconstructed in place", "reconstructed", t.inc.rebuilt,
+		"blocks_received", t.inc.blocks, "bytes_received", b.opt.Progress.Streamed.Load(), "bytes_reused", t.inc.reused.Load())
 	return nil
-}
-
-func (p *incPlan) count() (n int) {
-	p.rebuilt.Range(func(any, any) bool { n++; return true })
-	return n
-}
-
-func (b *attempt) stripLabel(root *os.Root) error {
-	label, err := root.ReadFile("backup_label")
-	if err != nil {
-		return fmt.Errorf("read backup_label: %w", err)
-	}
-	out, err := incremental.StripIncrementalLabel(label)
-	if err != nil {
-		return err
-	}
-	return durable.WriteFile(root, "backup_label", out, b.fileMode)
-}
-
-// resultManifest lists every file of the server's manifest under its result
-// name: files sent whole keep the server's size and checksum; reconstructed
-// ones and backup_label are read back from disk (CRC-32C).
-func (t *dest) resultManifest(srv *manifest.Manifest) ([]byte, error) {
-	m := &incremental.Manifest{SystemID: srv.SystemIdentifier, WALRanges: srv.WALRanges}
-	for _, f := range srv.Files {
-		name, inc := incremental.TargetName(f.Path)
-		if !inc && f.Path != "backup_label" {
-			m.Files = append(m.Files, incremental.ManifestFile{Path: f.Path, Size: f.Size, Algorithm: f.Algorithm, Checksum: f.Checksum})
-			continue
-		}
-		if !inc {
-			name = f.Path
-		}
-		root, rel := t.rootOf(name)
-		e, err := incremental.FileEntry(root, rel)
-		if err != nil {
-			return nil, err
-		}
-		e.Path = name
-		m.Files = append(m.Files, e)
-	}
-	incremental.SortFiles(m.Files)
-	return incremental.RenderManifest(m)
 }
 
 // rootOf is the root holding a manifest path, and the path inside it.
@@ -356,7 +400,8 @@ func (b *attempt) resyncPrior(root *os.Root, entries map[string]resume.Entry) *i
 }
 
 // seedJournal lists the directory's relation files as completed at the
-// resync's prior start, and returns what the journal then holds.
+// resync's prior start in a fresh journal, and returns its entries: one per
+// record, all at the same start, as resume.Load would read them back.
 func seedJournal(root *os.Root, rs *instance.Resync) (map[string]resume.Entry, error) {
 	recs, err := incremental.PriorFiles(root, nil, rs.Prior, rs.PriorTLI)
 	if err != nil {
@@ -367,6 +412,10 @@ func seedJournal(root *os.Root, rs *instance.Resync) (map[string]resume.Entry, e
 		return nil, err
 	}
 	defer jr.close()
+	entries := make(map[string]resume.Entry, len(recs))
+	for _, r := range recs {
+		entries[r.Path] = resume.Entry{Size: r.Size, StartLSN: r.StartLSN, Timeline: r.Timeline}
+	}
 	for len(recs) > 0 {
 		n := min(len(recs), 4096)
 		if err := jr.append(recs[:n]...); err != nil {
@@ -374,5 +423,5 @@ func seedJournal(root *os.Root, rs *instance.Resync) (map[string]resume.Entry, e
 		}
 		recs = recs[n:]
 	}
-	return loadJournal(root)
+	return entries, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/directio"
 	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/extract"
+	"github.com/pg-standby/pg-standby/internal/incremental"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/manifest"
 	"github.com/pg-standby/pg-standby/internal/progress"
@@ -65,7 +66,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 	if err := b.recordAttempt(root); err != nil {
 		return nil, stopped(ctx, err)
 	}
-	if t.jr, err = b.startJournal(root, t, bk.Started, main); err != nil { // resume journal (issue 15)
+	if t.jr, err = b.startJournal(root, t, bk.Started); err != nil { // resume journal (issue 15)
 		return nil, stopped(ctx, err)
 	}
 	res, err := b.receive(ctx, t, bk, walConn)
@@ -129,9 +130,10 @@ func (b *attempt) claim(t *dest, start basebackup.Started) error {
 }
 
 // recordAttempt is the attempt's first write: it records in basebackup.signal
-// what the instance keeps, and counts the attempt.
+// what the instance keeps and whose files it copies, and counts the attempt.
 func (b *attempt) recordAttempt(root *os.Root) error {
 	b.pending.Recorded, b.pending.Keep, b.pending.Written = true, b.kept, true
+	b.pending.SystemID = b.sys.SystemID
 	b.pending.Attempts++
 	b.opt.Progress.Attempt.Store(int64(b.pending.Attempts))
 	return instance.WritePending(root, b.pending, b.fileMode)
@@ -244,10 +246,7 @@ func (b *attempt) finish(ctx context.Context, t *dest, recv *walstream.Receiver,
 	if err := b.verify(t, recv); err != nil {
 		return nil, err
 	}
-	if err := t.man.commit(); err != nil {
-		return nil, err
-	}
-	if err := b.combine(t); err != nil { // a resumed attempt's result (incremental.go)
+	if err := b.commitManifest(t); err != nil {
 		return nil, err
 	}
 	removed, err := b.prune(t)
@@ -282,6 +281,15 @@ func (b *attempt) finish(ctx context.Context, t *dest, recv *walstream.Receiver,
 		Files: len(t.res.Files), Bytes: bytes, Written: b.opt.Progress.Written.Load(), Unchanged: b.opt.Progress.Unchanged.Load(),
 		Removed: removed, Kept: b.kept,
 	}, nil
+}
+
+// commitManifest makes the verified manifest backup_manifest: the
+// server's, or a resumed attempt's own (combine).
+func (b *attempt) commitManifest(t *dest) error {
+	if t.inc != nil {
+		return b.combine(t)
+	}
+	return t.man.commit()
 }
 
 func (b *attempt) handover(ctx context.Context, root *os.Root) error {
@@ -337,7 +345,7 @@ func (b *attempt) newTarget(root *os.Root, method string, newHash func() hash.Ha
 	return &dest{
 		root: root, res: extract.NewResult(), files: files, progress: b.opt.Progress,
 		cfg:    &extract.Config{FileMode: b.fileMode, DirMode: b.dirMode, Files: files, Syncer: syncer},
-		man:    &spool{root: root, mode: b.fileMode, log: b.log},
+		man:    &spool{root: root, name: manifestSpool, mode: b.fileMode, log: b.log},
 		method: method, newHash: newHash, keepPrimary: b.keepPrimary, log: b.log,
 		// basebackup.signal is this instance's lock-free state: never the primary's.
 		keep: func(p string) bool {
@@ -348,6 +356,9 @@ func (b *attempt) newTarget(root *os.Root, method string, newHash func() hash.Ha
 
 func (t *dest) close() {
 	t.man.drop()
+	if t.inc != nil {
+		t.inc.result.drop()
+	}
 	for _, sp := range t.spaces {
 		sp.root.Close()
 	}
@@ -357,7 +368,8 @@ func (t *dest) close() {
 }
 
 // Archive builds one archive's chain back to front, as pg_basebackup's
-// CreateBackupStreamer: writer, keep/divert, postgresql.auto.conf filter,
+// CreateBackupStreamer: writer, block reconstruction and backup_label
+// filter (a resuming attempt), keep/divert, postgresql.auto.conf filter,
 // checksum, tar parser, decompressor. What exists is decided here; no stage
 // looks at options. The checksum stage sees the members as the primary sent
 // them, before any stage edits what is written.
@@ -374,6 +386,9 @@ func (t *dest) Archive(a basebackup.Archive) (io.WriteCloser, error) {
 	// reaches the writer is the file to write.
 	next = t.rebuildStage(next, root, prefix)
 	next = extract.NewKeep(next, prefix, t.keep, map[string]string{instance.PgControl: instance.PgControlPending})
+	if prefix == "" && t.inc != nil {
+		next = newLabelFilter(next, func(f incremental.ManifestFile) { t.inc.label = &f })
+	}
 	if prefix == "" {
 		next = newAutoConfFilter(next, t.keepPrimary, t.log)
 	}

@@ -6,12 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pg-standby/pg-standby/internal/basebackup"
 	"github.com/pg-standby/pg-standby/internal/durable"
@@ -181,9 +178,8 @@ func (jr *journal) remove(root *os.Root) error {
 // startJournal opens the resume journal for this attempt and records into
 // it from now on.
 // Before PostgreSQL 17 nothing could use it: there is none.
-func (b *attempt) startJournal(root *os.Root, t *dest, start basebackup.Started, main *pgconn.PgConn) (*journal, error) {
-	major, _ := strconv.Atoi(strings.SplitN(main.ParameterStatus("server_version"), ".", 2)[0])
-	if major < incremental.MinMajor {
+func (b *attempt) startJournal(root *os.Root, t *dest, start basebackup.Started) (*journal, error) {
+	if b.major < incremental.MinMajor {
 		return nil, nil
 	}
 	jr, entries, err := openJournal(root, t.inc == nil)

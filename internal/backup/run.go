@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pg-standby/pg-standby/internal/basebackup"
+	"github.com/pg-standby/pg-standby/internal/incremental"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 	"github.com/pg-standby/pg-standby/internal/progress"
@@ -168,12 +169,15 @@ type attempt struct {
 	pending  instance.Pending
 	conf     *pgconf.Config
 	sys      replconn.System
+	major    int // the primary's PostgreSQL major, from identify
 	segSize  int64
 	fileMode os.FileMode
 	dirMode  os.FileMode
 	tempSlot string
 	// keepPrimary keeps the primary's commands, libraries and paths (KeepPrimarySettings).
 	keepPrimary bool
+	// otherSystem: the primary is not the cluster earlier attempts copied.
+	otherSystem bool
 
 	sourceStandby bool                // the server was in hot standby when identified (cascading)
 	started       *basebackup.Started // set once BASE_BACKUP reported its start
@@ -209,6 +213,9 @@ func (b *attempt) runOn(ctx context.Context, main *pgconn.PgConn) (*Result, erro
 		return nil, err
 	}
 	defer walConn.Close(context.Background())
+	if err := b.sameCluster(ctx, walConn); err != nil {
+		return nil, err
+	}
 	if err := b.prepareSlot(ctx, walConn); err != nil {
 		return nil, err
 	}
@@ -219,8 +226,8 @@ func (b *attempt) runOn(ctx context.Context, main *pgconn.PgConn) (*Result, erro
 // size and data directory mode.
 func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 	ver := conn.ParameterStatus("server_version")
-	major, _ := strconv.Atoi(strings.SplitN(ver, ".", 2)[0])
-	if major < 15 {
+	b.major = incremental.ServerMajor(conn)
+	if b.major < 15 {
 		return configErr("unsupported server version %q on the primary: pg-standby needs PostgreSQL 15 or newer "+
 			"(the BASE_BACKUP protocol it speaks); use pg_basebackup of that version instead", ver)
 	}
@@ -230,6 +237,7 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 		return err
 	}
 	b.sys = sys
+	b.checkCopiedSystem()
 	segText, err := replconn.Show(ctx, conn, "wal_segment_size")
 	if err != nil {
 		return err
@@ -261,6 +269,45 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 		if w := walKeepWarning(ctx, conn, b.slot, b.conf); w != "" {
 			b.log.Warn(w)
 		}
+	}
+	return nil
+}
+
+// conninfoSource names where primary_conninfo is set, for messages.
+func (b *attempt) conninfoSource() string {
+	if s, ok := b.conf.Get("primary_conninfo"); ok {
+		return fmt.Sprintf("primary_conninfo in %s line %d", s.File, s.Line)
+	}
+	return "primary_conninfo"
+}
+
+// checkCopiedSystem notes a primary that is not the cluster earlier
+// attempts copied from (basebackup.signal): their files are no base for
+// changed blocks, so this attempt is a full backup over the directory.
+func (b *attempt) checkCopiedSystem() {
+	if !b.pending.Written || b.pending.SystemID == "" || b.pending.SystemID == b.sys.SystemID {
+		return
+	}
+	b.otherSystem = true
+	b.log.Warn(fmt.Sprintf("the primary is system %s, but earlier attempts copied system %s into this directory: %s now "+
+		"reaches another cluster (changed, or the primary was re-created); taking a full backup of this one over the "+
+		"directory, every file received again. If this is not the primary to follow, stop and fix primary_conninfo",
+		b.sys.SystemID, b.pending.SystemID, b.conninfoSource()), "system_identifier", b.sys.SystemID, "copied_system_identifier", b.pending.SystemID)
+}
+
+// sameCluster checks that the WAL connection reached the cluster the backup
+// connection identified: an address in front of several clusters (a proxy,
+// a virtual IP) would mix one cluster's WAL into another's backup, and a
+// retry would only do it again.
+func (b *attempt) sameCluster(ctx context.Context, walConn *pgconn.PgConn) error {
+	sys, err := replconn.IdentifySystem(ctx, walConn)
+	if err != nil {
+		return err
+	}
+	if sys.SystemID != b.sys.SystemID {
+		return configErr("the WAL connection reached system %s and the backup connection system %s, both at %s: %s names an "+
+			"address in front of more than one cluster (a proxy or virtual IP?); point it at the primary itself",
+			sys.SystemID, b.sys.SystemID, replconn.Address(b.connCfg), b.conninfoSource())
 	}
 	return nil
 }

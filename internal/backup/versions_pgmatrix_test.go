@@ -106,6 +106,9 @@ func TestManifestSystemIdentifierMismatch(t *testing.T) {
 		if !strings.Contains(err.Error(), sysid) || !strings.Contains(err.Error(), string(forged)) {
 			t.Errorf("error does not name both system identifiers (%s, %s): %v", sysid, forged, err)
 		}
+		if backup.KindOf(err) != backup.Protocol || !strings.Contains(err.Error(), "primary_conninfo in ") {
+			t.Errorf("error (%s): want a protocol violation, not retried, that names primary_conninfo", backup.KindOf(err))
+		}
 		oracle.FailedAttempt(t, dir)
 	})
 }

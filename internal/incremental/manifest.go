@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"slices"
@@ -44,34 +45,152 @@ type Manifest struct {
 // Manifest-Checksum, the SHA-256 of everything before that line.
 func RenderManifest(m *Manifest) ([]byte, error) {
 	if len(m.WALRanges) == 0 {
-		return nil, errors.New("render manifest: no WAL range")
+		return nil, errNoWALRange
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "{ \"PostgreSQL-Backup-Manifest-Version\": 2,\n\"System-Identifier\": %d,\n\"Files\": [", m.SystemID)
+	mw := NewManifestWriter(&b, m.SystemID)
 	seen := make(map[string]bool, len(m.Files))
-	for i, f := range m.Files {
+	for i := range m.Files {
+		f := &m.Files[i]
 		if seen[f.Path] {
 			return nil, fmt.Errorf("render manifest: %q listed twice", f.Path)
 		}
 		seen[f.Path] = true
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if err := renderFile(&b, &f); err != nil {
+		if err := mw.File(f); err != nil {
 			return nil, err
 		}
 	}
-	b.WriteString("\n],\n\"WAL-Ranges\": [")
-	for i, r := range m.WALRanges {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "\n{ \"Timeline\": %d, \"Start-LSN\": \"%s\", \"End-LSN\": \"%s\" }", r.Timeline, r.Start, r.End)
+	if err := mw.Close(m.WALRanges); err != nil {
+		return nil, err
 	}
-	b.WriteString("\n],\n")
-	sum := sha256.Sum256(b.Bytes())
-	fmt.Fprintf(&b, "\"Manifest-Checksum\": \"%x\"}\n", sum)
 	return b.Bytes(), nil
+}
+
+var errNoWALRange = errors.New("render manifest: no WAL range")
+
+// ManifestWriter writes a manifest to w one entry at a time, byte for byte
+// as RenderManifest lays it out, hashing as it goes for the
+// Manifest-Checksum: memory holds one entry, whatever the number of files.
+// The caller keeps paths unique. The first error sticks.
+type ManifestWriter struct {
+	w     io.Writer
+	h     hash.Hash
+	buf   bytes.Buffer // the entry being written
+	files int
+	err   error
+}
+
+// NewManifestWriter writes the manifest's head (version 2, systemID) to w.
+func NewManifestWriter(w io.Writer, systemID uint64) *ManifestWriter {
+	mw := &ManifestWriter{w: w, h: sha256.New()}
+	fmt.Fprintf(&mw.buf, "{ \"PostgreSQL-Backup-Manifest-Version\": 2,\n\"System-Identifier\": %d,\n\"Files\": [", systemID)
+	mw.flush(true)
+	return mw
+}
+
+// File writes the next "Files" entry.
+func (mw *ManifestWriter) File(f *ManifestFile) error {
+	if mw.err != nil {
+		return mw.err
+	}
+	if mw.files > 0 {
+		mw.buf.WriteByte(',')
+	}
+	if err := renderFile(&mw.buf, f); err != nil {
+		mw.buf.Reset()
+		mw.err = err
+		return err
+	}
+	mw.files++
+	return mw.flush(true)
+}
+
+// Close ends the files, writes the WAL ranges, then the Manifest-Checksum
+// of everything before it. It does not close w.
+func (mw *ManifestWriter) Close(ranges []manifest.WALRange) error {
+	if mw.err == nil && len(ranges) == 0 {
+		mw.err = errNoWALRange
+	}
+	if mw.err != nil {
+		return mw.err
+	}
+	mw.buf.WriteString("\n],\n\"WAL-Ranges\": [")
+	for i, r := range ranges {
+		if i > 0 {
+			mw.buf.WriteByte(',')
+		}
+		fmt.Fprintf(&mw.buf, "\n{ \"Timeline\": %d, \"Start-LSN\": \"%s\", \"End-LSN\": \"%s\" }", r.Timeline, r.Start, r.End)
+	}
+	mw.buf.WriteString("\n],\n")
+	if err := mw.flush(true); err != nil {
+		return err
+	}
+	fmt.Fprintf(&mw.buf, "\"Manifest-Checksum\": \"%x\"}\n", mw.h.Sum(nil))
+	if err := mw.flush(false); err != nil {
+		return err
+	}
+	mw.err = errors.New("render manifest: written after Close")
+	return nil
+}
+
+// flush writes the entry to w, hashed unless it is the checksum line.
+func (mw *ManifestWriter) flush(hashed bool) error {
+	if hashed {
+		mw.h.Write(mw.buf.Bytes())
+	}
+	_, err := mw.w.Write(mw.buf.Bytes())
+	mw.buf.Reset()
+	if err != nil {
+		mw.err = fmt.Errorf("write manifest: %w", err)
+	}
+	return mw.err
+}
+
+// ManifestReader renders a manifest while it is read (what UPLOAD_MANIFEST's
+// CopyFrom reads), taking the files from next one at a time: memory holds
+// about one read's worth of text, not the document.
+type ManifestReader struct {
+	mw     *ManifestWriter
+	out    bytes.Buffer
+	next   func() (ManifestFile, bool)
+	ranges []manifest.WALRange
+	err    error // io.EOF once all is rendered
+}
+
+// NewManifestReader is the manifest of systemID with the files next gives
+// (false once there are no more) and ranges, as RenderManifest lays it out.
+func NewManifestReader(systemID uint64, ranges []manifest.WALRange, next func() (ManifestFile, bool)) *ManifestReader {
+	r := &ManifestReader{next: next, ranges: ranges}
+	r.mw = NewManifestWriter(&r.out, systemID)
+	return r
+}
+
+// Read implements io.Reader.
+func (r *ManifestReader) Read(p []byte) (int, error) {
+	for r.out.Len() < len(p) && r.err == nil {
+		f, ok := r.next()
+		switch {
+		case !ok:
+			r.err = r.mw.Close(r.ranges)
+			if r.err == nil {
+				r.err = io.EOF
+			}
+		default:
+			r.err = r.mw.File(&f)
+		}
+	}
+	if r.out.Len() > 0 {
+		return r.out.Read(p)
+	}
+	return 0, r.err
+}
+
+// Err is the error that stopped rendering, nil if none did (so far).
+func (r *ManifestReader) Err() error {
+	if r.err == io.EOF {
+		return nil
+	}
+	return r.err
 }
 
 func renderFile(b *bytes.Buffer, f *ManifestFile) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -83,25 +84,34 @@ type Server struct {
 	Params       Params
 }
 
-// ProbeServer asks the primary, over a replication connection (SHOW works on
-// a walsender), whether incremental backup can apply: a *FallbackError when
-// the major is below 17 or summarize_wal is off; otherwise the block and
-// segment sizes the increments will use.
-func ProbeServer(ctx context.Context, conn *pgconn.PgConn) (Server, error) {
-	var s Server
-	v, err := replconn.Show(ctx, conn, "server_version_num")
-	if err != nil {
-		return s, err
+// ServerMajor is the major version of the server conn reached, from the
+// server_version it reported at startup ("17.2", "18beta1", "17.2 (Debian
+// 17.2-1)"); 0 when it reported none that starts with a number.
+func ServerMajor(conn *pgconn.PgConn) int {
+	return majorOf(conn.ParameterStatus("server_version"))
+}
+
+func majorOf(v string) int {
+	end := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(v)
 	}
-	num, err := strconv.Atoi(v)
-	if err != nil {
-		return s, fmt.Errorf("server_version_num %q: %w", v, err)
-	}
-	s.Major = num / 10000
+	major, _ := strconv.Atoi(v[:end])
+	return major
+}
+
+// ProbeServer asks the primary of the given major (ServerMajor), over a
+// replication connection (SHOW works on a walsender), whether incremental
+// backup can apply: a *FallbackError when the major is below 17 or
+// summarize_wal is off; otherwise the block and segment sizes the
+// increments will use.
+func ProbeServer(ctx context.Context, conn *pgconn.PgConn, major int) (Server, error) {
+	s := Server{Major: major}
 	if s.Major < MinMajor {
 		return s, &FallbackError{Reason: ErrUnsupportedVersion}
 	}
-	if v, err = replconn.Show(ctx, conn, "summarize_wal"); err != nil {
+	v, err := replconn.Show(ctx, conn, "summarize_wal")
+	if err != nil {
 		return s, err
 	}
 	s.SummarizeWAL = v == "on"
@@ -160,7 +170,14 @@ func parseSize(s string) (int64, error) {
 // connection. A manifest the server's parser rejects (SQLSTATE XX000) is a
 // *FallbackError with ErrManifestRejected: a full backup still works.
 func Upload(ctx context.Context, conn *pgconn.PgConn, manifest []byte) error {
-	_, err := conn.CopyFrom(ctx, bytes.NewReader(manifest), "UPLOAD_MANIFEST")
+	return UploadFrom(ctx, conn, bytes.NewReader(manifest))
+}
+
+// UploadFrom is Upload of the manifest r gives (a *ManifestReader renders
+// it as it goes). An error reading r makes CopyFrom abort the upload
+// (CopyFail); the caller checks its reader's own error first.
+func UploadFrom(ctx context.Context, conn *pgconn.PgConn, r io.Reader) error {
+	_, err := conn.CopyFrom(ctx, r, "UPLOAD_MANIFEST")
 	if err == nil {
 		return nil
 	}

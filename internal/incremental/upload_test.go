@@ -157,7 +157,7 @@ func TestUploadPartialManifest(t *testing.T) {
 		}
 		start := fm.WALRanges[0]
 		conn := replConnect(t, s)
-		srv, err := ProbeServer(context.Background(), conn)
+		srv, err := ProbeServer(context.Background(), conn, ServerMajor(conn))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +270,7 @@ func TestFallbackErrors(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
 		s := startPrimary(t, v, nil) // summarize_wal defaults to off
 		conn := replConnect(t, s)
-		_, err := ProbeServer(context.Background(), conn)
+		_, err := ProbeServer(context.Background(), conn, ServerMajor(conn))
 		var fe *FallbackError
 		want := ErrSummarizeWALOff
 		if v.Major < MinMajor {
@@ -306,7 +306,7 @@ func TestFallbackErrors(t *testing.T) {
 		s.SQL(t, "SELECT pg_reload_conf()")
 		s.WaitFor(t, "SHOW summarize_wal", "on", 30*time.Second)
 		conn = replConnect(t, s)
-		if _, err := ProbeServer(context.Background(), conn); err != nil {
+		if _, err := ProbeServer(context.Background(), conn, ServerMajor(conn)); err != nil {
 			t.Fatal(err)
 		}
 		if err := Upload(context.Background(), conn, m(sysid, 0x100)); err != nil {
@@ -325,4 +325,12 @@ func checkFallback(t *testing.T, what string, err, reason error) {
 		t.Fatalf("%s: %v, want a FallbackError %v carrying the server's error", what, err, reason)
 	}
 	t.Logf("%s: SQLSTATE %s: %v", what, pe.Code, err)
+}
+
+func TestMajorOf(t *testing.T) {
+	for v, want := range map[string]int{"17.2": 17, "18beta1": 18, "15.10 (Debian 15.10-0+deb12u1)": 15, "18devel": 18, "": 0, "x17": 0} {
+		if got := majorOf(v); got != want {
+			t.Errorf("majorOf(%q) = %d, want %d", v, got, want)
+		}
+	}
 }

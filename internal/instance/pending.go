@@ -35,6 +35,9 @@ type Pending struct {
 	// LastFailure when.
 	LastError   string
 	LastFailure time.Time
+	// SystemID is the system identifier of the primary the last attempt
+	// that wrote copied from ("" in a file of an earlier pg-standby).
+	SystemID string
 }
 
 const pendingHeader = `# pg-standby: a base backup is pending for this instance; postgres must not
@@ -73,6 +76,8 @@ func ReadPending(root *os.Root) (Pending, error) {
 			}
 		case "written":
 			written = val
+		case "system-identifier":
+			p.SystemID = val
 		case "attempts":
 			p.Attempts, err = strconv.Atoi(val)
 			if err != nil {
@@ -117,6 +122,9 @@ func (p Pending) encode() string {
 		written = 1
 	}
 	fmt.Fprintf(&b, "attempts %d\nwritten %d\n", p.Attempts, written)
+	if p.SystemID != "" {
+		fmt.Fprintf(&b, "system-identifier %s\n", printable.OneLine(p.SystemID, 20))
+	}
 	if p.LastError != "" {
 		// One line, bounded: it is read back line by line.
 		msg := printable.OneLine(p.LastError, 1000)

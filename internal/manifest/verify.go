@@ -181,9 +181,25 @@ func (v *verifier) finish(paths func() map[string]struct{}) error {
 // ParseReader's (a *FormatError); mismatch, meaningful only when err is
 // nil, is Verify's.
 func VerifyReader(r io.Reader, observed map[string]Observed, keep func(path string) bool) (m *Manifest, mismatch, err error) {
+	return VerifyEach(r, observed, keep, nil)
+}
+
+// VerifyEach is VerifyReader that also hands each file, once checked, to
+// each (when not nil), in the manifest's order: a caller writes what it
+// derives from the files in the same pass. *File is valid only during the
+// call. each sees the files of a document that may still turn out bad
+// (a later syntax error, a wrong Manifest-Checksum): it must not act on
+// them until err is known to be nil.
+func VerifyEach(r io.Reader, observed map[string]Observed, keep func(path string) bool, each func(*File)) (m *Manifest, mismatch, err error) {
 	v := newVerifier(observed, keep)
 	n := 0
-	m, paths, err := parseStreamFiles(r, func(f *File) { n++; v.file(f) })
+	m, paths, err := parseStreamFiles(r, func(f *File) {
+		n++
+		v.file(f)
+		if each != nil {
+			each(f)
+		}
+	})
 	if err != nil {
 		return nil, nil, &FormatError{Err: err}
 	}

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -201,5 +202,25 @@ func TestMismatchErrorCapped(t *testing.T) {
 	}
 	if !strings.Contains(lines[0], "25 missing, 1 not in manifest") {
 		t.Errorf("summary %q", lines[0])
+	}
+}
+
+// TestVerifyEachSeesEveryFile: each gets the files Parse gives, in order,
+// and VerifyEach finds what VerifyReader finds.
+func TestVerifyEachSeesEveryFile(t *testing.T) {
+	data := render(sampleManifest(2, CRC32C, sampleFiles), renderOptions{})
+	parsed, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []File
+	m, mismatch, err := VerifyEach(bytes.NewReader(data), observe(CRC32C, sampleFiles), nil, func(f *File) {
+		got = append(got, File{Path: f.Path, Size: f.Size, Algorithm: f.Algorithm, Checksum: bytes.Clone(f.Checksum)})
+	})
+	if err != nil || mismatch != nil || m.NumFiles != len(parsed.Files) {
+		t.Fatalf("VerifyEach: %v, %v, %d files", err, mismatch, m.NumFiles)
+	}
+	if !reflect.DeepEqual(got, parsed.Files) {
+		t.Errorf("each saw %+v\nParse gives %+v", got, parsed.Files)
 	}
 }
