@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -377,5 +378,63 @@ func TestWaitTerminal(t *testing.T) {
 		if strings.Count(got, "\n") != 1 {
 			t.Errorf("want one line ended (the verdict), the rest redrawn in place:\n%q", got)
 		}
+	})
+}
+
+// TestWaitLatency measures how long wait takes to see a change: from a
+// real worker's exit (the copy complete) to wait's exit, five times (each
+// a re-seed of the same instance), and from a real standby's first
+// streaming to wait --for streaming's exit. The figures are logged; the
+// bound asserted is loose (a loaded 2-core machine): 1 s, where a poll
+// of 1 s alone averages 0.5 s.
+func TestWaitLatency(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
+		p.Pgbench(t, "-i", "-s", "1", "-q")
+		dir := initInstance(t, p)
+		var ready []time.Duration
+		for i := range 5 {
+			if i > 0 { // re-seed in place, as README says
+				if err := os.WriteFile(filepath.Join(dir, "basebackup.signal"), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				testpg.Chown(t, dir)
+			}
+			w := startWait(t, nil, "--pgdata", dir, "--timeout", "2m")
+			time.Sleep(300 * time.Millisecond) // wait is past its first look
+			wk := startWorker(t, nil, "run", "--pgdata", dir)
+			if code := wk.wait(t); code != 0 {
+				t.Fatalf("run %d: %d\n%s", i, code, wk.output.String())
+			}
+			exited := time.Now()
+			if code := w.wait(t); code != exitOK {
+				t.Fatalf("wait %d: exit %d: %s", i, code, w.output.String())
+			}
+			ready = append(ready, time.Since(exited))
+		}
+		slices.Sort(ready)
+		t.Logf("worker exit -> wait exit (for ready), sorted: %v; median %v", ready, ready[len(ready)/2])
+		if med := ready[len(ready)/2]; med > time.Second {
+			t.Errorf("median latency of wait after the worker's exit %v, want < 1s", med)
+		}
+
+		w := startWait(t, nil, "--pgdata", dir, "--for", "streaming", "--timeout", "2m")
+		time.Sleep(300 * time.Millisecond)
+		s := testpg.StartStandby(t, dir)
+		var streaming time.Time
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if out, err := s.SQLErr("SELECT status FROM pg_stat_wal_receiver"); err == nil && strings.TrimSpace(out) == "streaming" {
+				streaming = time.Now()
+				break
+			}
+		}
+		if streaming.IsZero() {
+			t.Fatal("the standby does not stream")
+		}
+		if code := w.wait(t); code != exitOK {
+			t.Fatalf("wait --for streaming: exit %d: %s", code, w.output.String())
+		}
+		t.Logf("first seen streaming -> wait --for streaming exit: %v", time.Since(streaming))
 	})
 }
