@@ -125,6 +125,9 @@ const (
 // the worker's READY=1 means); streaming is the standby's own
 // pg_stat_wal_receiver saying so, in recovery.
 func waitVerdict(st instanceStatus, streaming bool) int {
+	if st.State == stateOther && st.Copy != nil && st.Copy.Patroni {
+		return waitNever // Patroni's from here: no pg-standby worker makes it a standby
+	}
 	switch st.State {
 	case stateStandby:
 		return waitDone
