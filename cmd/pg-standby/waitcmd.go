@@ -20,8 +20,9 @@ import (
 const exitTimeout = 75 // EX_TEMPFAIL: not yet; waiting longer may succeed
 
 // Timing of wait. It looks when the waker says something changed, at
-// most every waitGap, and otherwise every waitSlowPoll (waitPoll while a
-// worker runs, whose progress it shows, or when nothing can be watched).
+// most every waitGap (or thrice the last look's time), and otherwise every
+// waitSlowPoll (waitPoll while a worker runs, whose progress it shows, on
+// a terminal, or when nothing can be watched).
 const (
 	waitPoll     = time.Second
 	waitSlowPoll = 5 * time.Second
@@ -105,7 +106,10 @@ func waitFor(ctx context.Context, in *instance.Instance, streaming bool, timeout
 		if v == waitFailed {
 			next = min(next, max(time.Until(failingSince.Add(failGrace)), 0))
 		}
-		if !sleepUntilChange(ctx, wk.c, next, looked.Add(waitGap)) {
+		// Events come in bursts (a copy creates many files, a standby writes
+		// WAL): look at most a third of the time, a probe of the primary too.
+		gap := max(waitGap, 3*time.Since(looked))
+		if !sleepUntilChange(ctx, wk.c, next, looked.Add(gap)) {
 			break
 		}
 	}
@@ -120,8 +124,7 @@ func waitFor(ctx context.Context, in *instance.Instance, streaming bool, timeout
 }
 
 // sleepUntilChange waits d or until woken, and in either case not before
-// notBefore (events come in bursts: a copy writes many files); false when
-// ctx ended first.
+// notBefore; false when ctx ended first.
 func sleepUntilChange(ctx context.Context, woken <-chan struct{}, d time.Duration, notBefore time.Time) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
