@@ -446,3 +446,74 @@ func TestStatusPatroniCopy(t *testing.T) {
 		}
 	})
 }
+
+// TestHealthInUserNamespace: the health probe run as the owner inside a
+// user namespace mapping only root and postgres, as pg-standby@ and
+// pg-standby-metrics@ run it (PrivateUsers=yes), where /proc/PID/cwd of the
+// postmaster is denied: a real streaming standby is still seen running
+// and streaming (its own data_directory vouches for it).
+func TestHealthInUserNamespace(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, _ testpg.Version) {
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{})
+		dir, _ := makeStandby(t, p)
+		waitState(t, dir, stateStandby)
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cmd := exec.Command(binary, "health-probe", dir, "")
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{
+			Cloneflags:  syscall.CLONE_NEWUSER,
+			UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: uid, HostID: uid, Size: 1}},
+			GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: gid, HostID: gid, Size: 1}},
+			Credential:  &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}},
+		}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("health-probe in a user namespace: %v\n%s", err, out)
+		}
+		check := exec.Command("stat", "-L", fmt.Sprintf("/proc/%d/cwd", postmasterPID(t, dir)))
+		check.SysProcAttr = cmd.SysProcAttr
+		denied, _ := check.CombinedOutput()
+		t.Logf("stat of the postmaster's cwd there: %s", strings.TrimSpace(string(denied)))
+		var r struct {
+			Postmaster string `json:"postmaster"`
+			Streaming  bool   `json:"streaming"`
+		}
+		if err := json.Unmarshal(out, &r); err != nil || r.Postmaster != "running" || !r.Streaming {
+			t.Errorf("health-probe in a user namespace: %v %s; want running and streaming", err, out)
+		}
+		// A postmaster.pid naming another live server (the primary's, its
+		// pid and socket) is not taken for this directory's.
+		fake := testpg.TempDir(t)
+		pid, err := os.ReadFile(filepath.Join(p.DataDir, "postmaster.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(fake, "postmaster.pid"), pid, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		testpg.Chown(t, fake)
+		cmd = exec.Command(binary, "health-probe", fake, "")
+		cmd.Dir, cmd.SysProcAttr = "/", check.SysProcAttr
+		out, err = cmd.Output()
+		t.Logf("another server's postmaster.pid: %s", out)
+		if err != nil || json.Unmarshal(out, &r) != nil || r.Postmaster != "not-running" || !strings.Contains(string(out), "stale postmaster.pid") {
+			t.Errorf("health-probe on another server's postmaster.pid in a user namespace: %v %s; want not-running", err, out)
+		}
+	})
+}
+
+func postmasterPID(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	return pid
+}
