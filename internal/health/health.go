@@ -68,6 +68,10 @@ func Probe(ctx context.Context, dataDir, logFile string) Report {
 		return r
 	}
 	conn, err := connectLocal(ctx, pm)
+	var pgErr *pgconn.PgError
+	if err != nil && pm.unverified && !errors.As(err, &pgErr) { // a server that answers with an error runs
+		return Report{Postmaster: "not-running", Reason: fmt.Sprintf("postgres is not running (postmaster.pid names pid %d, which cannot be examined here, and nothing answers on its socket: %v)", pm.pid, err)}
+	}
 	if err != nil {
 		r.Reason = "cannot ask postgres over its socket: " + err.Error()
 		return r

@@ -24,8 +24,9 @@ type postmaster struct {
 	status    string // "starting", "stopping", "ready", "standby"
 	// unverified: the pid lives but its working directory could not be
 	// examined (a user namespace, as under PrivateUsers=yes, denies
-	// /proc/PID/cwd even to the same uid): the server's own
-	// data_directory decides once it answers.
+	// /proc/PID/cwd even to the same uid; ProtectProc=invisible hides
+	// it): the server must answer on its socket, and its own
+	// data_directory decides.
 	unverified bool
 }
 
@@ -66,18 +67,21 @@ func stalePID(pid int, dataDir string) error {
 }
 
 // isPostmasterOf: the postmaster works in its data directory (chdir at
-// start). When /proc denies its cwd, a live pid is taken as unverified.
+// start). When /proc denies or hides its cwd, a live pid is unverified.
 func isPostmasterOf(pid int, dataDir string) (ok, unverified bool) {
 	dir, err := os.Stat(dataDir)
 	if err != nil {
 		return false, false
 	}
 	cwd, err := os.Stat(fmt.Sprintf("/proc/%d/cwd", pid))
-	if errors.Is(err, fs.ErrPermission) {
-		err := unix.Kill(pid, 0)
+	if err == nil {
+		return os.SameFile(cwd, dir), false
+	}
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) {
+		err := unix.Kill(pid, 0) // ESRCH: gone; EPERM: alive, another user's
 		return err == nil || errors.Is(err, unix.EPERM), true
 	}
-	return err == nil && os.SameFile(cwd, dir), false
+	return false, false
 }
 
 // sameDir: the server's data_directory is dataDir.
