@@ -31,6 +31,8 @@ Usage:
                                     block until the standby is ready (or streaming): exit 0;
                                     3 when the backup failed for good, 75 at the timeout
   pg-standby list [--json]          every known instance (Debian clusters, running workers), one line each
+  pg-standby metrics INSTANCE       refresh a finished standby's metrics file (as its owner;
+                                    pg-standby-metrics@INSTANCE.timer runs it, docs/metrics.md)
   pg-standby patroni-replica --datadir=DIR --connstring=CONNINFO ...
                                     a Patroni replica method: copy only (docs/patroni.md)
   pg-standby condition INSTANCE     postgres' ExecCondition: skip postgres while a backup is pending
@@ -87,6 +89,8 @@ func run(ctx context.Context, args []string) int {
 		return listCmd(ctx, args[1:])
 	case "wait":
 		return waitCmd(ctx, args[1:])
+	case "metrics":
+		return metricsCmd(ctx, args[1:])
 	case "condition":
 		return conditionCmd(ctx, args[1:])
 	case "patroni-replica":

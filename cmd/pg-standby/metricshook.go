@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/backup"
 	"github.com/pg-standby/pg-standby/internal/health"
 	"github.com/pg-standby/pg-standby/internal/instance"
+	"github.com/pg-standby/pg-standby/internal/journald"
 	"github.com/pg-standby/pg-standby/internal/metrics"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
 )
@@ -100,4 +103,50 @@ func metricsStandby(ctx context.Context, w *metrics.Writer, in *instance.Instanc
 	}
 	r := health.Probe(ctx, in.DataDir, serverLog(in))
 	w.Standby(finished, metrics.Health{State: healthState(&r), Report: r})
+}
+
+// metricsCmd refreshes the metrics file of a finished standby: the health
+// probe and write the worker makes when started on one, without starting
+// anything (pg-standby-metrics@.timer runs it; pg-standby@ would start
+// postgres by its OnSuccess=). A pending backup's file is its worker's:
+// left as the worker last wrote it.
+func metricsCmd(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("metrics", flag.ContinueOnError)
+	pgdata := fs.String("pgdata", "", "data directory of an instance given directly (instead of INSTANCE)")
+	if err := parseInterspersed(fs, args); err != nil {
+		return parseExit(err)
+	}
+	in, err := instanceArg(fs, *pgdata, "", false)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pg-standby metrics:", err)
+		return exitUsage
+	}
+	if os.Geteuid() == 0 {
+		fmt.Fprintln(os.Stderr, "pg-standby metrics: refusing to run as root (it writes where the instance's configuration says): run it as the data directory's owner")
+		return exitRefused
+	}
+	name := in.Name
+	if name == "" {
+		name = in.DataDir
+	}
+	log := slog.New(journald.NewHandlerTo(os.Stderr, name, slog.LevelInfo))
+	if pid := instance.LockHolder(in.DataDir); pid != 0 {
+		fmt.Fprintf(os.Stderr, "pg-standby metrics: %s: a worker runs (pid %d) and keeps the file up to date\n", name, pid)
+		return exitOK
+	}
+	if st, err := in.Inspect(); err != nil || st != instance.Standby {
+		fmt.Fprintf(os.Stderr, "pg-standby metrics: %s: not a finished standby; its file stays as its worker last wrote it\n", name)
+		return exitOK
+	}
+	w := metricsWriter(in, name, log)
+	if w == nil {
+		fmt.Fprintf(os.Stderr, "pg-standby metrics: %s: no metrics directory (pg_standby.metrics_dir, or a writable %s: docs/metrics.md)\n", name, metrics.DebianDir)
+		return exitConfig
+	}
+	metricsStandby(ctx, w, in)
+	if err := w.Err(); err != nil {
+		fmt.Fprintf(os.Stderr, "pg-standby metrics: %s: %v\n", name, err)
+		return exitTransient
+	}
+	return exitOK
 }

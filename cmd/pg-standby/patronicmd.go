@@ -144,6 +144,8 @@ func patroniReplicaCmd(ctx context.Context, args []string) int {
 		return exitCode(err)
 	}
 	a.opt.Instance, a.opt.Log, a.opt.CopyOnly = in, log, true
+	// backup_label then says who made the copy: status and wait read it.
+	a.opt.Label = instance.PatroniLabelPrefix + in.DataDir
 	return runPatroniCopy(ctx, a, in, log)
 }
 

@@ -375,3 +375,145 @@ func postgresCred(t *testing.T) *syscall.SysProcAttr {
 	gid, _ := strconv.Atoi(u.Gid)
 	return &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 }
+
+// TestStatusPatroniCopy: status and wait on the bare copy a real
+// patroni-replica run leaves (as TestPatroniReplicaCopyOnly makes it) say
+// what it is, from its backup_label, checked against the copy's own
+// backup_manifest (the WAL range's start), and point at Patroni; wait gives
+// up at once (3). Once postgres has run on it (as Patroni's leader would),
+// they say that.
+func TestStatusPatroniCopy(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
+		base := testpg.TempDir(t)
+		passfile := filepath.Join(base, "pgpass")
+		if err := os.WriteFile(passfile, []byte(fmt.Sprintf("127.0.0.1:%d:*:replicator:%s\n", p.Port, p.Password)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		asPostgres(t, passfile)
+		dir := filepath.Join(base, "data")
+		began := time.Now()
+		w := startWorker(t, []string{"PGPASSFILE=" + passfile}, "patroni-replica", "--keep_data=True", "--scope=s", "--role=replica",
+			"--datadir="+dir, fmt.Sprintf("--connstring=dbname=postgres user=replicator host=127.0.0.1 port=%d", p.Port))
+		if code := w.wait(t); code != exitOK {
+			t.Fatalf("patroni-replica: status %d\n%s", code, w.output.String())
+		}
+		var man struct {
+			WALRanges []struct {
+				Timeline int    `json:"Timeline"`
+				Start    string `json:"Start-LSN"`
+			} `json:"WAL-Ranges"`
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "backup_manifest"))
+		if err != nil || json.Unmarshal(b, &man) != nil || len(man.WALRanges) != 1 {
+			t.Fatalf("backup_manifest: %v %+v", err, man)
+		}
+		want := fmt.Sprintf("%s: not a pg-standby instance: a bare copy made by pg-standby patroni-replica (a Patroni replica method), backup started ", dir)
+		wantEnd := fmt.Sprintf(", at WAL %s, timeline %d; no standby.signal, no primary_conninfo of pg-standby's; Patroni configures and runs it: ask Patroni (patronictl list)",
+			man.WALRanges[0].Start, man.WALRanges[0].Timeline)
+
+		st, line, code := statusOf(t, "--pgdata", dir)
+		t.Logf("status: exit %d: %s", code, line)
+		if code != exitOK || st.State != stateOther || !strings.HasPrefix(line, want) || !strings.HasSuffix(line, wantEnd) {
+			t.Errorf("status of the bare copy: exit %d\n%q\nwant %q…%q", code, line, want, wantEnd)
+		}
+		c := st.Copy
+		if c == nil || !c.Patroni || c.File != "backup_label" || c.Label != "pg-standby patroni-replica "+dir || c.StartLSN != man.WALRanges[0].Start {
+			t.Fatalf("status --json copy: %+v", c)
+		}
+		// START TIME is the primary's clock, to the second, in its zone.
+		if at, err := time.Parse("2006-01-02 15:04:05 MST", c.StartTime); err != nil || at.Before(began.Add(-2*time.Second)) || at.After(time.Now()) {
+			t.Errorf("start time %q (%v), want between %v and now", c.StartTime, err, began)
+		}
+
+		start := time.Now()
+		code, out := runWait(t, "--pgdata", dir, "--timeout", "1m")
+		t.Logf("wait: exit %d after %v: %s", code, time.Since(start).Round(time.Millisecond), out)
+		if code != exitFailedState || !strings.Contains(out, "pg-standby wait: gave up: "+want) || !strings.Contains(out, "patronictl list") ||
+			strings.Contains(out, "ready") || time.Since(start) > 5*time.Second {
+			t.Errorf("wait on the bare copy: exit %d after %v: %s", code, time.Since(start), out)
+		}
+
+		// Postgres started on it without standby.signal (a leader, to
+		// Patroni) renames backup_label to backup_label.old.
+		s := testpg.StartStandby(t, dir)
+		s.Stop(t)
+		st, line, code = statusOf(t, "--pgdata", dir)
+		t.Logf("status after postgres ran: exit %d: %s", code, line)
+		if st.Copy == nil || st.Copy.File != "backup_label.old" || !strings.Contains(line, "; postgres has run on it since; no standby.signal; Patroni configures and runs it: ask Patroni (patronictl list)") {
+			t.Errorf("status after postgres ran on the copy: %q %+v", line, st.Copy)
+		}
+	})
+}
+
+// TestHealthInUserNamespace: the health probe run as the owner inside a
+// user namespace mapping only root and postgres, as pg-standby@ and
+// pg-standby-metrics@ run it (PrivateUsers=yes), where /proc/PID/cwd of the
+// postmaster is denied: a real streaming standby is still seen running
+// and streaming (its own data_directory vouches for it).
+func TestHealthInUserNamespace(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, _ testpg.Version) {
+		testpg.Require(t)
+		p := testpg.Start(t, testpg.Options{})
+		dir, _ := makeStandby(t, p)
+		waitState(t, dir, stateStandby)
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cmd := exec.Command(binary, "health-probe", dir, "")
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{
+			Cloneflags:  syscall.CLONE_NEWUSER,
+			UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: uid, HostID: uid, Size: 1}},
+			GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: gid, HostID: gid, Size: 1}},
+			Credential:  &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}},
+		}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("health-probe in a user namespace: %v\n%s", err, out)
+		}
+		check := exec.Command("stat", "-L", fmt.Sprintf("/proc/%d/cwd", postmasterPID(t, dir)))
+		check.SysProcAttr = cmd.SysProcAttr
+		denied, _ := check.CombinedOutput()
+		t.Logf("stat of the postmaster's cwd there: %s", strings.TrimSpace(string(denied)))
+		var r struct {
+			Postmaster string `json:"postmaster"`
+			Streaming  bool   `json:"streaming"`
+		}
+		if err := json.Unmarshal(out, &r); err != nil || r.Postmaster != "running" || !r.Streaming {
+			t.Errorf("health-probe in a user namespace: %v %s; want running and streaming", err, out)
+		}
+		// A postmaster.pid naming another live server (the primary's, its
+		// pid and socket) is not taken for this directory's.
+		fake := testpg.TempDir(t)
+		pid, err := os.ReadFile(filepath.Join(p.DataDir, "postmaster.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(fake, "postmaster.pid"), pid, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		testpg.Chown(t, fake)
+		cmd = exec.Command(binary, "health-probe", fake, "")
+		cmd.Dir, cmd.SysProcAttr = "/", check.SysProcAttr
+		out, err = cmd.Output()
+		t.Logf("another server's postmaster.pid: %s", out)
+		if err != nil || json.Unmarshal(out, &r) != nil || r.Postmaster != "not-running" || !strings.Contains(string(out), "stale postmaster.pid") {
+			t.Errorf("health-probe on another server's postmaster.pid in a user namespace: %v %s; want not-running", err, out)
+		}
+	})
+}
+
+func postmasterPID(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	return pid
+}

@@ -56,6 +56,9 @@ type instanceStatus struct {
 	// Health of a copied standby (absent while a backup is pending).
 	Health       *health.Report `json:"health,omitempty"`
 	PostgresUnit *unitState     `json:"postgres_unit,omitempty"`
+	// Copy: an "other" directory copied by pg-standby (patroni-replica's
+	// bare copy), as its backup_label says.
+	Copy *instance.Copy `json:"copy,omitempty"`
 }
 
 // jobStatus is a running worker's state, read over D-Bus.
@@ -208,6 +211,8 @@ func (st *instanceStatus) fromDisk(in *instance.Instance) {
 	switch d.State {
 	case instance.DirUnreadable:
 		st.Error = d.Err.Error()
+	case instance.DirOther:
+		st.Copy = d.Copy
 	case instance.DirNotStarted, instance.DirInterrupted, instance.DirFailed:
 		p := d.Pending
 		st.Attempt, st.LastError = p.Attempts, p.LastError
@@ -330,6 +335,9 @@ func (st instanceStatus) line() string {
 		b.WriteString(healthLine(st.State, st.Health, st.PostgresUnit))
 	case stateOther:
 		b.WriteString("not a pg-standby instance")
+		if st.Copy != nil {
+			b.WriteString(": " + copyLine(st.Copy))
+		}
 	case stateMissing:
 		b.WriteString("no data directory " + st.DataDirectory)
 	default:
@@ -410,4 +418,35 @@ func jobsByDir(conn *dbus.Conn) map[string]busapi.Job {
 		m[j.DataDirectory] = j
 	}
 	return m
+}
+
+// copyLine says what a directory pg-standby copied but does not manage is,
+// from its backup_label, and who to ask instead.
+func copyLine(c *instance.Copy) string {
+	s := "a copy made by pg-standby"
+	if c.Patroni {
+		s = "a bare copy made by pg-standby patroni-replica (a Patroni replica method)"
+	}
+	var from []string
+	if c.StartTime != "" {
+		from = append(from, "started "+c.StartTime)
+	}
+	if c.StartLSN != "" {
+		from = append(from, "at WAL "+c.StartLSN)
+	}
+	if c.Timeline != "" {
+		from = append(from, "timeline "+c.Timeline)
+	}
+	if len(from) > 0 {
+		s += ", backup " + strings.Join(from, ", ")
+	}
+	if c.File == "backup_label.old" {
+		s += "; postgres has run on it since; no standby.signal"
+	} else {
+		s += "; no standby.signal, no primary_conninfo of pg-standby's"
+	}
+	if c.Patroni {
+		s += "; Patroni configures and runs it: ask Patroni (patronictl list)"
+	}
+	return s
 }

@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -217,6 +218,7 @@ func TestWaitAndMetrics(t *testing.T) {
 			}
 		}
 		t.Logf("scrape mid-copy:\n%s", text)
+		checkFresh(t, mid, inst, text)
 		if mid["node_textfile_scrape_error"] != 0 || mid["pgstandby_backup_estimated_bytes"+inst] < 40<<20 ||
 			mid["pgstandby_backup_attempts_total"+inst] != 1 || mid["pgstandby_backup_start_timestamp_seconds"+inst] < float64(time.Now().Add(-time.Minute).Unix()) {
 			t.Errorf("mid-copy metrics wrong:\n%s", text)
@@ -255,7 +257,7 @@ func TestWaitAndMetrics(t *testing.T) {
 		if code != exitTimeout {
 			t.Errorf("wait --for streaming before postgres: exit %d, want %d", code, exitTimeout)
 		}
-		testpg.StartStandby(t, dir)
+		sb := testpg.StartStandby(t, dir)
 		code, out = runWait(t, "--pgdata", dir, "--for", "streaming", "--timeout", "90s")
 		t.Logf("wait --for streaming: exit %d: %s", code, out)
 		if code != exitOK || !strings.Contains(out, dir+": complete standby, streaming from 127.0.0.1:") {
@@ -269,6 +271,42 @@ func TestWaitAndMetrics(t *testing.T) {
 		t.Logf("scrape of the finished standby:\n%s", text)
 		if h["pgstandby_standby_streaming"+inst] != 1 || h[`pgstandby_standby_state{pg_instance="`+dir+`",state="standby"}`] != 1 {
 			t.Errorf("health metrics wrong:\n%s", text)
+		}
+		checkFresh(t, h, inst, text)
+
+		// The standby stops: the file still says streaming, and its age
+		// says how old that is; pg-standby metrics (the timer's command)
+		// makes it true again, starting nothing.
+		sb.Stop(t)
+		if code, out := runAsRoot(t, "metrics", "--pgdata", dir); code != exitRefused {
+			t.Errorf("metrics as root: exit %d, want %d: %s", code, exitRefused, out)
+		}
+		stale, _, _ := ne.scrape()
+		var mtime float64
+		for k, v := range stale {
+			if strings.HasPrefix(k, "node_textfile_mtime_seconds{") && strings.Contains(k, metrics.FileName(dir)+".prom") {
+				mtime = v
+			}
+		}
+		mfi, _ := os.Stat(mustGlob(t, ne.workerDir))
+		t.Logf("after the standby stopped, before a refresh: streaming %v; last update %.1f s ago; node_textfile_mtime_seconds %.1f s ago, the file's own mtime %.1f s ago",
+			stale["pgstandby_standby_streaming"+inst], float64(time.Now().UnixMilli())/1000-stale["pgstandby_metrics_last_update_timestamp_seconds"+inst],
+			float64(time.Now().UnixMilli())/1000-mtime, time.Since(mfi.ModTime()).Seconds())
+		time.Sleep(1100 * time.Millisecond) // a new timestamp, to the millisecond
+		if code, out := runWorker(t, "metrics", "--pgdata", dir); code != 0 || out != "" {
+			t.Fatalf("metrics on the stopped standby: exit %d: %s", code, out)
+		}
+		r, text, _ := ne.scrape()
+		t.Logf("scrape after pg-standby metrics on the stopped standby:\n%s", text)
+		if r["pgstandby_standby_streaming"+inst] != 0 || r["pgstandby_standby_postmaster_running"+inst] != 0 ||
+			r[`pgstandby_standby_state{pg_instance="`+dir+`",state="not-running"}`] != 1 ||
+			r["pgstandby_metrics_last_update_timestamp_seconds"+inst] <= stale["pgstandby_metrics_last_update_timestamp_seconds"+inst] ||
+			r[`pgstandby_backup_phase{pg_instance="`+dir+`",phase="done"}`] != 1 {
+			t.Errorf("refreshed metrics of the stopped standby wrong:\n%s", text)
+		}
+		checkFresh(t, r, inst, text)
+		if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); err == nil {
+			t.Error("pg-standby metrics started postgres")
 		}
 
 		// A wrong password: the worker fails for good (78), wait says so.
@@ -295,12 +333,30 @@ func TestWaitAndMetrics(t *testing.T) {
 				t.Errorf("%s in node_exporter's directory is not root's link", e.Name())
 			}
 		}
+		// A pending backup's file is its worker's: metrics leaves it.
+		before, _ := os.ReadFile(filepath.Join(ne.workerDir, metrics.FileName(wrong)+".prom"))
+		if code, out := runWorker(t, "metrics", "--pgdata", wrong); code != 0 || !strings.Contains(out, "not a finished standby; its file stays as its worker last wrote it") {
+			t.Errorf("metrics on a failed backup: exit %d: %s", code, out)
+		}
+		if after, _ := os.ReadFile(filepath.Join(ne.workerDir, metrics.FileName(wrong)+".prom")); string(after) != string(before) || len(before) == 0 {
+			t.Errorf("metrics rewrote a pending backup's file:\n%s\nwas:\n%s", after, before)
+		}
 		f, text, _ := ne.scrape()
 		if f[`pgstandby_backup_last_failure_info{class="config",pg_instance="`+wrong+`"}`] != 1 ||
 			f[`pgstandby_backup_phase{pg_instance="`+wrong+`",phase="failed"}`] != 1 || f["node_textfile_scrape_error"] != 0 {
 			t.Errorf("metrics of the failed backup wrong:\n%s", text)
 		}
 	})
+}
+
+// checkFresh: the file's own timestamp gauge is the time of its last
+// write, within the last minute.
+func checkFresh(t *testing.T, s map[string]float64, inst, text string) {
+	t.Helper()
+	ts := s["pgstandby_metrics_last_update_timestamp_seconds"+inst]
+	if age := float64(time.Now().UnixMilli())/1000 - ts; age < 0 || age > 60 {
+		t.Errorf("pgstandby_metrics_last_update_timestamp_seconds %v: %.1f s old, want the last write's time:\n%s", ts, age, text)
+	}
 }
 
 // mustGlob is the one metrics file in dir.
@@ -377,5 +433,72 @@ func TestWaitTerminal(t *testing.T) {
 		if strings.Count(got, "\n") != 1 {
 			t.Errorf("want one line ended (the verdict), the rest redrawn in place:\n%q", got)
 		}
+	})
+}
+
+// TestWaitLatency measures how long wait takes to see a change: from a
+// real worker's exit (the copy complete) to wait's exit, five times (each
+// a re-seed of the same instance), and from a real standby's first
+// streaming to wait --for streaming's exit. The figures are logged; the
+// bound asserted is loose (a loaded 2-core machine): 1 s, where a poll
+// of 1 s alone averages 0.5 s. It runs a binary built without -race: a
+// race build takes about a second to start here, and each look as root
+// starts one (the health probe as the data directory's owner).
+func TestWaitLatency(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		testpg.Require(t)
+		plain := filepath.Join(testpg.TempDir(t), "pg-standby")
+		if out, err := exec.Command("go", "build", "-o", plain, ".").CombinedOutput(); err != nil {
+			t.Fatalf("build pg-standby: %v\n%s", err, out)
+		}
+		os.Chmod(filepath.Dir(plain), 0o755)
+		defer func(b string) { binary = b }(binary)
+		binary = plain // no test runs beside this one
+		p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
+		p.Pgbench(t, "-i", "-s", "1", "-q")
+		dir := initInstance(t, p)
+		var ready []time.Duration
+		for i := range 5 {
+			if i > 0 { // re-seed in place, as README says
+				if err := os.WriteFile(filepath.Join(dir, "basebackup.signal"), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				testpg.Chown(t, dir)
+			}
+			w := startWait(t, nil, "--pgdata", dir, "--timeout", "2m")
+			time.Sleep(300 * time.Millisecond) // wait is past its first look
+			wk := startWorker(t, nil, "run", "--pgdata", dir)
+			if code := wk.wait(t); code != 0 {
+				t.Fatalf("run %d: %d\n%s", i, code, wk.output.String())
+			}
+			exited := time.Now()
+			if code := w.wait(t); code != exitOK {
+				t.Fatalf("wait %d: exit %d: %s", i, code, w.output.String())
+			}
+			ready = append(ready, time.Since(exited))
+		}
+		slices.Sort(ready)
+		t.Logf("worker exit -> wait exit (for ready), sorted: %v; median %v", ready, ready[len(ready)/2])
+		if med := ready[len(ready)/2]; med > time.Second {
+			t.Errorf("median latency of wait after the worker's exit %v, want < 1s", med)
+		}
+
+		w := startWait(t, nil, "--pgdata", dir, "--for", "streaming", "--timeout", "2m")
+		time.Sleep(300 * time.Millisecond)
+		s := testpg.StartStandby(t, dir)
+		var streaming time.Time
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if out, err := s.SQLErr("SELECT status FROM pg_stat_wal_receiver"); err == nil && strings.TrimSpace(out) == "streaming" {
+				streaming = time.Now()
+				break
+			}
+		}
+		if streaming.IsZero() {
+			t.Fatal("the standby does not stream")
+		}
+		if code := w.wait(t); code != exitOK {
+			t.Fatalf("wait --for streaming: exit %d: %s", code, w.output.String())
+		}
+		t.Logf("first seen streaming -> wait --for streaming exit: %v", time.Since(streaming))
 	})
 }

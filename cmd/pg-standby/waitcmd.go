@@ -19,9 +19,14 @@ import (
 // exitTimeout when --timeout ran out first.
 const exitTimeout = 75 // EX_TEMPFAIL: not yet; waiting longer may succeed
 
-// Timing of wait.
+// Timing of wait. It looks when the waker says something changed, at
+// most every waitGap (or thrice the last look's time), and otherwise every
+// waitSlowPoll (waitPoll while a worker runs, whose progress it shows, on
+// a terminal, or when nothing can be watched).
 const (
-	waitPoll = time.Second
+	waitPoll     = time.Second
+	waitSlowPoll = 5 * time.Second
+	waitGap      = 100 * time.Millisecond
 	// failGrace is how long a failure must stay, with no worker and no
 	// unit starting one, before it is for good: a start queued by
 	// `systemctl start --no-block` or a Restart= is given that long to run.
@@ -57,16 +62,22 @@ func waitCmd(ctx context.Context, args []string) int {
 	return waitFor(ctx, in, *target == "streaming", *timeout, term)
 }
 
-// waitFor polls what status sees until a verdict; off a terminal it
-// prints each new state once, on stderr.
+// waitFor looks at what status sees until a verdict, each time the waker
+// says the instance may have changed (else at a slow poll); off a terminal
+// it prints each new state once, on stderr.
 func waitFor(ctx context.Context, in *instance.Instance, streaming bool, timeout time.Duration, term *progress.Terminal) int {
+	wk := newWaker(in.DataDir, streaming)
+	defer wk.close()
 	var failingSince time.Time
 	shown := ""
 	for {
+		wk.watchDirs() // before the look: a change during it wakes the next one
+		looked := time.Now()
 		st := inspectInstance(ctx, in, liveJob(in))
 		if ctx.Err() != nil {
 			break // a probe cut short says nothing true
 		}
+		wk.watchPID(st.PID)
 		v := waitVerdict(st, streaming)
 		switch {
 		case v == waitDone:
@@ -87,7 +98,18 @@ func waitFor(ctx context.Context, in *instance.Instance, streaming bool, timeout
 			failingSince = time.Time{}
 		}
 		shown = showWait(term, st, shown)
-		if !pause(ctx, waitPoll) {
+		// While a worker runs, its progress is shown each second, as before.
+		next := waitSlowPoll
+		if term != nil || !wk.ok() || st.State == stateRunning {
+			next = waitPoll
+		}
+		if v == waitFailed {
+			next = min(next, max(time.Until(failingSince.Add(failGrace)), 0))
+		}
+		// Events come in bursts (a copy creates many files, a standby writes
+		// WAL): look at most a third of the time, a probe of the primary too.
+		gap := max(waitGap, 3*time.Since(looked))
+		if !sleepUntilChange(ctx, wk.c, next, looked.Add(gap)) {
 			break
 		}
 	}
@@ -101,8 +123,25 @@ func waitFor(ctx context.Context, in *instance.Instance, streaming bool, timeout
 	return exitCancelled // SIGTERM/SIGINT: main dies by the signal
 }
 
+// sleepUntilChange waits d or until woken, and in either case not before
+// notBefore; false when ctx ended first.
+func sleepUntilChange(ctx context.Context, woken <-chan struct{}, d time.Duration, notBefore time.Time) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-woken:
+	}
+	return pause(ctx, time.Until(notBefore))
+}
+
 // pause waits d; false when ctx ended first.
 func pause(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -125,6 +164,9 @@ const (
 // the worker's READY=1 means); streaming is the standby's own
 // pg_stat_wal_receiver saying so, in recovery.
 func waitVerdict(st instanceStatus, streaming bool) int {
+	if st.State == stateOther && st.Copy != nil && st.Copy.Patroni {
+		return waitNever // Patroni's from here: no pg-standby worker makes it a standby
+	}
 	switch st.State {
 	case stateStandby:
 		return waitDone

@@ -68,6 +68,10 @@ func Probe(ctx context.Context, dataDir, logFile string) Report {
 		return r
 	}
 	conn, err := connectLocal(ctx, pm)
+	var pgErr *pgconn.PgError
+	if err != nil && pm.unverified && !errors.As(err, &pgErr) { // a server that answers with an error runs
+		return Report{Postmaster: "not-running", Reason: fmt.Sprintf("postgres is not running (postmaster.pid names pid %d, which cannot be examined here, and nothing answers on its socket: %v)", pm.pid, err)}
+	}
 	if err != nil {
 		r.Reason = "cannot ask postgres over its socket: " + err.Error()
 		return r
@@ -77,6 +81,9 @@ func Probe(ctx context.Context, dataDir, logFile string) Report {
 	if err != nil {
 		r.Reason = err.Error()
 		return r
+	}
+	if pm.unverified && !servesDir(ctx, conn, dataDir) {
+		return Report{Postmaster: "not-running", Reason: stalePID(pm.pid, dataDir).Error()}
 	}
 	q.fill(&r)
 	if r.Streaming || !*r.InRecovery {
@@ -182,4 +189,16 @@ func whyNotStreaming(ctx context.Context, q state, r *Report) string {
 		return status + "; the primary serves the WAL needed; server log: " + r.ServerLog
 	}
 	return status + "; the primary serves the WAL needed"
+}
+
+// servesDir: the server on the socket says its data directory is dataDir;
+// true when it may not say (data_directory is for superusers and
+// pg_read_all_settings): its pid lives and it answered on the socket
+// postmaster.pid names.
+func servesDir(ctx context.Context, conn *pgconn.PgConn, dataDir string) bool {
+	res := conn.ExecParams(ctx, "SELECT current_setting('data_directory')", nil, nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 || len(res.Rows[0]) != 1 {
+		return true
+	}
+	return sameDir(string(res.Rows[0][0]), dataDir)
 }

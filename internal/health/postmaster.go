@@ -2,13 +2,17 @@ package health
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // postmaster is what postmaster.pid says (PostgreSQL's pidfile.h: pid, data
@@ -18,6 +22,12 @@ type postmaster struct {
 	pid, port int
 	socketDir string
 	status    string // "starting", "stopping", "ready", "standby"
+	// unverified: the pid lives but its working directory could not be
+	// examined (a user namespace, as under PrivateUsers=yes, denies
+	// /proc/PID/cwd even to the same uid; ProtectProc=invisible hides
+	// it): the server must answer on its socket, and its own
+	// data_directory decides.
+	unverified bool
 }
 
 func readPostmaster(dataDir string) (postmaster, error) {
@@ -42,17 +52,43 @@ func readPostmaster(dataDir string) (postmaster, error) {
 	pm.port, _ = strconv.Atoi(strings.TrimSpace(lines[3]))
 	pm.socketDir = strings.TrimSpace(lines[4])
 	pm.status = strings.TrimSpace(lines[7])
-	if pm.pid <= 0 || !isPostmasterOf(pm.pid, dataDir) {
-		return postmaster{}, fmt.Errorf("postgres is not running (stale postmaster.pid: pid %d is no postgres in %s)", pm.pid, dataDir)
+	var ok bool
+	if pm.pid > 0 {
+		ok, pm.unverified = isPostmasterOf(pm.pid, dataDir)
+	}
+	if !ok {
+		return postmaster{}, stalePID(pm.pid, dataDir)
 	}
 	return pm, nil
 }
 
-// isPostmasterOf: the postmaster works in its data directory (chdir at start).
-func isPostmasterOf(pid int, dataDir string) bool {
-	cwd, err1 := os.Stat(fmt.Sprintf("/proc/%d/cwd", pid))
-	dir, err2 := os.Stat(dataDir)
-	return err1 == nil && err2 == nil && os.SameFile(cwd, dir)
+func stalePID(pid int, dataDir string) error {
+	return fmt.Errorf("postgres is not running (stale postmaster.pid: pid %d is no postgres in %s)", pid, dataDir)
+}
+
+// isPostmasterOf: the postmaster works in its data directory (chdir at
+// start). When /proc denies or hides its cwd, a live pid is unverified.
+func isPostmasterOf(pid int, dataDir string) (ok, unverified bool) {
+	dir, err := os.Stat(dataDir)
+	if err != nil {
+		return false, false
+	}
+	cwd, err := os.Stat(fmt.Sprintf("/proc/%d/cwd", pid))
+	if err == nil {
+		return os.SameFile(cwd, dir), false
+	}
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) {
+		err := unix.Kill(pid, 0) // ESRCH: gone; EPERM: alive, another user's
+		return err == nil || errors.Is(err, unix.EPERM), true
+	}
+	return false, false
+}
+
+// sameDir: the server's data_directory is dataDir.
+func sameDir(serverDir, dataDir string) bool {
+	a, err1 := os.Stat(serverDir)
+	b, err2 := os.Stat(dataDir)
+	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }
 
 // lastFatal is the last FATAL line of the postmaster's stderr when that is

@@ -27,6 +27,9 @@ type DirStatus struct {
 	State   DirState
 	Pending Pending
 	Err     error // why the state is DirUnreadable
+	// Copy is pg-standby's base backup a DirOther directory came from
+	// (e.g. a bare copy of patroni-replica), nil if none or unreadable.
+	Copy *Copy
 }
 
 // Status classifies the data directory by its signal files, as status and
@@ -55,7 +58,8 @@ func (in *Instance) Status() DirStatus {
 		case control && standby:
 			return DirStatus{State: DirStandby}
 		}
-		return DirStatus{State: DirOther}
+		c, _ := in.CopyOf() // only adds what is known; unreadable is unknown
+		return DirStatus{State: DirOther, Copy: c}
 	}
 	p, err := in.Pending()
 	if err != nil {

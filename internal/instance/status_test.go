@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestStatus: each arrangement of signal files gives its state, with what
@@ -121,4 +123,50 @@ func TestLockHolder(t *testing.T) {
 	if pid := LockHolder(in.DataDir); pid != 0 {
 		t.Errorf("LockHolder after Release = %d, want 0", pid)
 	}
+}
+
+// TestStatusCopy: a DirOther directory says which pg-standby backup it came
+// from, read from backup_label (backup_label.old once postgres ran); another
+// tool's label, none, or a FIFO in its place say nothing and never block.
+func TestStatusCopy(t *testing.T) {
+	label := func(l string) string {
+		return "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nCHECKPOINT LOCATION: 0/2000060\n" +
+			"BACKUP METHOD: streamed\nBACKUP FROM: primary\nSTART TIME: 2026-12-02 10:00:00 UTC\nLABEL: " + l + "\nSTART TIMELINE: 1\n"
+	}
+	for _, tc := range []struct {
+		name, file, body string
+		want             *Copy
+	}{
+		{"patroni-replica", "backup_label", label("pg-standby patroni-replica /d"),
+			&Copy{Label: "pg-standby patroni-replica /d", Patroni: true, File: "backup_label", StartLSN: "0/2000028", StartTime: "2026-12-02 10:00:00 UTC", Timeline: "1"}},
+		{"started since", "backup_label.old", label("pg-standby patroni-replica /d"),
+			&Copy{Label: "pg-standby patroni-replica /d", Patroni: true, File: "backup_label.old", StartLSN: "0/2000028", StartTime: "2026-12-02 10:00:00 UTC", Timeline: "1"}},
+		{"run", "backup_label", label("pg-standby /d"),
+			&Copy{Label: "pg-standby /d", File: "backup_label", StartLSN: "0/2000028", StartTime: "2026-12-02 10:00:00 UTC", Timeline: "1"}},
+		{"pg_basebackup", "backup_label", label("pg_basebackup base backup"), nil},
+		{"no label", "", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mkFiles(t, dir, PgControl)
+			if tc.file != "" {
+				if err := os.WriteFile(filepath.Join(dir, tc.file), []byte(tc.body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := (&Instance{DataDir: dir}).Status()
+			if st.State != DirOther || (st.Copy == nil) != (tc.want == nil) || (tc.want != nil && *st.Copy != *tc.want) {
+				t.Errorf("Status() = state %d copy %+v, want DirOther, copy %+v", st.State, st.Copy, tc.want)
+			}
+		})
+	}
+	t.Run("fifo", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := unix.Mkfifo(filepath.Join(dir, "backup_label"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := (&Instance{DataDir: dir}).CopyOf(); c != nil || err == nil {
+			t.Errorf("CopyOf with a FIFO as backup_label = %+v, %v; want an error", c, err)
+		}
+	})
 }

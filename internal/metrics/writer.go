@@ -37,6 +37,7 @@ type Writer struct {
 	s         state
 	lastWrite time.Time
 	warned    bool
+	err       error // of the last write
 }
 
 // state is what the file says.
@@ -132,11 +133,19 @@ func (w *Writer) Standby(finished time.Time, h Health) {
 // backup goes on without metrics.
 func (w *Writer) write() {
 	w.lastWrite = time.Now()
-	err := replace(w.cfg.Dir, w.cfg.File+".prom", w.s.render(w.cfg.Instance))
+	err := replace(w.cfg.Dir, w.cfg.File+".prom", w.s.render(w.cfg.Instance, w.lastWrite))
+	w.err = err
 	if err != nil && !w.warned {
 		w.warned = true
 		w.cfg.Log.Warn("cannot write the metrics file (the backup goes on; see docs/metrics.md)", "error", err)
 	}
+}
+
+// Err is why the last write failed, nil when it succeeded (or none was made).
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // replace writes name in dir as name.PID, then renames it into place.
@@ -177,8 +186,10 @@ var phases = []string{busapi.PhaseInspecting, busapi.PhaseConnecting, busapi.Pha
 	busapi.PhaseWAL, busapi.PhaseVerifying, busapi.PhaseSyncing, busapi.PhaseHandover, busapi.PhaseDone,
 	busapi.PhaseRetry, busapi.PhaseFailed, busapi.PhaseCancelled}
 
-// render is the file's text (exposition format 0.0.4, no timestamps).
-func (s state) render(instance string) []byte {
+// render is the file's text (exposition format 0.0.4, no timestamps on
+// samples), written at the time at: its own gauge, so that a file nobody
+// rewrites any more shows its age in Prometheus.
+func (s state) render(instance string, at time.Time) []byte {
 	var b bytes.Buffer
 	inst := `pg_instance="` + labelValue(instance) + `"`
 	metric := func(name, typ, help string) {
@@ -191,6 +202,7 @@ func (s state) render(instance string) []byte {
 		metric(name, typ, help)
 		sample(name, inst, v)
 	}
+	one("pgstandby_metrics_last_update_timestamp_seconds", "gauge", "When this file was written: every other gauge is as of then.", epoch(at))
 	metric("pgstandby_backup_phase", "gauge", "Phase of the instance's backup: 1 for the current one.")
 	known := false
 	for _, p := range phases {

@@ -31,6 +31,7 @@ func TestReplaceNeverFollowsLinks(t *testing.T) {
 	tr.SetPhase(progress.Copying)
 	tr.Attempt.Store(2)
 	tr.Streamed.Store(1 << 20)
+	before := time.Now()
 	w.Report(tr.Snapshot())
 	if b, _ := os.ReadFile(victim); string(b) != "keep" {
 		t.Errorf("the link's target was written: %q", b)
@@ -52,6 +53,15 @@ func TestReplaceNeverFollowsLinks(t *testing.T) {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("no %q in:\n%s", want, b)
 		}
+	}
+	var ts float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, `pgstandby_metrics_last_update_timestamp_seconds{pg_instance="15-main"} `); ok {
+			ts, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if at := time.UnixMilli(int64(ts * 1000)); at.Before(before.Truncate(time.Millisecond)) || at.After(time.Now()) || w.Err() != nil {
+		t.Errorf("last update %v (%v), want the write's time, after %v; Err %v", at, ts, before, w.Err())
 	}
 }
 

@@ -181,6 +181,8 @@ func stage(t *testing.T) string {
 	for _, name := range []string{
 		"pg-standby@.service",
 		"pg-standby-postgres@.service",
+		"pg-standby-metrics@.service",
+		"pg-standby-metrics@.timer",
 		"postgresql@.service.d/pg-standby.conf",
 	} {
 		b, err := os.ReadFile(filepath.Join(unitDir, name))
@@ -228,6 +230,8 @@ func TestVerify(t *testing.T) {
 		"pg-standby@" + debianInstance + ".service",
 		"pg-standby@" + pathInstance + ".service",
 		"pg-standby-postgres@" + pathInstance + ".service",
+		"pg-standby-metrics@" + debianInstance + ".timer",
+		"pg-standby-metrics@" + pathInstance + ".service",
 		// Debian's unit with our drop-in.
 		"postgresql@" + debianInstance + ".service",
 	} {

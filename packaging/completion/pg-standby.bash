@@ -18,7 +18,7 @@ _pg_standby()
     local cur prev words cword
     _init_completion || return
 
-    local commands="init run status list wait resync patroni-replica condition postgres version help"
+    local commands="init run status list wait metrics resync patroni-replica condition postgres version help"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         return
@@ -38,6 +38,7 @@ _pg_standby()
     status | list) opts="--json" ;;
     wait) opts="--pgdata --for --timeout" ;;
     resync) opts="--pgdata --full" ;;
+    metrics) opts="--pgdata" ;;
     *) opts="" ;;
     esac
 

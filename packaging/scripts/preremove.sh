@@ -19,6 +19,10 @@ remove | 0)
 			# shellcheck disable=SC2086 # one word per unit
 			$invoke stop $units >/dev/null 2>&1 || true
 		fi
+		# Metrics refresh timers would run a removed binary every minute.
+		timers=$(systemctl list-units --plain --no-legend 'pg-standby-metrics@*.timer' 2>/dev/null | awk '{print $1}') || true
+		# shellcheck disable=SC2086 # one word per unit
+		[ -z "$timers" ] || systemctl stop $timers >/dev/null 2>&1 || true
 	fi
 	;;
 esac

@@ -249,6 +249,26 @@ check "the primary streams to the standby" \
 	bash -c "runuser -u postgres -- psql -X -Atq -p 5432 -d postgres -c \"SELECT state FROM pg_stat_replication WHERE application_name = 'e2e-standby'\" | grep -qx streaming"
 check "the instance has standby.signal and no basebackup.signal" test ! -e "$DATA/basebackup.signal" -a -f "$DATA/standby.signal"
 
+# The metrics timer keeps the finished standby's health gauges true (docs/metrics.md).
+MDIR=/var/lib/postgresql/metrics
+# (busapi.Label also escapes a leading digit: 15-standby is _315_2dstandby.)
+MFILE=$MDIR/pg-standby-_3${PGV:0:1}$(bus_label "${PGV:1}-standby").prom
+install -d -o postgres -g postgres -m 0755 "$MDIR"
+echo "pg_standby.metrics_dir = '$MDIR'" >>"/etc/postgresql/$PGV/standby/postgresql.conf"
+systemctl enable --now -q "pg-standby-metrics@$PGV-standby.timer"
+UNITS=("pg-standby-metrics@$PGV-standby.service")
+if wait_for 30 grep -qx "pgstandby_standby_streaming{pg_instance=\"$PGV-standby\"} 1" "$MFILE"; then
+	pass "pg-standby-metrics@$PGV-standby.timer: the standby's health in its metrics file" "$(grep -E '^pgstandby_(standby_state|metrics_last)' "$MFILE" | tr '\n' ' ')"
+else
+	fail "pg-standby-metrics@$PGV-standby.timer: the standby's health in its metrics file" "$(cat "$MFILE" 2>&1 | grep -v '^#' | tr '\n' ' ')"
+fi
+stamp() { sed -n 's/^pgstandby_metrics_last_update_timestamp_seconds{[^}]*} //p' "$MFILE"; }
+t0=$(stamp)
+sleep 1
+systemctl start "pg-standby-metrics@$PGV-standby.service"
+check "pg-standby-metrics@$PGV-standby.service: a run succeeds and rewrites the file" \
+	bash -c "[[ \$(systemctl show -p Result --value pg-standby-metrics@$PGV-standby.service) == success && \$(sed -n 's/^pgstandby_metrics_last_update_timestamp_seconds{[^}]*} //p' $MFILE) != $t0 ]]"
+
 # --- 6. just start postgres --------------------------------------------------------
 phase "6. systemctl start postgresql@$PGV-other on a minimal instance"
 UNITS=("pg-standby@$PGV-other.service" "postgresql@$PGV-other.service")
@@ -359,6 +379,7 @@ if out=$(apt-get remove -y -q pg-standby 2>&1); then pass "apt-get remove pg-sta
 	fail "apt-get remove pg-standby"
 	echo "$out" | tail -n 15 | sed 's/^/      | /'
 fi
+check "the metrics timer stopped" bash -c "! systemctl is-active -q pg-standby-metrics@$PGV-standby.timer"
 check "binary, units, drop-in and policy gone" test ! -e /usr/bin/pg-standby -a ! -e /usr/lib/systemd/system/pg-standby@.service -a \
 	! -e /usr/lib/systemd/system/postgresql@.service.d/pg-standby.conf -a ! -e /usr/share/dbus-1/system.d/pg-standby.conf
 check "systemd forgot the units (daemon-reload in postrm)" bash -c "[[ \$(systemctl show -p NeedDaemonReload --value postgresql@$PGV-standby) == no ]] &&
