@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,15 +29,19 @@ import (
 // changed blocks only (docs/incremental.md).
 type incPlan struct {
 	listed map[string]resume.Entry // manifest paths uploaded, with what the journal said
+	// spaces: per pg_tblspc/<oid> with listed files, the location they were
+	// found in at upload time (checkSpacesListed holds the plan to it).
+	spaces map[string]priorSpace
 	params incremental.Params
 	reused *atomic.Int64 // bytes kept from the prior files (the tracker's Reused)
 	// Counted by the archive chains, read once Stream returned: each chain
 	// runs on one goroutine (Stream's, or its decompressor's, which Close
 	// joins) and archives come one after the other, so no lock is needed.
-	rebuilt int                       // files reconstructed in place
-	blocks  int64                     // blocks received in increments
-	label   *incremental.ManifestFile // backup_label as written (labelFilter)
-	result  *spool                    // the result manifest (startResult)
+	rebuilt   int                       // files reconstructed in place
+	rebuiltTS int                       // of them, in tablespaces
+	blocks    int64                     // blocks received in increments
+	label     *incremental.ManifestFile // backup_label as written (labelFilter)
+	result    *spool                    // the result manifest (startResult)
 }
 
 // summarizeHint makes the summarize_wal advice once per data directory and process.
@@ -75,7 +80,7 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 		}
 		b.log.Info("resync: the directory's relation files are the prior state", "files", len(entries), "prior_lsn", rs.Prior.String(), "prior_timeline", rs.PriorTLI)
 	}
-	listed := keepListable(root, entries)
+	listed, spaces := b.keepListable(root, entries)
 	if len(listed) == 0 {
 		return nil, nil
 	}
@@ -90,7 +95,7 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 	b.opt.Progress.SetKind(kind)
 	lsn, tli, _ := resume.Earliest(listed)
 	b.log.Info(kind, "attempt", "resume", "since_lsn", lsn.String(), "since_timeline", tli)
-	return &incPlan{listed: listed, params: srv.Params, reused: &b.opt.Progress.Reused}, nil
+	return &incPlan{listed: listed, spaces: spaces, params: srv.Params, reused: &b.opt.Progress.Reused}, nil
 }
 
 func (b *attempt) fallbackNote(fe *incremental.FallbackError, files int) {
@@ -115,19 +120,57 @@ func loadJournal(root *os.Root) (map[string]resume.Entry, error) {
 }
 
 // keepListable keeps the entries an increment may patch whose file still has
-// the recorded size. Files in tablespaces are left out: their locations are
-// claimed only once BASE_BACKUP started, so they come whole.
-func keepListable(root *os.Root, entries map[string]resume.Entry) map[string]resume.Entry {
+// the recorded size: in the data directory, or for pg_tblspc/<oid>/… in the
+// location this instance's link names (priorSpaces), where an earlier
+// attempt wrote it.
+func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry) (map[string]resume.Entry, map[string]priorSpace) {
 	listed := map[string]resume.Entry{}
+	spaces := b.priorSpaces(root, entries)
 	for p, e := range entries {
-		if !incremental.Listable(p) || strings.HasPrefix(p, "pg_tblspc/") {
+		if !incremental.Listable(p) {
 			continue
 		}
-		if fi, err := root.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == e.Size {
+		r, rel := root, p
+		if link, ok := tablespaceLink(p); ok {
+			sp, found := spaces[link]
+			if !found {
+				continue
+			}
+			r, rel = sp.root, strings.TrimPrefix(p, link+"/")
+		}
+		if fileHas(r, rel, e.Size) {
 			listed[p] = e
 		}
 	}
-	return listed
+	for link, sp := range spaces {
+		sp.root.Close()
+		sp.root = nil
+		spaces[link] = sp
+	}
+	return listed, spaces
+}
+
+// fileHas reports whether rel in r is a regular file of size bytes, reached
+// through directories only: a link inside a tablespace location is never
+// followed (the Rebuilder would patch whatever it points to).
+func fileHas(r *os.Root, rel string, size int64) bool {
+	for dir := path.Dir(rel); dir != "."; dir = path.Dir(dir) {
+		if fi, err := r.Lstat(dir); err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	fi, err := r.Lstat(rel)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == size
+}
+
+// tablespaceLink is "pg_tblspc/<oid>" for a manifest path in a tablespace.
+func tablespaceLink(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, "pg_tblspc/")
+	if !ok {
+		return "", false
+	}
+	oid, _, ok := strings.Cut(rest, "/")
+	return "pg_tblspc/" + oid, ok
 }
 
 // uploadManifest uploads the manifest of the listed files, rendered while
@@ -242,6 +285,9 @@ func (s *rebuild) done() error {
 		return err
 	}
 	s.inc.rebuilt++
+	if s.prefix != "" {
+		s.inc.rebuiltTS++
+	}
 	s.inc.reused.Add(int64(res.Kept) * int64(s.inc.params.BlockSize))
 	s.inc.blocks += int64(res.Received)
 	jr := s.jr()
@@ -362,6 +408,7 @@ func (b *attempt) combine(t *dest) error {
 		return err
 	}
 	b.log.Info("resumed by changed blocks: files reconstructed in place", "reconstructed", t.inc.rebuilt,
+		"in_tablespaces", t.inc.rebuiltTS,
 		"blocks_received", t.inc.blocks, "bytes_received", b.opt.Progress.Streamed.Load(), "bytes_reused", t.inc.reused.Load())
 	return nil
 }

@@ -113,6 +113,9 @@ func (b *attempt) claim(t *dest, start basebackup.Started) error {
 	if err != nil {
 		return err
 	}
+	if err := b.checkSpacesListed(t.root, t.inc, spaces); err != nil { // issue 15: tablespaces resumed
+		return err
+	}
 	if err := b.checkSpace(start); err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/pg-standby/pg-standby/internal/basebackup"
 	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/extract"
+	"github.com/pg-standby/pg-standby/internal/incremental"
+	"github.com/pg-standby/pg-standby/internal/resume"
 )
 
 // space is one tablespace of the backup and where it goes here.
@@ -136,4 +138,105 @@ func (b *attempt) checkLocation(root *os.Root, sp *space, others []*space) error
 func within(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// priorSpace is where an earlier attempt wrote a tablespace's files: the
+// target of this instance's pg_tblspc/<oid> link when the manifest went up.
+type priorSpace struct {
+	location string      // the link's target, cleaned
+	id       fs.FileInfo // that directory, to tell it from another at the same path
+	root     *os.Root    // open while the files are listed, then closed
+}
+
+// priorSpaces opens, for each pg_tblspc/<oid> the journal has relation files
+// in, the location this instance's link names. The link was written by
+// claimTablespaces after checkLocation, so its target is an absolute path
+// outside the data directory; anything else is not listed.
+func (b *attempt) priorSpaces(root *os.Root, entries map[string]resume.Entry) map[string]priorSpace {
+	spaces := map[string]priorSpace{}
+	for p := range entries {
+		link, ok := tablespaceLink(p)
+		if !ok || !incremental.Listable(p) {
+			continue
+		}
+		if _, seen := spaces[link]; seen {
+			continue
+		}
+		spaces[link] = priorSpace{} // tried once: a zero value is not listable
+		fi, err := root.Lstat(link)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		target, err := root.Readlink(link)
+		if err != nil || !filepath.IsAbs(target) {
+			continue
+		}
+		target = filepath.Clean(target)
+		if within(target, b.in.DataDir) || within(b.in.DataDir, target) {
+			continue
+		}
+		r, err := os.OpenRoot(target)
+		if err != nil {
+			continue
+		}
+		id, err := r.Stat(".")
+		if err != nil {
+			r.Close()
+			continue
+		}
+		spaces[link] = priorSpace{location: target, id: id, root: r}
+	}
+	for link, sp := range spaces {
+		if sp.root == nil {
+			delete(spaces, link)
+		}
+	}
+	return spaces
+}
+
+// checkSpacesListed holds the planned tablespaces to where the listed files
+// were found before the upload. The uploaded manifest cannot be taken back
+// once BASE_BACKUP started: the primary will send those files as changed
+// blocks, to be applied to the prior file at its planned location. If that
+// is another directory (the mapping changed, or the directory was replaced),
+// the attempt fails here, before it writes anything, having forgotten the
+// tablespace's entries, so that the next one takes them whole
+// (docs/incremental.md, "Tablespaces"). A tablespace no longer on the
+// primary is sent not at all: nothing of it is reconstructed.
+func (b *attempt) checkSpacesListed(root *os.Root, inc *incPlan, spaces []*space) error {
+	if inc == nil {
+		return nil
+	}
+	var moved []error
+	var forget []resume.Record
+	for _, sp := range spaces {
+		prior, ok := inc.spaces[sp.link]
+		if !ok {
+			continue
+		}
+		fi, err := os.Stat(sp.local)
+		if sp.local == prior.location && err == nil && os.SameFile(fi, prior.id) {
+			continue
+		}
+		moved = append(moved, fmt.Errorf("tablespace %d: the files an earlier attempt copied are in %s, but this attempt puts the tablespace in %s "+
+			"(the tablespace mapping changed, or the directory was replaced): the changed blocks the primary sends cannot be applied there; "+
+			"the next attempt copies this tablespace's files whole", sp.oid, prior.location, sp.local))
+		for p := range inc.listed {
+			if strings.HasPrefix(p, sp.link+"/") {
+				forget = append(forget, resume.Record{Kind: resume.Forget, Path: p})
+			}
+		}
+	}
+	if len(moved) == 0 {
+		return nil
+	}
+	jr, _, err := openJournal(root, false)
+	if err != nil {
+		return errors.Join(append(moved, err)...)
+	}
+	defer jr.close()
+	if err := jr.append(forget...); err != nil {
+		return errors.Join(append(moved, err)...)
+	}
+	return errors.Join(moved...)
 }
