@@ -203,13 +203,16 @@ func TestResumeSummarizeWALOff(t *testing.T) {
 		p := testpg.Start(t, testpg.Options{})
 		loadTables(t, p, 6)
 		dir := newInstance(t, p.ConnString())
-		if entries := interrupt(t, dir, 0.5, 0); len(entries) == 0 {
+		entries := interrupt(t, dir, 0.5, 0)
+		if len(entries) == 0 {
 			t.Fatal("the interrupted attempt recorded no completed file")
 		}
 		tr := progress.NewTracker()
-		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr}); err != nil {
+		log, records := oracle.CaptureLog(t)
+		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr, Log: log}); err != nil {
 			t.Fatalf("retry: %v", err)
 		}
+		checkFallbackLog(t, records, summarizeOffMsg, "files_copied", float64(len(entries)))
 		if tr.Reused.Load() != 0 || tr.Unchanged.Load() == 0 {
 			t.Errorf("retry: %d bytes reused by blocks, %d unchanged; want a full backup over the directory", tr.Reused.Load(), tr.Unchanged.Load())
 		}
@@ -249,8 +252,14 @@ func TestResumeRefusedRange(t *testing.T) {
 		}
 		j.Close()
 		tr := progress.NewTracker()
-		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr}); err != nil {
+		log, records := oracle.CaptureLog(t)
+		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr, Log: log}); err != nil {
 			t.Fatalf("retry: %v", err)
+		}
+		if r := checkFallbackLog(t, records, refusedRangeMsg, "", nil); r != nil {
+			if e, _ := r["error"].(string); !strings.Contains(e, "(SQLSTATE 55000)") {
+				t.Errorf("fallback logged with error %q; want the server's refusal, SQLSTATE 55000", e)
+			}
 		}
 		if tr.Reused.Load() != 0 || tr.Attempt.Load() != 2 {
 			t.Errorf("retry: %d bytes reused, attempt %d; want a full backup as attempt 2", tr.Reused.Load(), tr.Attempt.Load())
@@ -262,3 +271,30 @@ func TestResumeRefusedRange(t *testing.T) {
 	})
 }
 
+// The fallbacks' log lines (internal/backup/incremental.go).
+const (
+	summarizeOffMsg = "summarize_wal is off on the primary: the retry receives every byte again; with summarize_wal = on " +
+		"(ALTER SYSTEM SET summarize_wal = on; SELECT pg_reload_conf()) it would receive only the blocks changed " +
+		"in the files already copied"
+	refusedRangeMsg = "the primary cannot send changed blocks for the files already copied; taking a full backup over the directory"
+)
+
+// checkFallbackLog checks the attempt logged msg exactly once, as a
+// warning, with attribute key equal to want (when key is set); it returns
+// the record.
+func checkFallbackLog(t *testing.T, l *oracle.Log, msg, key string, want any) map[string]any {
+	t.Helper()
+	recs := l.Records(msg)
+	if len(recs) != 1 {
+		t.Errorf("%d log records %q; want one", len(recs), msg)
+		return nil
+	}
+	r := recs[0]
+	if r["level"] != "WARN" {
+		t.Errorf("%q logged at %v; want WARN", msg, r["level"])
+	}
+	if key != "" && r[key] != want {
+		t.Errorf("%q logged with %s=%v; want %v", msg, key, r[key], want)
+	}
+	return r
+}
