@@ -88,29 +88,25 @@ func TestKillLoop(t *testing.T) {
 // waitCopying waits for a STATUS that reports at least pct of the copy.
 func waitCopying(t *testing.T, l *notifyListener, w *worker, pct int) {
 	t.Helper()
-	deadline := time.After(2 * time.Minute)
-	for {
-		select {
-		case m, ok := <-l.got:
-			if !ok {
-				t.Fatalf("notify socket closed\n%s", w.output.String())
-			}
-			if strings.Contains(m, "READY=1") {
-				t.Fatalf("the worker finished before %d%% of the copy was reported\n%s", pct, w.output.String())
-			}
-			if sm := pctRe.FindStringSubmatch(m); sm != nil {
-				if n, _ := strconv.Atoi(sm[1]); n >= pct {
-					return
-				}
-			}
-		case <-deadline:
-			t.Fatalf("no copying status reached %d%%\n%s", pct, w.output.String())
+	waitNotify(t, l, w, fmt.Sprintf("%d%% of the copy", pct), func(m string) bool {
+		sm := pctRe.FindStringSubmatch(m)
+		if sm == nil {
+			return false
 		}
-	}
+		n, _ := strconv.Atoi(sm[1])
+		return n >= pct
+	})
 }
 
 // waitStatus waits for a notify message that holds want.
 func waitStatus(t *testing.T, l *notifyListener, w *worker, want string) {
+	t.Helper()
+	waitNotify(t, l, w, strconv.Quote(want), func(m string) bool { return strings.Contains(m, want) })
+}
+
+// waitNotify waits for a notify message that matches (what says what it
+// is); the worker finishing (READY=1) first, or two minutes, fail the test.
+func waitNotify(t *testing.T, l *notifyListener, w *worker, what string, match func(string) bool) {
 	t.Helper()
 	deadline := time.After(2 * time.Minute)
 	for {
@@ -119,14 +115,14 @@ func waitStatus(t *testing.T, l *notifyListener, w *worker, want string) {
 			if !ok {
 				t.Fatalf("notify socket closed\n%s", w.output.String())
 			}
-			if strings.Contains(m, want) {
+			if match(m) {
 				return
 			}
 			if strings.Contains(m, "READY=1") {
-				t.Fatalf("the worker finished before %q\n%s", want, w.output.String())
+				t.Fatalf("the worker finished before %s was reported\n%s", what, w.output.String())
 			}
 		case <-deadline:
-			t.Fatalf("no notify message with %q\n%s", want, w.output.String())
+			t.Fatalf("no notify message reported %s\n%s", what, w.output.String())
 		}
 	}
 }

@@ -116,8 +116,14 @@ func runWorker(t *testing.T, args ...string) (int, string) {
 // initInstance runs pg-standby init for a new data directory.
 func initInstance(t *testing.T, p *testpg.Server, extra ...string) string {
 	t.Helper()
+	return initInstanceConn(t, p.ConnString(), extra...)
+}
+
+// initInstanceConn is initInstance for a primary reached by conninfo.
+func initInstanceConn(t *testing.T, conninfo string, extra ...string) string {
+	t.Helper()
 	dir := filepath.Join(testpg.TempDir(t), "standby")
-	code, out := runWorker(t, append([]string{"init", "--pgdata", dir, "--primary-conninfo", p.ConnString(), "--port", "1"}, extra...)...)
+	code, out := runWorker(t, append([]string{"init", "--pgdata", dir, "--primary-conninfo", conninfo, "--port", "1"}, extra...)...)
 	if code != 0 {
 		t.Fatalf("pg-standby init: status %d\n%s", code, out)
 	}

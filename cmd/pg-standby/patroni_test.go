@@ -357,18 +357,27 @@ func (m *patroniMember) stop(t *testing.T) {
 	if m.cmd == nil {
 		return
 	}
+	if !m.terminate() {
+		t.Errorf("patroni %s did not stop within 60 s of SIGTERM", m.name)
+	}
+	m.cmd = nil
+	m.logf.Close()
+}
+
+// terminate sends Patroni SIGTERM and waits for it to end, killing it
+// after 60 s; it reports whether it stopped in time.
+func (m *patroniMember) terminate() bool {
 	m.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { m.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
+		return true
 	case <-time.After(60 * time.Second):
 		m.cmd.Process.Kill()
 		<-done
-		t.Errorf("patroni %s did not stop within 60 s of SIGTERM", m.name)
+		return false
 	}
-	m.cmd = nil
-	m.logf.Close()
 }
 
 // kill ends Patroni by SIGKILL: its child (pg-standby) lives on, orphaned.
@@ -383,15 +392,7 @@ func (m *patroniMember) kill(t *testing.T) {
 // left (after a SIGKILL) stopped too.
 func (m *patroniMember) stopAll() {
 	if m.cmd != nil {
-		m.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { m.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			m.cmd.Process.Kill()
-			<-done
-		}
+		m.terminate()
 		m.logf.Close()
 	}
 	if _, err := os.Stat(filepath.Join(m.dataDir, "postmaster.pid")); err == nil {

@@ -13,17 +13,47 @@ import (
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
-// sums is a content check: per table, its row count and a hash sum.
-func sums(t *testing.T, s *testpg.Server, tables ...string) string {
+var reusedRE = regexp.MustCompile(`bytes_received=(\d+) bytes_reused=(\d+)`)
+
+// incrementalPrimary starts a primary that can take incremental backups
+// (summarize_wal, no autovacuum to change blocks behind the test's back),
+// with conf added; before PostgreSQL 17 it skips.
+func incrementalPrimary(t *testing.T, v testpg.Version, conf map[string]string) *testpg.Server {
 	t.Helper()
-	var b strings.Builder
-	for _, tb := range tables {
-		fmt.Fprintf(&b, "%s %s\n", tb, s.SQL(t, fmt.Sprintf("SELECT count(*) || ' ' || coalesce(sum(hashtext(x::text)::bigint), 0) FROM %s x", tb)))
+	testpg.Require(t)
+	if v.Major < 17 {
+		t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
 	}
-	return b.String()
+	c := map[string]string{"summarize_wal": "on", "autovacuum": "off"}
+	for k, val := range conf {
+		c[k] = val
+	}
+	return testpg.Start(t, testpg.Options{Conf: c})
 }
 
-var reusedRE = regexp.MustCompile(`bytes_received=(\d+) bytes_reused=(\d+)`)
+// loadTables makes n tables prefix_0… of about 14 MB each and returns their names.
+func loadTables(t *testing.T, p *testpg.Server, prefix string, n int) []string {
+	t.Helper()
+	var tables []string
+	for i := range n {
+		tables = append(tables, fmt.Sprintf("%s_%d", prefix, i))
+		p.SQL(t, fmt.Sprintf("CREATE TABLE %s_%d AS SELECT g, repeat(md5(g::text), 2) AS pad FROM generate_series(1, 150000) g", prefix, i))
+	}
+	return tables
+}
+
+// resumedBytes are the bytes a run that resumed by changed blocks received
+// and reused, from its log; a run that did not resume fails the test.
+func resumedBytes(t *testing.T, out string) (received, reused int64) {
+	t.Helper()
+	m := reusedRE.FindStringSubmatch(out)
+	if !strings.Contains(out, "resuming: ") || m == nil {
+		t.Fatalf("the run did not resume by changed blocks:\n%s", out)
+	}
+	received, _ = strconv.ParseInt(m[1], 10, 64)
+	reused, _ = strconv.ParseInt(m[2], 10, 64)
+	return received, reused
+}
 
 // TestResyncByChangedBlocks: a stopped standby, writes on the primary
 // (updates, a VACUUM truncation, a new table), resync, run: the run receives
@@ -32,11 +62,7 @@ var reusedRE = regexp.MustCompile(`bytes_received=(\d+) bytes_reused=(\d+)`)
 // a later row.
 func TestResyncByChangedBlocks(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-		testpg.Require(t)
-		if v.Major < 17 {
-			t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
-		}
-		p := testpg.Start(t, testpg.Options{Conf: map[string]string{"summarize_wal": "on", "autovacuum": "off"}})
+		p := incrementalPrimary(t, v, nil)
 		p.Pgbench(t, "-i", "-s", "5", "-q")
 		p.SQL(t, "CREATE TABLE shrinks AS SELECT g, repeat('s', 200) AS pad FROM generate_series(1, 60000) g")
 		dir, s := makeStandby(t, p)
@@ -54,26 +80,21 @@ func TestResyncByChangedBlocks(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("run after resync: status %d\n%s", code, out)
 		}
-		m := reusedRE.FindStringSubmatch(out)
-		if !strings.Contains(out, "resuming: ") || m == nil {
-			t.Fatalf("run after resync did not resume by changed blocks:\n%s", out)
-		}
-		received, _ := strconv.ParseInt(m[1], 10, 64)
-		reused, _ := strconv.ParseInt(m[2], 10, 64)
+		received, reused := resumedBytes(t, out)
 		t.Logf("PostgreSQL %d: resync received %d bytes, reused %d (%.0f %% received) in %v", v.Major, received, reused,
 			100*float64(received)/float64(received+reused), time.Since(start))
 		if reused < 2*received {
 			t.Errorf("received %d bytes, reused %d: want most of the directory reused", received, reused)
 		}
 		oracle.VerifyBackup(t, dir)
-		want := sums(t, p, "pgbench_accounts", "pgbench_branches", "shrinks", "after_stop")
+		want := oracle.TableSums(t, p, "pgbench_accounts", "pgbench_branches", "shrinks", "after_stop")
 		s2 := v.StartStandby(t, dir)
 		p.SQL(t, "INSERT INTO after_stop VALUES (0)")
 		s2.WaitFor(t, "SELECT count(*) FROM after_stop", "5001", time.Minute)
 		s2.SQL(t, "SELECT 1")
 		p.SQL(t, "DELETE FROM after_stop WHERE g = 0")
 		s2.WaitFor(t, "SELECT count(*) FROM after_stop", "5000", time.Minute)
-		if got := sums(t, s2, "pgbench_accounts", "pgbench_branches", "shrinks", "after_stop"); got != want {
+		if got := oracle.TableSums(t, s2, "pgbench_accounts", "pgbench_branches", "shrinks", "after_stop"); got != want {
 			t.Errorf("content differs from the primary's:\nstandby:\n%s\nprimary:\n%s", got, want)
 		}
 	})
@@ -84,16 +105,8 @@ func TestResyncByChangedBlocks(t *testing.T) {
 // less than the estimate, and the result verifies and replicates.
 func TestKillResume(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-		testpg.Require(t)
-		if v.Major < 17 {
-			t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
-		}
-		p := testpg.Start(t, testpg.Options{Conf: map[string]string{"summarize_wal": "on", "autovacuum": "off"}})
-		var tables []string
-		for i := range 8 {
-			tables = append(tables, fmt.Sprintf("kr_%d", i))
-			p.SQL(t, fmt.Sprintf("CREATE TABLE kr_%d AS SELECT g, repeat(md5(g::text), 2) AS pad FROM generate_series(1, 150000) g", i))
-		}
+		p := incrementalPrimary(t, v, nil)
+		tables := loadTables(t, p, "kr", 8)
 		dir := initInstance(t, p, "--max-rate", "8192") // about 18 s: batches are recorded every 2 s
 		l := listenNotify(t)
 		w := startWorker(t, []string{"NOTIFY_SOCKET=" + l.path}, "run", "--pgdata", dir)
@@ -112,26 +125,13 @@ func TestKillResume(t *testing.T) {
 		if code := w2.wait(t); code != 0 {
 			t.Fatalf("rerun: status %d\n%s", code, w2.output.String())
 		}
-		out := w2.output.String()
-		m := reusedRE.FindStringSubmatch(out)
-		if m == nil {
-			t.Fatalf("the rerun did not resume by changed blocks:\n%s", out)
-		}
-		received, _ := strconv.ParseInt(m[1], 10, 64)
-		reused, _ := strconv.ParseInt(m[2], 10, 64)
+		received, reused := resumedBytes(t, w2.output.String())
 		t.Logf("PostgreSQL %d: after a SIGKILL at 60 %%, the rerun received %d bytes and reused %d", v.Major, received, reused)
 		// What the kill lost: the file being written, and the batch of
 		// the last durable.MaxBatchAge not yet recorded.
 		if received > (received+reused)*4/5 {
 			t.Errorf("rerun received %d bytes, reused %d: want clearly less than a full backup", received, reused)
 		}
-		oracle.VerifyBackup(t, dir)
-		want := sums(t, p, tables...)
-		p.SQL(t, "CREATE TABLE kr_after AS SELECT 1 AS x")
-		s := v.StartStandby(t, dir)
-		s.WaitFor(t, "SELECT x FROM kr_after", "1", time.Minute)
-		if got := sums(t, s, tables...); got != want {
-			t.Errorf("content differs from the primary's:\nstandby:\n%s\nprimary:\n%s", got, want)
-		}
+		oracle.Standby(t, p, dir, tables...)
 	})
 }

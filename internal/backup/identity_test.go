@@ -174,11 +174,11 @@ func TestResumeOtherSystemBetweenAttempts(t *testing.T) {
 			t.Errorf("the retry's log does not say %q:\n%s", want, log.String())
 		}
 		verifyBackup(t, dir)
-		want := tableSums(t, b, tables)
+		want := oracle.TableSums(t, b, tables...)
 		b.SQL(t, "CREATE TABLE after_switch AS SELECT 1 AS x")
 		s := testpg.StartStandby(t, dir)
 		s.WaitFor(t, "SELECT x FROM after_switch", "1", time.Minute)
-		if got := tableSums(t, s, tables); got != want {
+		if got := oracle.TableSums(t, s, tables...); got != want {
 			t.Errorf("content differs from B's:\nstandby:\n%s\nB:\n%s", got, want)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/progress"
 	"github.com/pg-standby/pg-standby/internal/resume"
 	"github.com/pg-standby/pg-standby/internal/testpg"
@@ -22,20 +23,29 @@ import (
 func interrupt(t *testing.T, dir string, at float64, maxRateKB int64) map[string]resume.Entry {
 	t.Helper()
 	tracker := progress.NewTracker()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := backup.Run(ctx, backup.Options{DataDir: dir, Checkpoint: "fast", Progress: tracker, Log: testLogger(t), MaxRateKB: maxRateKB})
-		errc <- err
-	}()
-	for limit := at; ; {
+	return interruptWhen(t, backup.Options{DataDir: dir, Progress: tracker, MaxRateKB: maxRateKB}, func() bool {
+		limit := at
 		if at < 1 {
 			limit = at * float64(tracker.Total.Load())
 		}
-		if n := tracker.Written.Load() + tracker.Unchanged.Load(); n > 0 && float64(n) >= limit {
-			break
-		}
+		n := tracker.Written.Load() + tracker.Unchanged.Load()
+		return n > 0 && float64(n) >= limit
+	})
+}
+
+// interruptWhen runs a backup with opt and cancels it once done reports
+// true (polled every millisecond); it returns the journal the attempt left.
+func interruptWhen(t *testing.T, opt backup.Options, done func() bool) map[string]resume.Entry {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opt.Checkpoint, opt.Log = "fast", testLogger(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := backup.Run(ctx, opt)
+		errc <- err
+	}()
+	for !done() {
 		select {
 		case err := <-errc:
 			t.Fatalf("backup ended before it could be interrupted: %v", err)
@@ -46,16 +56,7 @@ func interrupt(t *testing.T, dir string, at float64, maxRateKB int64) map[string
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted backup: %v, want context.Canceled", err)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	entries, err := resume.Load(d, resume.Name)
-	if err != nil {
-		t.Fatalf("load the journal: %v", err)
-	}
-	return entries
+	return oracle.Journal(t, opt.DataDir)
 }
 
 // TestResumeJournalRecordsCompletedFiles: an interrupted attempt leaves a
@@ -115,16 +116,6 @@ func loadTables(t *testing.T, p *testpg.Server, n int) []string {
 		names = append(names, name)
 	}
 	return names
-}
-
-// tableSums is a content check of each table: row count and a hash sum.
-func tableSums(t *testing.T, s *testpg.Server, tables []string) string {
-	t.Helper()
-	var b strings.Builder
-	for _, tb := range tables {
-		fmt.Fprintf(&b, "%s %s\n", tb, s.SQL(t, fmt.Sprintf("SELECT count(*) || ' ' || coalesce(sum(hashtext(x::text)::bigint), 0) FROM %s x", tb)))
-	}
-	return b.String()
 }
 
 // cleanStreamed takes a clean backup of p into a new instance and returns
@@ -197,14 +188,7 @@ func TestResumeByChangedBlocks(t *testing.T) {
 			t.Errorf("backup_label still incremental:\n%s", label)
 		}
 		_ = res
-		verifyBackup(t, dir)
-		want := tableSums(t, p, tables)
-		p.SQL(t, "CREATE TABLE after_resume AS SELECT 1 AS x")
-		s := testpg.StartStandby(t, dir)
-		s.WaitFor(t, "SELECT x FROM after_resume", "1", time.Minute)
-		if got := tableSums(t, s, tables); got != want {
-			t.Errorf("content differs from the primary's:\nstandby:\n%s\nprimary:\n%s", got, want)
-		}
+		oracle.Standby(t, p, dir, tables...)
 	})
 }
 
@@ -219,13 +203,16 @@ func TestResumeSummarizeWALOff(t *testing.T) {
 		p := testpg.Start(t, testpg.Options{})
 		loadTables(t, p, 6)
 		dir := newInstance(t, p.ConnString())
-		if entries := interrupt(t, dir, 0.5, 0); len(entries) == 0 {
+		entries := interrupt(t, dir, 0.5, 0)
+		if len(entries) == 0 {
 			t.Fatal("the interrupted attempt recorded no completed file")
 		}
 		tr := progress.NewTracker()
-		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr}); err != nil {
+		log, records := oracle.CaptureLog(t)
+		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr, Log: log}); err != nil {
 			t.Fatalf("retry: %v", err)
 		}
+		checkFallbackLog(t, records, summarizeOffMsg, "files_copied", float64(len(entries)))
 		if tr.Reused.Load() != 0 || tr.Unchanged.Load() == 0 {
 			t.Errorf("retry: %d bytes reused by blocks, %d unchanged; want a full backup over the directory", tr.Reused.Load(), tr.Unchanged.Load())
 		}
@@ -265,8 +252,14 @@ func TestResumeRefusedRange(t *testing.T) {
 		}
 		j.Close()
 		tr := progress.NewTracker()
-		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr}); err != nil {
+		log, records := oracle.CaptureLog(t)
+		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr, Log: log}); err != nil {
 			t.Fatalf("retry: %v", err)
+		}
+		if r := checkFallbackLog(t, records, refusedRangeMsg, "", nil); r != nil {
+			if e, _ := r["error"].(string); !strings.Contains(e, "(SQLSTATE 55000)") {
+				t.Errorf("fallback logged with error %q; want the server's refusal, SQLSTATE 55000", e)
+			}
 		}
 		if tr.Reused.Load() != 0 || tr.Attempt.Load() != 2 {
 			t.Errorf("retry: %d bytes reused, attempt %d; want a full backup as attempt 2", tr.Reused.Load(), tr.Attempt.Load())
@@ -276,4 +269,32 @@ func TestResumeRefusedRange(t *testing.T) {
 		}
 		verifyBackup(t, dir)
 	})
+}
+
+// The fallbacks' log lines (internal/backup/incremental.go).
+const (
+	summarizeOffMsg = "summarize_wal is off on the primary: the retry receives every byte again; with summarize_wal = on " +
+		"(ALTER SYSTEM SET summarize_wal = on; SELECT pg_reload_conf()) it would receive only the blocks changed " +
+		"in the files already copied"
+	refusedRangeMsg = "the primary cannot send changed blocks for the files already copied; taking a full backup over the directory"
+)
+
+// checkFallbackLog checks the attempt logged msg exactly once, as a
+// warning, with attribute key equal to want (when key is set); it returns
+// the record.
+func checkFallbackLog(t *testing.T, l *oracle.Log, msg, key string, want any) map[string]any {
+	t.Helper()
+	recs := l.Records(msg)
+	if len(recs) != 1 {
+		t.Errorf("%d log records %q; want one", len(recs), msg)
+		return nil
+	}
+	r := recs[0]
+	if r["level"] != "WARN" {
+		t.Errorf("%q logged at %v; want WARN", msg, r["level"])
+	}
+	if key != "" && r[key] != want {
+		t.Errorf("%q logged with %s=%v; want %v", msg, key, r[key], want)
+	}
+	return r
 }

@@ -28,8 +28,11 @@ type Syncer struct {
 	err     error
 
 	durable func([]Synced) error // see OnDurable
-	maxAge  time.Duration        // with OnDurable: a batch older than this goes at the next Sync
+	maxAge  time.Duration        // with OnDurable: a batch older than this goes, Sync or not
 	firstAt time.Time            // when the oldest file of pending came
+	pmu     sync.Mutex           // pending and firstAt: Sync's goroutine and the age timer
+	age     *time.Timer          // flushes pending once it waited maxAge
+	closed  bool                 // Wait has handed on the last batch
 	batches chan *batch          // to the completer, in order
 	doneC   chan struct{}        // the completer ended
 }
@@ -193,11 +196,29 @@ func (s *Syncer) Sync(f *os.File) {
 	if s.fs == nil {
 		startWriteback(f)
 	}
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
 	if len(s.pending) == 0 && s.maxAge > 0 {
 		s.firstAt = time.Now()
+		if s.age == nil {
+			s.age = time.AfterFunc(s.maxAge, s.flushAged)
+		} else {
+			s.age.Reset(s.maxAge)
+		}
 	}
 	s.pending = append(s.pending, f)
 	if len(s.pending) >= s.window || (s.maxAge > 0 && time.Since(s.firstAt) >= s.maxAge) {
+		s.flush()
+	}
+}
+
+// flushAged hands on a batch that waited maxAge with no Sync since: the
+// stream may be stalled or inside a large file, and a SIGKILL must not lose
+// files finished long before.
+func (s *Syncer) flushAged() {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if !s.closed && len(s.pending) > 0 && time.Since(s.firstAt) >= s.maxAge {
 		s.flush()
 	}
 }
@@ -230,7 +251,13 @@ func (s *Syncer) Err() error {
 // run concurrently with it.
 func (s *Syncer) Wait() error {
 	s.once.Do(func() {
+		s.pmu.Lock()
+		s.closed = true
+		if s.age != nil {
+			s.age.Stop()
+		}
 		s.flush()
+		s.pmu.Unlock()
 		close(s.files)
 		s.wg.Wait()
 		if s.batches != nil {

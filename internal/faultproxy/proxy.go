@@ -10,6 +10,7 @@
 package faultproxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -44,12 +45,15 @@ const (
 func (a Action) String() string { return [...]string{"drop", "stall"}[a] }
 
 // Fault breaks connection Conn (counted from the Arm call, 0 first) once
-// After bytes have been forwarded in Dir.
+// After bytes have been forwarded in Dir. With a Pattern, After counts from
+// the end of Pattern's first occurrence in Dir: a point in a stream found by
+// what it carries (a tar member's name), not by a guessed offset.
 type Fault struct {
-	Conn   int
-	Dir    Direction
-	After  int64
-	Action Action
+	Conn    int
+	Dir     Direction
+	After   int64
+	Action  Action
+	Pattern []byte
 }
 
 // Proxy forwards connections to a target; see the package comment.
@@ -199,10 +203,10 @@ func (p *Proxy) serve(client net.Conn, faults []Fault) {
 // that gives up and closes still closes the whole link (the primary's
 // walsender then ends at once instead of at wal_sender_timeout).
 func (p *Proxy) pipe(l *link, dst, src net.Conn, dir Direction, faults []Fault) {
-	var mine []Fault
+	var mine []*armed
 	for _, f := range faults {
 		if f.Dir == dir {
-			mine = append(mine, f)
+			mine = append(mine, &armed{Fault: f, from: -1})
 		}
 	}
 	buf := make([]byte, 32<<10)
@@ -210,12 +214,18 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, dir Direction, faults []Fault) 
 	for {
 		n, err := src.Read(buf)
 		data := buf[:n]
+		for _, a := range mine {
+			a.find(data, sent)
+		}
 		for len(data) > 0 && !l.isStalled() {
 			chunk := data
 			var strike *Fault
-			for i := range mine {
-				if left := mine[i].After - sent; left < int64(len(chunk)) {
-					chunk, strike = data[:max(left, 0)], &mine[i]
+			for _, a := range mine {
+				if a.from < 0 {
+					continue
+				}
+				if left := a.from + a.After - sent; left < int64(len(chunk)) {
+					chunk, strike = data[:max(left, 0)], &a.Fault
 				}
 			}
 			if strike != nil && strike.Action == Stall {
@@ -253,6 +263,32 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, dir Direction, faults []Fault) 
 			return
 		}
 	}
+}
+
+// armed is a Fault on one link; from is the stream offset After counts
+// from, -1 while its Pattern has not passed.
+type armed struct {
+	Fault
+	from int64
+	tail []byte // the last len(Pattern)-1 bytes seen, for a match across reads
+}
+
+// find looks for the Pattern in data, which starts at stream offset off.
+func (a *armed) find(data []byte, off int64) {
+	if a.from >= 0 {
+		return
+	}
+	if len(a.Pattern) == 0 {
+		a.from = 0
+		return
+	}
+	buf := append(a.tail, data...)
+	if i := bytes.Index(buf, a.Pattern); i >= 0 {
+		a.from = off - int64(len(a.tail)) + int64(i+len(a.Pattern))
+		a.tail = nil
+		return
+	}
+	a.tail = append([]byte(nil), buf[max(len(buf)-len(a.Pattern)+1, 0):]...)
 }
 
 func (l *link) isStalled() bool {

@@ -86,4 +86,24 @@ func TestProxy(t *testing.T) {
 			t.Fatalf("stalled link: read %d bytes, %v; want nothing and a timeout", len(got), err)
 		}
 	})
+	t.Run("pattern", func(t *testing.T) {
+		// The pattern arrives split across two reads; the link drops 5
+		// bytes after its end.
+		p.Arm(Fault{Conn: 0, Dir: ToClient, Pattern: []byte("MARK"), After: 5, Action: Drop})
+		c := dial(t, p)
+		c.Write([]byte("aaaaMA"))
+		got := make([]byte, 6)
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatalf("echo before the pattern: %v", err)
+		}
+		c.Write([]byte("RK1234567890"))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		rest, err := io.ReadAll(c)
+		if string(rest) != "RK12345" || err != nil {
+			t.Fatalf("after the pattern: %q (%v), want %q then EOF", rest, err, "RK12345")
+		}
+		if f := p.Fired(); len(f) != 1 || string(f[0].Pattern) != "MARK" {
+			t.Fatalf("fired %v", f)
+		}
+	})
 }
