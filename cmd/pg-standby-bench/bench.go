@@ -115,7 +115,11 @@ func runShape(ctx context.Context, cfg config, sh shape) (*results, error) {
 	out := p.dir
 	var ffs *freshFS
 	if cfg.freshFS {
-		ffs = newFreshFS(p.dir, max(4<<30, 3*r.DatabaseBytes), p.uid, p.gid, cfg.loopDirectIO)
+		imgDir := p.dir
+		if cfg.fsDir != "" {
+			imgDir = cfg.fsDir
+		}
+		ffs = newFreshFS(imgDir, p.dir, max(4<<30, 3*r.DatabaseBytes), p.uid, p.gid, cfg.loopDirectIO)
 		defer ffs.close()
 		out = ffs.mnt
 	}
@@ -125,7 +129,7 @@ func runShape(ctx context.Context, cfg config, sh shape) (*results, error) {
 		return nil, err
 	}
 	defer stopNotify()
-	contenders := p.contenders(bin, notifyPath, sh.name == "pgbench")
+	contenders := p.contenders(bin, notifyPath, sh.name == "pgbench", &r.BackupBytes)
 	for i := 0; i <= cfg.runs; i++ { // run 0 warms the caches and is not counted
 		// The second of A and A+ follows the removal of the first's tree
 		// (without a fresh filesystem): swap them every other round.
@@ -201,6 +205,19 @@ func runShape(ctx context.Context, cfg config, sh shape) (*results, error) {
 	return r, nil
 }
 
+// slowerOf pairs the runs of two floors round by round and keeps the
+// slower of each pair: the bound that round's copy could not beat.
+func slowerOf(x, y []sample) []sample {
+	out := make([]sample, min(len(x), len(y)))
+	for i := range out {
+		out[i] = x[i]
+		if y[i].Wall > x[i].Wall {
+			out[i] = y[i]
+		}
+	}
+	return out
+}
+
 func (r *results) summarize() {
 	wall := func(s sample) float64 { return s.Wall }
 	cpu := func(s sample) float64 { return s.CPU }
@@ -211,12 +228,13 @@ func (r *results) summarize() {
 		r.MBps[name] = float64(r.BackupBytes) / 1e6 / r.Summary[name]["wall_s"].Median
 	}
 	a, b, c, an := r.Runs["A pg-standby"], r.Runs["B pg_basebackup"], r.Runs["C cp -a + sync"], r.Runs["A+ pg-standby, sd_notify on"]
-	rcv, az := r.Runs["R receive only"], r.Runs["Az pg-standby --compress lz4"]
+	rcv, az, disk := r.Runs["R receive only"], r.Runs["Az pg-standby --compress lz4"], r.Runs["D disk floor (dd)"]
 	r.Ratios = map[string]stats{
 		"A/B wall": ratios(a, b, wall), "A/B cpu": ratios(a, b, cpu), "A/C wall": ratios(a, c, wall),
 		"A+/A wall (progress plumbing)":   ratios(an, a, wall),
 		"R/C wall (primary's send floor)": ratios(rcv, c, wall), "A/R wall": ratios(a, rcv, wall),
-		"Az/C wall (lz4)": ratios(az, c, wall),
+		"Az/C wall (lz4)":                ratios(az, c, wall),
+		"D/R wall (disk against stream)": ratios(disk, rcv, wall), "A/max(R,D) wall": ratios(a, slowerOf(rcv, disk), wall),
 	}
 }
 
@@ -327,7 +345,7 @@ func (r *results) print() {
 	fmt.Printf("\npg-standby benchmark, shape %s: pgbench scale %d + %d small tables, database %.2f GiB in %d files, backup %.2f GiB, %s, %d counted runs each, fresh filesystem per run: %v\n\n",
 		r.Shape, r.Scale, r.Tables, float64(r.DatabaseBytes)/(1<<30), r.DatabaseFiles, float64(r.BackupBytes)/(1<<30), r.Machine, len(r.Runs["A pg-standby"]), r.FreshFS)
 	fmt.Printf("%-30s %26s %26s %26s %9s\n", "contender", "wall s (min med max)", "cpu s (min med max)", "peak RSS MiB (min med max)", "MB/s")
-	for _, name := range []string{"A pg-standby", "B pg_basebackup", "C cp -a + sync", "A+ pg-standby, sd_notify on", "R receive only", "Az pg-standby --compress lz4"} {
+	for _, name := range []string{"A pg-standby", "B pg_basebackup", "C cp -a + sync", "A+ pg-standby, sd_notify on", "R receive only", "D disk floor (dd)", "Az pg-standby --compress lz4"} {
 		s, ok := r.Summary[name]
 		if !ok {
 			continue
@@ -337,7 +355,7 @@ func (r *results) print() {
 			s["peak_rss_mib"].Min, s["peak_rss_mib"].Median, s["peak_rss_mib"].Max, r.MBps[name])
 	}
 	fmt.Println()
-	for _, k := range []string{"A/B wall", "A/B cpu", "A/C wall", "A+/A wall (progress plumbing)", "R/C wall (primary's send floor)", "A/R wall", "Az/C wall (lz4)"} {
+	for _, k := range []string{"A/B wall", "A/B cpu", "A/C wall", "A+/A wall (progress plumbing)", "R/C wall (primary's send floor)", "A/R wall", "D/R wall (disk against stream)", "A/max(R,D) wall", "Az/C wall (lz4)"} {
 		if r.Ratios[k].Median == 0 {
 			continue
 		}

@@ -27,8 +27,10 @@ type freshFS struct {
 	mounted       bool
 }
 
-func newFreshFS(dir string, size int64, uid, gid int, directIO bool) *freshFS {
-	return &freshFS{img: filepath.Join(dir, "fs.img"), mnt: filepath.Join(dir, "fs"), size: size, uid: uid, gid: gid, directIO: directIO}
+// newFreshFS keeps the image in imgDir and mounts it in dir.
+func newFreshFS(imgDir, dir string, size int64, uid, gid int, directIO bool) *freshFS {
+	img := filepath.Join(imgDir, "pg-standby-bench-"+filepath.Base(dir)+".img")
+	return &freshFS{img: img, mnt: filepath.Join(dir, "fs"), size: size, uid: uid, gid: gid, directIO: directIO}
 }
 
 // renew unmounts the last filesystem and mounts a new empty one at f.mnt.

@@ -29,6 +29,7 @@ func main() {
 	shapeList := flag.String("shape", envStr("BENCH_SHAPE", "all"), "pgbench, manyfiles, mixed, a comma list, or all")
 	flag.BoolVar(&cfg.freshFS, "fresh-fs", envStr("BENCH_FRESH_FS", "1") != "0", "a new loop-mounted ext4 for every run (needs root)")
 	flag.BoolVar(&cfg.loopDirectIO, "loop-direct-io", envStr("BENCH_LOOP_DIRECT_IO", "1") != "0", "the fresh filesystem's loop device uses direct I/O on its image")
+	flag.StringVar(&cfg.fsDir, "fs-dir", envStr("BENCH_FS_DIR", ""), "where the fresh filesystem's image lives (default: beside the primary; /dev/shm gives a disk faster than the stream, so A/R shows the copy's own overhead)")
 	flag.Parse()
 	var err error
 	if cfg.shapes, err = shapes(*shapeList, cfg); err != nil {
@@ -61,6 +62,7 @@ type config struct {
 	binary, bindir, out             string
 	skipScaling, freshFS            bool
 	loopDirectIO                    bool
+	fsDir                           string
 	shapes                          []shape
 }
 

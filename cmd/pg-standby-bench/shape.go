@@ -60,9 +60,15 @@ END LOOP; END $$`, from, to)
 
 // contenders are the commands of every round; each writes into dir, a
 // fresh directory (on a fresh filesystem) made for that run.
-func (p *primary) contenders(bin, notifyPath string, all bool) []contender {
+func (p *primary) contenders(bin, notifyPath string, all bool, backupBytes *int64) []contender {
 	instance := func(dir string) error { return p.prepareInstance(dir) }
 	none := func(string) error { return nil }
+	mkdir := func(dir string) error {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return err
+		}
+		return os.Chown(dir, p.uid, p.gid)
+	}
 	pgs := func(extra ...string) func(string) []string {
 		return func(dir string) []string {
 			return append([]string{bin, "run", "--pgdata", dir, "--checkpoint", "fast"}, extra...)
@@ -83,6 +89,13 @@ func (p *primary) contenders(bin, notifyPath string, all bool) []contender {
 		// thrown away. No copy can be faster than this.
 		{name: "R receive only", argv: func(string) []string {
 			return []string{"sh", "-c", basebackup + " -h 127.0.0.1 -p " + port + " -U postgres -D - -Ft -X none -c fast >/dev/null 2>&1"}
+		}},
+		// What this filesystem can take at all: the backup's bytes as one
+		// file, 1 MiB direct writes, then fsync. When D is slower than R the
+		// disk, not the copy, bounds A (A/max(R,D) is then the overhead).
+		{name: "D disk floor (dd)", dir: "x", setup: mkdir, argv: func(dir string) []string {
+			n := max(1, *backupBytes>>20)
+			return []string{"dd", "if=/dev/zero", "of=" + filepath.Join(dir, "f"), "bs=1M", "count=" + strconv.FormatInt(n, 10), "oflag=direct", "conv=fsync", "status=none"}
 		}},
 	}
 	if !all {
