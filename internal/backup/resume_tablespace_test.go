@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/backup"
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/progress"
 	"github.com/pg-standby/pg-standby/internal/resume"
 	"github.com/pg-standby/pg-standby/internal/testpg"
@@ -122,11 +123,11 @@ func tablespacePrimary(t *testing.T, n int) (*testpg.Server, string, []string) {
 func checkStandby(t *testing.T, p *testpg.Server, dir string, tables []string) {
 	t.Helper()
 	verifyBackup(t, dir)
-	want := tableSums(t, p, tables)
+	want := oracle.TableSums(t, p, tables...)
 	p.SQL(t, "CREATE TABLE after_resume TABLESPACE rts AS SELECT 1 AS x")
 	s := testpg.StartStandby(t, dir)
 	s.WaitFor(t, "SELECT x FROM after_resume", "1", time.Minute)
-	if got := tableSums(t, s, tables); got != want {
+	if got := oracle.TableSums(t, s, tables...); got != want {
 		t.Errorf("content differs from the primary's:\nstandby:\n%s\nprimary:\n%s", got, want)
 	}
 }
