@@ -3,7 +3,6 @@ package backup_test
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -83,19 +82,6 @@ func (px *switchProxy) conninfo(s *testpg.Server) string {
 	return strings.Replace(s.ConnString(), fmt.Sprintf("port=%d", s.Port), "port="+port, 1) + " sslmode=disable"
 }
 
-// logBuffer collects a worker's log (slog's handler serializes its writes).
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 func addr(s *testpg.Server) string { return fmt.Sprintf("127.0.0.1:%d", s.Port) }
 
 func systemID(t *testing.T, s *testpg.Server) string {
@@ -162,8 +148,8 @@ func TestResumeOtherSystemBetweenAttempts(t *testing.T) {
 		}
 		target.Store(addr(b))
 		tr := progress.NewTracker()
-		var log logBuffer
-		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr, Log: slog.New(slog.NewTextHandler(&log, nil))}); err != nil {
+		logger, log := newCaptureLog(t)
+		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr, Log: logger}); err != nil {
 			t.Fatalf("retry against B: %v\n%s", err, log.String())
 		}
 		if tr.Reused.Load() != 0 || tr.Snapshot().Kind != "" {

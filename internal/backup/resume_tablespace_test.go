@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,47 +42,18 @@ func interruptWith(t *testing.T, opt backup.Options, at float64) map[string]resu
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted backup: %v, want context.Canceled", err)
 	}
-	return loadEntries(t, opt.DataDir)
-}
-
-// capture is a logger to the test's log that also keeps the lines
-// (logBuffer: identity_test.go).
-func capture(t *testing.T) (*slog.Logger, *logBuffer) {
-	buf := &logBuffer{}
-	return slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, buf), nil)), buf
+	return oracle.Journal(t, opt.DataDir)
 }
 
 // reconstructedIn is the in_tablespaces count of the "resumed by changed
-// blocks" line, or -1.
-func reconstructedIn(log string) int {
-	for _, line := range strings.Split(log, "\n") {
-		if !strings.Contains(line, "resumed by changed blocks") {
-			continue
-		}
-		for _, f := range strings.Fields(line) {
-			if v, ok := strings.CutPrefix(f, "in_tablespaces="); ok {
-				n, err := strconv.Atoi(v)
-				if err == nil {
-					return n
-				}
-			}
+// blocks" record, or -1.
+func reconstructedIn(log *oracle.Log) int {
+	for _, r := range log.Records("resumed by changed blocks: files reconstructed in place") {
+		if n, ok := r["in_tablespaces"].(float64); ok {
+			return int(n)
 		}
 	}
 	return -1
-}
-
-func loadEntries(t *testing.T, dir string) map[string]resume.Entry {
-	t.Helper()
-	d, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	entries, err := resume.Load(d, resume.Name)
-	if err != nil {
-		t.Fatalf("load the journal: %v", err)
-	}
-	return entries
 }
 
 // splitEntries counts the journal's files in tablespaces and sums the sizes
@@ -158,11 +126,11 @@ func TestResumeTablespaceByChangedBlocks(t *testing.T) {
 		tables = append(tables, "ts_created_between")
 
 		tr := progress.NewTracker()
-		log, buf := capture(t)
+		log, rec := oracle.CaptureLog(t)
 		if _, err := run(t, backup.Options{DataDir: dir, TablespaceMapping: mapping, Progress: tr, Log: log}); err != nil {
 			t.Fatalf("retry: %v", err)
 		}
-		if n := reconstructedIn(buf.String()); n <= 0 {
+		if n := reconstructedIn(rec); n <= 0 {
 			t.Errorf("the log says %d files were reconstructed in tablespaces, want some", n)
 		}
 		t.Logf("PostgreSQL %d: journal listed %d files (%d in the tablespace, %d bytes elsewhere); retry received %d bytes, reused %d",
@@ -205,18 +173,18 @@ func TestResumeTablespaceMappingChanged(t *testing.T) {
 		if ents, _ := os.ReadDir(m2); len(ents) != 0 {
 			t.Errorf("the failed attempt wrote %d entries in the new location", len(ents))
 		}
-		left := loadEntries(t, dir)
+		left := oracle.Journal(t, dir)
 		inSpaces, mainBytes := splitEntries(left)
 		if inSpaces != 0 {
 			t.Errorf("the journal still lists %d files in the tablespace", inSpaces)
 		}
 
 		tr := progress.NewTracker()
-		log, buf := capture(t)
+		log, rec := oracle.CaptureLog(t)
 		if _, err := run(t, backup.Options{DataDir: dir, TablespaceMapping: moved, Progress: tr, Log: log}); err != nil {
 			t.Fatalf("second retry: %v", err)
 		}
-		if n := reconstructedIn(buf.String()); n != 0 {
+		if n := reconstructedIn(rec); n != 0 {
 			t.Errorf("the log says %d files were reconstructed in tablespaces, want 0", n)
 		}
 		t.Logf("PostgreSQL %d: second retry listed %d files (%d bytes), received %d bytes, reused %d", v.Major, len(left), mainBytes, tr.Streamed.Load(), tr.Reused.Load())
