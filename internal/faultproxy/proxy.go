@@ -7,6 +7,12 @@
 // Connections are numbered in the order they are accepted, counting from the
 // last Arm: a pg-standby attempt opens its data connection first and its WAL
 // connection second, so Conn 0 is the archive and Conn 1 the WAL stream.
+//
+// The proxy also counts the bytes it forwards, per link and in all (Counts,
+// Total), and can call a function once a number of bytes has passed in one
+// direction over all links together (Watch), for a benchmark that cuts a
+// backup at a share of a clean run's bytes on the wire; CutAll drops or
+// stalls every open link.
 package faultproxy
 
 import (
@@ -16,6 +22,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // Direction is the way bytes flow through a link.
@@ -73,6 +80,28 @@ type Proxy struct {
 	faults   []Fault
 	fired    []Fault
 	links    map[*link]bool
+	counts   []*counter // per link, in accept order since Start
+	watch    *watch     // nil when none is set
+}
+
+// counter is the bytes forwarded on one link, per direction.
+type counter [2]atomic.Int64
+
+// Count is the bytes forwarded on one link: Conn is its number in accept
+// order since Start (not since Arm).
+type Count struct {
+	Conn     int
+	ToServer int64
+	ToClient int64
+}
+
+// watch is a Watch call not yet struck: fn runs once sent reaches n.
+type watch struct {
+	dir  Direction
+	n    int64
+	sent int64
+	fn   func()
+	done bool
 }
 
 // Start listens on a free port of 127.0.0.1 and forwards to target (host:port).
@@ -108,6 +137,84 @@ func (p *Proxy) Fired() []Fault {
 	return append([]Fault(nil), p.fired...)
 }
 
+// Counts returns the bytes forwarded so far on every link accepted since
+// Start, in accept order (closed links included).
+func (p *Proxy) Counts() []Count {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Count, len(p.counts))
+	for i, c := range p.counts {
+		out[i] = Count{Conn: i, ToServer: c[ToServer].Load(), ToClient: c[ToClient].Load()}
+	}
+	return out
+}
+
+// Total is the bytes forwarded in dir over all links since Start.
+func (p *Proxy) Total(dir Direction) int64 {
+	var n int64
+	for _, c := range p.Counts() {
+		if dir == ToClient {
+			n += c.ToClient
+		} else {
+			n += c.ToServer
+		}
+	}
+	return n
+}
+
+// Watch calls fn once, when n more bytes (counted from this call, over all
+// links together) have been forwarded in dir. No link forwards a byte past
+// the n-th until fn has returned, so fn can stop the links (CutAll) or the
+// client at exactly that point; bytes already read from a socket are held,
+// not lost. A later Watch replaces one that has not struck; n <= 0 removes it.
+func (p *Proxy) Watch(dir Direction, n int64, fn func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.watch = nil
+	if n > 0 && fn != nil {
+		p.watch = &watch{dir: dir, n: n, fn: fn}
+	}
+}
+
+// CutAll applies action (Drop or Stall) to every open link.
+func (p *Proxy) CutAll(action Action) {
+	p.mu.Lock()
+	links := make([]*link, 0, len(p.links))
+	for l := range p.links {
+		links = append(links, l)
+	}
+	p.mu.Unlock()
+	for _, l := range links {
+		switch action {
+		case Drop:
+			l.close()
+		case Stall:
+			l.mu.Lock()
+			l.stalled = true
+			l.mu.Unlock()
+		}
+	}
+}
+
+// reserve returns how many of want bytes a link may forward in dir now,
+// counting them against the watch; fire is the watch's function when these
+// bytes reach its point (the caller runs it after writing them).
+func (p *Proxy) reserve(dir Direction, want int) (allowed int, fire func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := p.watch
+	if w == nil || w.done || w.dir != dir {
+		return want, nil
+	}
+	allowed = int(min(int64(want), w.n-w.sent))
+	w.sent += int64(allowed)
+	if w.sent >= w.n {
+		w.done = true
+		return allowed, w.fn
+	}
+	return allowed, nil
+}
+
 // Close stops listening and closes every link.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
@@ -140,6 +247,8 @@ func (p *Proxy) accept() {
 		}
 		n := p.accepted - p.base
 		p.accepted++
+		cnt := new(counter)
+		p.counts = append(p.counts, cnt)
 		var faults []Fault
 		for _, f := range p.faults {
 			if f.Conn == n {
@@ -148,7 +257,7 @@ func (p *Proxy) accept() {
 		}
 		p.mu.Unlock()
 		p.wg.Add(1)
-		go p.serve(c, faults)
+		go p.serve(c, faults, cnt)
 	}
 }
 
@@ -169,7 +278,7 @@ func (l *link) close() {
 	})
 }
 
-func (p *Proxy) serve(client net.Conn, faults []Fault) {
+func (p *Proxy) serve(client net.Conn, faults []Fault, cnt *counter) {
 	defer p.wg.Done()
 	server, err := net.Dial("tcp", p.target)
 	if err != nil {
@@ -193,8 +302,8 @@ func (p *Proxy) serve(client net.Conn, faults []Fault) {
 	}()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); p.pipe(l, server, client, ToServer, faults) }()
-	go func() { defer wg.Done(); p.pipe(l, client, server, ToClient, faults) }()
+	go func() { defer wg.Done(); p.pipe(l, server, client, ToServer, faults, &cnt[ToServer]) }()
+	go func() { defer wg.Done(); p.pipe(l, client, server, ToClient, faults, &cnt[ToClient]) }()
 	wg.Wait()
 }
 
@@ -202,7 +311,7 @@ func (p *Proxy) serve(client net.Conn, faults []Fault) {
 // stalled link it keeps reading and discards what it reads, so that a side
 // that gives up and closes still closes the whole link (the primary's
 // walsender then ends at once instead of at wal_sender_timeout).
-func (p *Proxy) pipe(l *link, dst, src net.Conn, dir Direction, faults []Fault) {
+func (p *Proxy) pipe(l *link, dst, src net.Conn, dir Direction, faults []Fault, count *atomic.Int64) {
 	var mine []*armed
 	for _, f := range faults {
 		if f.Dir == dir {
@@ -228,6 +337,14 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, dir Direction, faults []Fault) 
 					chunk, strike = data[:max(left, 0)], &a.Fault
 				}
 			}
+			var fire func()
+			if len(chunk) > 0 {
+				var allowed int
+				allowed, fire = p.reserve(dir, len(chunk))
+				if allowed < len(chunk) {
+					chunk, strike = chunk[:allowed], nil // the watch's point comes first
+				}
+			}
 			if strike != nil && strike.Action == Stall {
 				// Stalled before the last bytes go: the peer's answer to
 				// them must find the link stalled, not race back through.
@@ -239,7 +356,11 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, dir Direction, faults []Fault) 
 					return
 				}
 				sent += int64(len(chunk))
+				count.Add(int64(len(chunk)))
 				data = data[len(chunk):]
+			}
+			if fire != nil {
+				fire()
 			}
 			if strike != nil {
 				if strike.Action != Stall {

@@ -107,3 +107,68 @@ func TestProxy(t *testing.T) {
 		}
 	})
 }
+
+// TestCountsAndWatch: the proxy counts each link's bytes in both
+// directions, and a Watch over all links strikes at exactly its byte.
+func TestCountsAndWatch(t *testing.T) {
+	p, err := Start(echoServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	echo := func(c net.Conn, n int) {
+		t.Helper()
+		c.Write(bytes.Repeat([]byte("x"), n))
+		if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
+			t.Fatalf("echo of %d bytes: %v", n, err)
+		}
+	}
+	a, b := dial(t, p), dial(t, p)
+	echo(a, 1000)
+	echo(b, 3000)
+	echo(a, 500)
+	if got := p.Total(ToClient); got != 4500 {
+		t.Fatalf("Total(ToClient) = %d, want 4500", got)
+	}
+	if got := p.Total(ToServer); got != 4500 {
+		t.Fatalf("Total(ToServer) = %d, want 4500", got)
+	}
+	cs := p.Counts()
+	if len(cs) != 2 || cs[0].ToClient+cs[1].ToClient != 4500 || (cs[0].ToClient != 1500 && cs[0].ToClient != 3000) {
+		t.Fatalf("Counts = %+v, want links of 1500 and 3000 bytes each way", cs)
+	}
+
+	// 2000 more bytes to clients over both links, then every link stalls.
+	struck := make(chan int64, 1)
+	p.Watch(ToClient, 2000, func() {
+		p.CutAll(Stall)
+		struck <- p.Total(ToClient)
+	})
+	echo(a, 1500)
+	b.Write(bytes.Repeat([]byte("y"), 4000))
+	select {
+	case n := <-struck:
+		if n != 6500 {
+			t.Fatalf("the watch struck at %d bytes to clients, want 6500", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch did not strike")
+	}
+	b.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	got, _ := io.ReadAll(b)
+	if len(got) != 500 {
+		t.Fatalf("the second link delivered %d bytes, want the 500 up to the watch's point", len(got))
+	}
+	if n := p.Total(ToClient); n != 6500 {
+		t.Fatalf("after the stall %d bytes went to clients, want 6500", n)
+	}
+
+	// CutAll(Drop) closes the links: the client reads EOF.
+	c := dial(t, p)
+	echo(c, 10)
+	p.CutAll(Drop)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read after CutAll(Drop): %v, want EOF", err)
+	}
+}
