@@ -90,6 +90,8 @@ type contender struct {
 	setup func(dir string) error
 	argv  func(dir string) []string
 	env   []string
+	pgCmd bool                // argv runs one of the primary's PostgreSQL programs: run it as cred
+	cred  *syscall.Credential // with pgCmd: nil for a rootfs program (it starts as root and drops to postgres itself)
 }
 
 func runShape(ctx context.Context, cfg config, sh shape) (*results, error) {
@@ -149,7 +151,11 @@ func runShape(ctx context.Context, cfg config, sh shape) (*results, error) {
 					return nil, err
 				}
 			}
-			s, err := runAs(ctx, p.cred, c.env, c.argv(dir)...)
+			cred := p.cred
+			if c.pgCmd {
+				cred = c.cred
+			}
+			s, err := runAs(ctx, cred, c.env, c.argv(dir)...)
 			if err != nil {
 				return nil, err
 			}

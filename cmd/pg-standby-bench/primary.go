@@ -11,11 +11,17 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
-// primary is the throwaway PostgreSQL server every contender copies.
+// primary is the throwaway PostgreSQL server every contender copies, of
+// the version BENCH_PG names (testpg: the host's 15, or 17/18 by chroot
+// from their rootfs).
 type primary struct {
 	cfg     config
+	v       testpg.Version
+	conf    string // extra postgresql.conf lines
 	dir     string // work directory, reachable by postgres
 	data    string
 	port    int
@@ -26,7 +32,7 @@ type primary struct {
 }
 
 func newPrimary(cfg config) (*primary, error) {
-	p := &primary{cfg: cfg, uid: os.Geteuid(), gid: os.Getegid()}
+	p := &primary{cfg: cfg, v: cfg.pg, uid: os.Geteuid(), gid: os.Getegid()}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -52,9 +58,37 @@ func newPrimary(cfg config) (*primary, error) {
 	return p, nil
 }
 
+// pg runs one of the version's programs as the postgres user.
 func (p *primary) pg(ctx context.Context, prog string, args ...string) error {
-	_, err := runAs(ctx, p.cred, nil, append([]string{filepath.Join(p.cfg.bindir, prog)}, args...)...)
+	_, err := p.pgOut(ctx, prog, args...)
 	return err
+}
+
+// pgOut is pg returning the program's combined output.
+func (p *primary) pgOut(ctx context.Context, prog string, args ...string) (string, error) {
+	cmd, err := p.v.PGCommand(ctx, prog, args...)
+	if err != nil {
+		return "", fmt.Errorf("PostgreSQL %d %s: %w", p.v.Major, prog, err)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("PostgreSQL %d %s %s: %w\n%s", p.v.Major, prog, strings.Join(args, " "), err, tail(string(out)))
+	}
+	return string(out), nil
+}
+
+// pgArgv is the argv that runs the version's program prog as the postgres
+// user, and the credential to run that argv with: for a rootfs version the
+// argv starts as root (unshare, chroot) and drops to postgres itself.
+func (p *primary) pgArgv(ctx context.Context, prog string, args ...string) ([]string, *syscall.Credential, error) {
+	cmd, err := p.v.PGCommand(ctx, prog, args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("PostgreSQL %d %s: %w", p.v.Major, prog, err)
+	}
+	if p.v.Root != "" {
+		return cmd.Args, nil, nil
+	}
+	return cmd.Args, p.cred, nil
 }
 
 // start initdb's and starts the primary with enough WAL room for a bulk load.
@@ -70,7 +104,7 @@ max_wal_senders = 10
 shared_buffers = 256MB
 max_wal_size = 1GB
 checkpoint_timeout = 30min
-`, p.port, p.dir)
+`, p.port, p.dir) + p.conf
 	f, err := os.OpenFile(filepath.Join(p.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return err
@@ -93,19 +127,21 @@ checkpoint_timeout = 30min
 // load (re)creates the pgbench tables at scale and checkpoints, so WAL from
 // the load does not sit in pg_wal.
 func (p *primary) load(ctx context.Context, scale int) error {
-	if err := p.pg(ctx, "pgbench", "-h", p.dir, "-p", strconv.Itoa(p.port), "-i", "-q", "-s", strconv.Itoa(scale), "postgres"); err != nil {
+	if err := p.pg(ctx, "pgbench", "-h", p.dir, "-p", strconv.Itoa(p.port), "-U", "postgres", "-i", "-q", "-s", strconv.Itoa(scale), "postgres"); err != nil {
 		return err
 	}
 	return p.sql(ctx, "CHECKPOINT")
 }
 
 func (p *primary) sql(ctx context.Context, q string) error {
-	psql := filepath.Join(p.cfg.bindir, "psql")
-	if _, err := os.Stat(psql); err != nil {
-		psql = "psql"
-	}
-	_, err := runAs(ctx, p.cred, nil, psql, "-X", "-q", "-h", p.dir, "-p", strconv.Itoa(p.port), "-d", "postgres", "-c", q)
+	_, err := p.sqlOut(ctx, q)
 	return err
+}
+
+// sqlOut runs q with the version's psql and returns its output (rows
+// unaligned, notices included).
+func (p *primary) sqlOut(ctx context.Context, q string) (string, error) {
+	return p.pgOut(ctx, "psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", p.dir, "-p", strconv.Itoa(p.port), "-U", "postgres", "-d", "postgres", "-c", q)
 }
 
 func (p *primary) conninfo() string {
@@ -133,12 +169,16 @@ func size(dir string) int64 {
 }
 
 // prepareInstance makes a fresh minimal instance at dir.
-func (p *primary) prepareInstance(dir string) error {
+func (p *primary) prepareInstance(dir string) error { return p.prepareInstanceConn(dir, p.conninfo()) }
+
+// prepareInstanceConn makes a fresh minimal instance at dir whose
+// primary_conninfo is conninfo.
+func (p *primary) prepareInstanceConn(dir, conninfo string) error {
 	os.RemoveAll(dir)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
 	}
-	conf := "primary_conninfo = '" + strings.ReplaceAll(p.conninfo(), "'", "''") + "'\n"
+	conf := "primary_conninfo = '" + strings.ReplaceAll(conninfo, "'", "''") + "'\n"
 	if err := os.WriteFile(filepath.Join(dir, "postgresql.conf"), []byte(conf), 0o600); err != nil {
 		return err
 	}

@@ -1,0 +1,494 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pg-standby/pg-standby/internal/faultproxy"
+	"github.com/pg-standby/pg-standby/internal/instance"
+)
+
+// runScenarios runs the scenarios BENCH_SCENARIO asks for. The contenders
+// scenario keeps its JSON shape (one entry per shape); the retry and
+// resync scenarios add "retry/SHAPE" and "resync/SHAPE".
+func runScenarios(ctx context.Context, cfg config) (map[string]any, error) {
+	all := map[string]any{}
+	for _, sc := range cfg.scenarios {
+		switch sc {
+		case "contenders":
+			res, err := run(ctx, cfg)
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range res {
+				all[k] = v
+			}
+		case "retry", "resync":
+			for _, sh := range cfg.wireShapes {
+				r, err := wireScenario(ctx, cfg, sc, sh)
+				if err != nil {
+					return nil, fmt.Errorf("scenario %s, shape %s: %w", sc, sh.name, err)
+				}
+				all[sc+"/"+sh.name] = r
+			}
+		}
+	}
+	return all, nil
+}
+
+// wireResult is one retry or resync scenario on one shape: bytes the
+// primary sent (counted by a proxy in front of it, server to client, every
+// connection of the worker), wall times, and their ratios per repetition.
+type wireResult struct {
+	Scenario      string           `json:"scenario"`
+	Shape         string           `json:"shape"`
+	When          time.Time        `json:"when"`
+	Machine       string           `json:"machine"`
+	PG            int              `json:"pg_major"`
+	ServerVersion string           `json:"server_version"`
+	Commit        string           `json:"commit,omitempty"`
+	FreshFS       bool             `json:"fresh_filesystem_per_run"`
+	FSImageDir    string           `json:"fs_image_dir,omitempty"`
+	DatabaseBytes int64            `json:"database_bytes"`
+	LoadBefore    string           `json:"loadavg_before"`
+	LoadAfter     string           `json:"loadavg_after"`
+	Runs          []wireRun        `json:"runs"`
+	CutRuns       []wireRun        `json:"link_cut_runs,omitempty"`
+	Summary       map[string]stats `json:"summary"`
+	Targets       []target         `json:"targets"`
+	Notes         []string         `json:"notes,omitempty"`
+}
+
+// wireRun is one repetition. Base is the clean (retry) or full (resync)
+// run; Cut is the killed attempt, or the link cut, at CutAtBytes; After is
+// the rerun (retry), the bytes after the cut in the same process (link
+// cut), or resync + run (resync).
+type wireRun struct {
+	BaseBytes   int64   `json:"base_bytes"`
+	BaseWallS   float64 `json:"base_wall_s"`
+	CutAtBytes  int64   `json:"cut_at_bytes,omitempty"`
+	CutWallS    float64 `json:"cut_wall_s,omitempty"`
+	AfterBytes  int64   `json:"after_bytes"`
+	AfterWallS  float64 `json:"after_wall_s"`
+	ResyncWallS float64 `json:"resync_command_wall_s,omitempty"`
+	Reused      int64   `json:"bytes_reused_logged"`
+	Received    int64   `json:"bytes_received_logged"`
+	ByChanged   bool    `json:"by_changed_blocks"`
+	Changed     int64   `json:"changed_heap_blocks,omitempty"`
+	HeapBlocks  int64   `json:"heap_blocks,omitempty"`
+	BytesShare  float64 `json:"bytes_share"` // AfterBytes / BaseBytes
+	WallRatio   float64 `json:"wall_ratio"`  // retry: (CutWallS + AfterWallS) / BaseWallS; resync: (ResyncWallS + AfterWallS) / BaseWallS
+	Verified    bool    `json:"pg_verifybackup"`
+	// The bytes to the client on each connection of the base run and of
+	// the run after the interruption, in the order the proxy accepted
+	// them (the archive's, the WAL stream's, and any short ones).
+	BaseLinks  []int64 `json:"base_link_bytes"`
+	AfterLinks []int64 `json:"after_link_bytes"`
+}
+
+var reusedRe = regexp.MustCompile(`bytes_received=(\d+) bytes_reused=(\d+)`)
+
+// wire is a primary behind a counting proxy, and a fresh filesystem.
+type wire struct {
+	cfg   config
+	p     *primary
+	proxy *faultproxy.Proxy
+	ffs   *freshFS
+	out   string // where instances go
+	bin   string
+	links []int64 // of the last worker call
+}
+
+func (w *wire) conninfo() string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres sslmode=disable", w.proxy.Port)
+}
+
+// renew gives a new empty filesystem (when fresh filesystems are on) and a
+// minimal instance in it.
+func (w *wire) renew(ctx context.Context) (string, error) {
+	dir := filepath.Join(w.out, "x")
+	if w.ffs != nil {
+		if err := w.ffs.renew(ctx); err != nil {
+			return "", err
+		}
+	}
+	cleanDir(dir)
+	return dir, w.p.prepareInstanceConn(dir, w.conninfo())
+}
+
+// worker runs pg-standby with args as the primary's user and returns its
+// wall time, the bytes the proxy forwarded to clients meanwhile, and its
+// output; w.links is then the bytes of each connection it opened.
+func (w *wire) worker(ctx context.Context, args ...string) (float64, int64, string, error) {
+	before := w.proxy.Total(faultproxy.ToClient)
+	first := len(w.proxy.Counts())
+	s, err := runAs(ctx, w.p.cred, nil, append([]string{w.bin}, args...)...)
+	w.links = nil
+	for _, c := range w.proxy.Counts()[first:] {
+		w.links = append(w.links, c.ToClient)
+	}
+	return s.Wall, w.proxy.Total(faultproxy.ToClient) - before, s.Output, err
+}
+
+// verify runs pg_verifybackup of the primary's major on dir, ignoring the
+// configuration files the instance keeps (as the tests' oracle does).
+func (w *wire) verify(ctx context.Context, dir string) error {
+	var args []string
+	for _, f := range instance.ConfigFiles {
+		args = append(args, "-i", f)
+	}
+	out, err := w.p.v.Output(ctx, "pg_verifybackup", append(args, dir)...)
+	if err != nil {
+		return fmt.Errorf("PostgreSQL %d pg_verifybackup %s: %w", w.p.v.Major, dir, err)
+	}
+	if !strings.Contains(out, "backup successfully verified") {
+		return fmt.Errorf("PostgreSQL %d pg_verifybackup %s: %s", w.p.v.Major, dir, out)
+	}
+	return nil
+}
+
+func wireScenario(ctx context.Context, cfg config, scenario string, sh shape) (*wireResult, error) {
+	p, err := newPrimary(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	p.conf = "autovacuum = off\n" // nothing changes blocks behind the scenario's back
+	if p.v.Major >= 17 {
+		p.conf += "summarize_wal = on\n"
+	}
+	w := &wire{cfg: cfg, p: p, out: p.dir, bin: filepath.Join(p.dir, "pg-standby")}
+	if err := copyFile(cfg.binary, w.bin); err != nil {
+		return nil, fmt.Errorf("copy %s (make build first): %w", cfg.binary, err)
+	}
+	logf("%s, shape %s: PostgreSQL %d primary in %s on port %d", scenario, sh.name, p.v.Major, p.dir, p.port)
+	if err := p.start(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.loadShape(ctx, sh); err != nil {
+		return nil, err
+	}
+	if w.proxy, err = faultproxy.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))); err != nil {
+		return nil, err
+	}
+	defer w.proxy.Close()
+	r := &wireResult{Scenario: scenario, Shape: sh.name, When: time.Now().UTC(), PG: p.v.Major,
+		Machine: fmt.Sprintf("%d cores, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH),
+		FreshFS: cfg.freshFS, DatabaseBytes: size(p.data), Commit: gitCommit(), LoadBefore: loadavg()}
+	r.ServerVersion, _ = p.sqlOut(ctx, "SHOW server_version")
+	r.ServerVersion = strings.TrimSpace(r.ServerVersion)
+	if cfg.freshFS {
+		imgDir := p.dir
+		if cfg.fsDir != "" {
+			imgDir = cfg.fsDir
+		}
+		r.FSImageDir = imgDir
+		w.ffs = newFreshFS(imgDir, p.dir, max(4<<30, 3*r.DatabaseBytes), p.uid, p.gid, cfg.loopDirectIO)
+		defer w.ffs.close()
+		w.out = w.ffs.mnt
+	}
+	for i := range cfg.wireRuns {
+		if scenario == "retry" {
+			x, err := w.retryOnce(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("repetition %d: %w", i+1, err)
+			}
+			r.Runs = append(r.Runs, x)
+			c, err := w.cutOnce(ctx, x)
+			if err != nil {
+				return nil, fmt.Errorf("repetition %d, link cut: %w", i+1, err)
+			}
+			r.CutRuns = append(r.CutRuns, c)
+		} else {
+			x, err := w.resyncOnce(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("repetition %d: %w", i+1, err)
+			}
+			r.Runs = append(r.Runs, x)
+		}
+	}
+	cleanDir(filepath.Join(w.out, "x"))
+	r.LoadAfter = loadavg()
+	r.judge()
+	r.print()
+	return r, nil
+}
+
+// retryOnce: a clean run, then a run SIGKILLed once the proxy forwarded
+// half the clean run's bytes, then a rerun on the same directory.
+func (w *wire) retryOnce(ctx context.Context) (wireRun, error) {
+	var x wireRun
+	dir, err := w.renew(ctx)
+	if err != nil {
+		return x, err
+	}
+	if x.BaseWallS, x.BaseBytes, _, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
+		return x, err
+	}
+	x.BaseLinks = w.links
+	if err := w.verify(ctx, dir); err != nil {
+		return x, fmt.Errorf("clean run: %w", err)
+	}
+	logf("retry: clean run %.2f s, %d bytes on the wire %v", x.BaseWallS, x.BaseBytes, x.BaseLinks)
+	if dir, err = w.renew(ctx); err != nil {
+		return x, err
+	}
+	x.CutAtBytes = x.BaseBytes / 2
+	cmd := exec.CommandContext(ctx, w.bin, "run", "--pgdata", dir, "--checkpoint", "fast")
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if w.p.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: w.p.cred}
+	}
+	var proc atomic.Pointer[os.Process]
+	var killed atomic.Bool
+	w.proxy.Watch(faultproxy.ToClient, x.CutAtBytes, func() {
+		// Nothing more goes to the worker: the kill lands at this byte.
+		w.proxy.CutAll(faultproxy.Stall)
+		if pr := proc.Load(); pr != nil {
+			killed.Store(true)
+			pr.Kill()
+		}
+	})
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return x, err
+	}
+	proc.Store(cmd.Process)
+	werr := cmd.Wait()
+	x.CutWallS = time.Since(t0).Seconds()
+	w.proxy.Watch(faultproxy.ToClient, 0, nil)
+	if !killed.Load() {
+		return x, fmt.Errorf("the attempt to kill ended before the proxy forwarded %d bytes (%v)\n%s", x.CutAtBytes, werr, tail(buf.String()))
+	}
+	var out string
+	if x.AfterWallS, x.AfterBytes, out, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
+		return x, fmt.Errorf("rerun after the kill: %w", err)
+	}
+	x.AfterLinks = w.links
+	x.parseLog(out)
+	if err := w.verify(ctx, dir); err != nil {
+		return x, fmt.Errorf("rerun after the kill: %w", err)
+	}
+	x.Verified = true
+	x.BytesShare = float64(x.AfterBytes) / float64(x.BaseBytes)
+	x.WallRatio = (x.CutWallS + x.AfterWallS) / x.BaseWallS
+	logf("retry: killed at %d bytes after %.2f s; rerun %.2f s, %d bytes %v (%.3f of clean), by changed blocks: %v (reused %d); total/clean %.3f",
+		x.CutAtBytes, x.CutWallS, x.AfterWallS, x.AfterBytes, x.AfterLinks, x.BytesShare, x.ByChanged, x.Reused, x.WallRatio)
+	return x, nil
+}
+
+// cutOnce: one run whose links the proxy drops at half the clean run's
+// bytes; the same process retries (after the worker's in-process backoff).
+// The clean run is the retry repetition's.
+func (w *wire) cutOnce(ctx context.Context, clean wireRun) (wireRun, error) {
+	x := wireRun{BaseBytes: clean.BaseBytes, BaseWallS: clean.BaseWallS, CutAtBytes: clean.BaseBytes / 2}
+	dir, err := w.renew(ctx)
+	if err != nil {
+		return x, err
+	}
+	var cut atomic.Int64
+	t0 := time.Now()
+	w.proxy.Watch(faultproxy.ToClient, x.CutAtBytes, func() {
+		w.proxy.CutAll(faultproxy.Drop)
+		cut.Store(int64(time.Since(t0)))
+	})
+	wall, n, out, err := w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast")
+	w.proxy.Watch(faultproxy.ToClient, 0, nil)
+	if err != nil {
+		return x, err
+	}
+	x.AfterLinks = w.links
+	if cut.Load() == 0 {
+		return x, fmt.Errorf("the run ended before the proxy forwarded %d bytes", x.CutAtBytes)
+	}
+	x.parseLog(out)
+	if err := w.verify(ctx, dir); err != nil {
+		return x, fmt.Errorf("run with a link cut: %w", err)
+	}
+	x.Verified = true
+	x.CutWallS = time.Duration(cut.Load()).Seconds()
+	x.AfterWallS = wall - x.CutWallS
+	x.AfterBytes = n - x.CutAtBytes
+	x.BytesShare = float64(x.AfterBytes) / float64(x.BaseBytes)
+	x.WallRatio = wall / x.BaseWallS
+	logf("retry, link cut: cut at %d bytes after %.2f s; the same process finished %.2f s later with %d more bytes %v (%.3f of clean), by changed blocks: %v (reused %d)",
+		x.CutAtBytes, x.CutWallS, x.AfterWallS, x.AfterBytes, x.AfterLinks, x.BytesShare, x.ByChanged, x.Reused)
+	return x, nil
+}
+
+// resyncOnce: a full run, the standby started and stopped (resync wants a
+// cleanly stopped standby), one row in every 20th heap block updated on the
+// primary, pg-standby resync, then a run.
+func (w *wire) resyncOnce(ctx context.Context) (wireRun, error) {
+	var x wireRun
+	dir, err := w.renew(ctx)
+	if err != nil {
+		return x, err
+	}
+	if x.BaseWallS, x.BaseBytes, _, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
+		return x, err
+	}
+	x.BaseLinks = w.links
+	if err := w.verify(ctx, dir); err != nil {
+		return x, fmt.Errorf("full run: %w", err)
+	}
+	logf("resync: full run %.2f s, %d bytes on the wire %v", x.BaseWallS, x.BaseBytes, x.BaseLinks)
+	if err := w.startStopStandby(ctx, dir); err != nil {
+		return x, err
+	}
+	if x.Changed, x.HeapBlocks, err = w.p.changeBlocks(ctx, 20); err != nil {
+		return x, err
+	}
+	var n1, n2 int64
+	var out string
+	if x.ResyncWallS, n1, out, err = w.worker(ctx, "resync", "--pgdata", dir); err != nil {
+		return x, fmt.Errorf("pg-standby resync: %w", err)
+	}
+	resyncLinks := w.links
+	if x.AfterWallS, n2, out, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
+		return x, fmt.Errorf("run after resync: %w", err)
+	}
+	x.AfterLinks = append(resyncLinks, w.links...)
+	x.parseLog(out)
+	if err := w.verify(ctx, dir); err != nil {
+		return x, fmt.Errorf("run after resync: %w", err)
+	}
+	x.Verified = true
+	x.AfterBytes = n1 + n2
+	x.BytesShare = float64(x.AfterBytes) / float64(x.BaseBytes)
+	x.WallRatio = (x.ResyncWallS + x.AfterWallS) / x.BaseWallS
+	logf("resync: %d of %d heap blocks changed; resync %.2f s + run %.2f s, %d bytes %v (%.3f of full), by changed blocks: %v (reused %d); (resync+run)/full %.3f",
+		x.Changed, x.HeapBlocks, x.ResyncWallS, x.AfterWallS, x.AfterBytes, x.AfterLinks, x.BytesShare, x.ByChanged, x.Reused, x.WallRatio)
+	return x, nil
+}
+
+// startStopStandby starts postgres on dir as a standby (unix socket only,
+// its own port), waits until it accepts connections, and stops it fast.
+func (w *wire) startStopStandby(ctx context.Context, dir string) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	log := filepath.Join(w.p.dir, "standby.log")
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=''", port, w.p.dir)
+	if err := w.p.pg(ctx, "pg_ctl", "-D", dir, "-l", log, "-o", opts, "-w", "-t", "300", "start"); err != nil {
+		b, _ := os.ReadFile(log)
+		return fmt.Errorf("start the standby: %w\n%s", err, tail(string(b)))
+	}
+	if err := w.p.pg(ctx, "pg_ctl", "-D", dir, "-m", "fast", "-w", "-t", "300", "stop"); err != nil {
+		return fmt.Errorf("stop the standby: %w", err)
+	}
+	return nil
+}
+
+func (x *wireRun) parseLog(out string) {
+	x.ByChanged = strings.Contains(out, "resuming: ")
+	if m := reusedRe.FindStringSubmatch(out); m != nil {
+		x.Received, _ = strconv.ParseInt(m[1], 10, 64)
+		x.Reused, _ = strconv.ParseInt(m[2], 10, 64)
+	}
+}
+
+func (r *wireResult) judge() {
+	add := func(name string, v, limit float64) {
+		r.Targets = append(r.Targets, target{Name: name, Value: v, Limit: limit, Pass: v <= limit})
+	}
+	r.Summary = map[string]stats{}
+	get := func(runs []wireRun, f func(wireRun) float64) stats {
+		var xs []float64
+		for _, x := range runs {
+			xs = append(xs, f(x))
+		}
+		return summarize(xs)
+	}
+	share := func(x wireRun) float64 { return x.BytesShare }
+	ratio := func(x wireRun) float64 { return x.WallRatio }
+	r.Summary["base_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.BaseWallS })
+	r.Summary["base_mb"] = get(r.Runs, func(x wireRun) float64 { return float64(x.BaseBytes) / 1e6 })
+	r.Summary["after_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.AfterWallS })
+	r.Summary["after_mb"] = get(r.Runs, func(x wireRun) float64 { return float64(x.AfterBytes) / 1e6 })
+	r.Summary["bytes_share"] = get(r.Runs, share)
+	r.Summary["wall_ratio"] = get(r.Runs, ratio)
+	for _, x := range r.Runs {
+		if !x.ByChanged {
+			r.Notes = append(r.Notes, "a run after the interruption did not resume by changed blocks (no \"resuming:\" in its log): it took a full backup over the directory")
+			break
+		}
+	}
+	if r.Scenario == "retry" {
+		r.Summary["killed_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.CutWallS })
+		r.Summary["cut_bytes_share"] = get(r.CutRuns, share)
+		r.Summary["cut_wall_ratio"] = get(r.CutRuns, ratio)
+		add("retry received / clean (median)", r.Summary["bytes_share"].Median, 0.55)
+		add("killed + retry wall / clean (median)", r.Summary["wall_ratio"].Median, 1.2)
+		return
+	}
+	r.Summary["resync_command_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.ResyncWallS })
+	r.Summary["changed_share"] = get(r.Runs, func(x wireRun) float64 { return float64(x.Changed) / float64(max(x.HeapBlocks, 1)) })
+	add("resync received / full (median)", r.Summary["bytes_share"].Median, 0.15)
+	add("resync + run wall / full (median)", r.Summary["wall_ratio"].Median, 0.3)
+}
+
+func (r *wireResult) print() {
+	fmt.Printf("\npg-standby %s scenario, shape %s: PostgreSQL %s, database %.2f GiB, %s, %d repetitions, fresh filesystem per run: %v (image in %s), commit %s\n",
+		r.Scenario, r.Shape, r.ServerVersion, float64(r.DatabaseBytes)/(1<<30), r.Machine, len(r.Runs), r.FreshFS, r.FSImageDir, r.Commit)
+	fmt.Printf("load average before: %s; after: %s\n\n", r.LoadBefore, r.LoadAfter)
+	keys := []string{"base_mb", "base_wall_s", "after_mb", "after_wall_s", "bytes_share", "wall_ratio"}
+	if r.Scenario == "retry" {
+		keys = append(keys, "killed_wall_s", "cut_bytes_share", "cut_wall_ratio")
+	} else {
+		keys = append(keys, "resync_command_wall_s", "changed_share")
+	}
+	for _, k := range keys {
+		s := r.Summary[k]
+		fmt.Printf("%-24s min %9.3f  median %9.3f  max %9.3f\n", k, s.Min, s.Median, s.Max)
+	}
+	for _, n := range r.Notes {
+		fmt.Println("note:", n)
+	}
+	fmt.Println("\ntargets (issue 15):")
+	for _, t := range r.Targets {
+		mark := "PASS"
+		if !t.Pass {
+			mark = "MISS"
+		}
+		fmt.Printf("  %s %-40s %.3f (limit %.2f)\n", mark, t.Name, t.Value, t.Limit)
+	}
+}
+
+// loadavg is /proc/loadavg's three load averages.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// gitCommit is the commit of the working directory's repository, if any.
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
