@@ -82,25 +82,24 @@ END LOOP; END $$`, from, to)
 	return p.sql(ctx, "CHECKPOINT")
 }
 
-// changeBlocks updates one row in every n-th heap block of the public
+// changeBlocks updates one live row in every n-th heap block of the public
 // tables, counting blocks over all tables in oid order (so small tables
 // change one in n too), keeping every value: on the quiet shape's
 // fillfactor 90 the new version stays on its page (a HOT update), so about
-// 1/n of the heap blocks change. It returns the blocks changed and the heap
-// blocks in all.
+// 1/n of the heap blocks change, the same ones each time. It returns the
+// rows updated and the heap blocks in all.
 func (p *primary) changeBlocks(ctx context.Context, n int) (changed, total int64, err error) {
-	q := fmt.Sprintf(`DO $$ DECLARE r record; seen bigint := 0; done bigint := 0; blocks bigint; first bigint; col text; k bigint; BEGIN
+	q := fmt.Sprintf(`DO $$ DECLARE r record; seen bigint := 0; done bigint := 0; blocks bigint; col text; k bigint; BEGIN
 FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
 	WHERE s.nspname = 'public' AND c.relkind = 'r' ORDER BY c.oid LOOP
   blocks := pg_relation_size(r.rel) / 8192;
   SELECT quote_ident(attname) INTO col FROM pg_attribute WHERE attrelid = r.rel AND attnum = 1;
-  first := (%[1]d - seen %% %[1]d) %% %[1]d;
-  IF first < blocks THEN
-    EXECUTE format('UPDATE %%s SET %%s = %%s WHERE ctid = ANY ($1)', r.rel, col, col)
-      USING ARRAY(SELECT format('(%%s,1)', g)::tid FROM generate_series(first, blocks - 1, %[1]d) g);
+  FOR b IN (%[1]d - seen %% %[1]d) %% %[1]d .. blocks - 1 BY %[1]d LOOP
+    EXECUTE format('UPDATE %%s SET %%s = %%s WHERE ctid = (SELECT ctid FROM %%s WHERE ctid >= $1 AND ctid < $2 LIMIT 1)', r.rel, col, col, r.rel)
+      USING format('(%%s,0)', b)::tid, format('(%%s,0)', b + 1)::tid;
     GET DIAGNOSTICS k = ROW_COUNT;
     done := done + k;
-  END IF;
+  END LOOP;
   seen := seen + blocks;
 END LOOP;
 RAISE NOTICE 'changed %% of %% heap blocks', done, seen;

@@ -35,14 +35,25 @@ func runScenarios(ctx context.Context, cfg config) (map[string]any, error) {
 			for k, v := range res {
 				all[k] = v
 			}
-		case "retry", "resync":
-			for _, sh := range cfg.wireShapes {
-				r, err := wireScenario(ctx, cfg, sc, sh)
-				if err != nil {
-					return nil, fmt.Errorf("scenario %s, shape %s: %w", sc, sh.name, err)
-				}
-				all[sc+"/"+sh.name] = r
-			}
+		}
+	}
+	// retry and resync share a primary per shape (loading it is the slow part).
+	var wires []string
+	for _, sc := range cfg.scenarios {
+		if sc == "retry" || sc == "resync" {
+			wires = append(wires, sc)
+		}
+	}
+	if len(wires) == 0 {
+		return all, nil
+	}
+	for _, sh := range cfg.wireShapes {
+		rs, err := wireScenarios(ctx, cfg, wires, sh)
+		if err != nil {
+			return nil, fmt.Errorf("shape %s: %w", sh.name, err)
+		}
+		for _, r := range rs {
+			all[r.Scenario+"/"+sh.name] = r
 		}
 	}
 	return all, nil
@@ -159,7 +170,8 @@ func (w *wire) verify(ctx context.Context, dir string) error {
 	return nil
 }
 
-func wireScenario(ctx context.Context, cfg config, scenario string, sh shape) (*wireResult, error) {
+// wireScenarios runs the scenarios (retry, resync) on one primary of shape sh.
+func wireScenarios(ctx context.Context, cfg config, scenarios []string, sh shape) ([]*wireResult, error) {
 	p, err := newPrimary(cfg)
 	if err != nil {
 		return nil, err
@@ -173,7 +185,7 @@ func wireScenario(ctx context.Context, cfg config, scenario string, sh shape) (*
 	if err := copyFile(cfg.binary, w.bin); err != nil {
 		return nil, fmt.Errorf("copy %s (make build first): %w", cfg.binary, err)
 	}
-	logf("%s, shape %s: PostgreSQL %d primary in %s on port %d", scenario, sh.name, p.v.Major, p.dir, p.port)
+	logf("%s, shape %s: PostgreSQL %d primary in %s on port %d", strings.Join(scenarios, ", "), sh.name, p.v.Major, p.dir, p.port)
 	if err := p.start(ctx); err != nil {
 		return nil, err
 	}
@@ -184,37 +196,49 @@ func wireScenario(ctx context.Context, cfg config, scenario string, sh shape) (*
 		return nil, err
 	}
 	defer w.proxy.Close()
-	r := &wireResult{Scenario: scenario, Shape: sh.name, When: time.Now().UTC(), PG: p.v.Major,
-		Machine: fmt.Sprintf("%d cores, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH),
-		FreshFS: cfg.freshFS, DatabaseBytes: size(p.data), Commit: gitCommit(), LoadBefore: loadavg()}
-	r.ServerVersion, _ = p.sqlOut(ctx, "SHOW server_version")
-	r.ServerVersion = strings.TrimSpace(r.ServerVersion)
+	dbBytes := size(p.data)
+	version, _ := p.sqlOut(ctx, "SHOW server_version")
+	imgDir := ""
 	if cfg.freshFS {
-		imgDir := p.dir
+		imgDir = p.dir
 		if cfg.fsDir != "" {
 			imgDir = cfg.fsDir
 		}
-		r.FSImageDir = imgDir
-		w.ffs = newFreshFS(imgDir, p.dir, max(4<<30, 3*r.DatabaseBytes), p.uid, p.gid, cfg.loopDirectIO)
+		w.ffs = newFreshFS(imgDir, p.dir, max(4<<30, 3*dbBytes), p.uid, p.gid, cfg.loopDirectIO)
 		defer w.ffs.close()
 		w.out = w.ffs.mnt
 	}
-	for i := range cfg.wireRuns {
-		if scenario == "retry" {
+	var rs []*wireResult
+	for _, scenario := range scenarios {
+		r := &wireResult{Scenario: scenario, Shape: sh.name, When: time.Now().UTC(), PG: p.v.Major,
+			Machine: fmt.Sprintf("%d cores, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH), ServerVersion: strings.TrimSpace(version),
+			FreshFS: cfg.freshFS, FSImageDir: imgDir, DatabaseBytes: dbBytes, Commit: gitCommit(), LoadBefore: loadavg()}
+		if err := w.scenario(ctx, r); err != nil {
+			return nil, fmt.Errorf("scenario %s: %w", scenario, err)
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
+}
+
+// scenario runs r.Scenario's repetitions and fills r.
+func (w *wire) scenario(ctx context.Context, r *wireResult) error {
+	for i := range w.cfg.wireRuns {
+		if r.Scenario == "retry" {
 			x, err := w.retryOnce(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("repetition %d: %w", i+1, err)
+				return fmt.Errorf("repetition %d: %w", i+1, err)
 			}
 			r.Runs = append(r.Runs, x)
 			c, err := w.cutOnce(ctx, x)
 			if err != nil {
-				return nil, fmt.Errorf("repetition %d, link cut: %w", i+1, err)
+				return fmt.Errorf("repetition %d, link cut: %w", i+1, err)
 			}
 			r.CutRuns = append(r.CutRuns, c)
 		} else {
 			x, err := w.resyncOnce(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("repetition %d: %w", i+1, err)
+				return fmt.Errorf("repetition %d: %w", i+1, err)
 			}
 			r.Runs = append(r.Runs, x)
 		}
@@ -223,7 +247,7 @@ func wireScenario(ctx context.Context, cfg config, scenario string, sh shape) (*
 	r.LoadAfter = loadavg()
 	r.judge()
 	r.print()
-	return r, nil
+	return nil
 }
 
 // retryOnce: a clean run, then a run SIGKILLed once the proxy forwarded
