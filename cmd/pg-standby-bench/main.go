@@ -27,6 +27,7 @@ func main() {
 	pgMajor := flag.Int("pg", envInt("BENCH_PG", 15), "the primary's PostgreSQL major: 15 (the host's), 17 or 18 (from testpg's rootfs)")
 	scenarioList := flag.String("scenario", envStr("BENCH_SCENARIO", "contenders"), "contenders, retry, resync, a comma list, or all")
 	flag.IntVar(&cfg.wireRuns, "wire-runs", envInt("BENCH_WIRE_RUNS", 3), "repetitions of the retry and resync scenarios")
+	flag.StringVar(&cfg.logDir, "log-dir", envStr("BENCH_LOG_DIR", ""), "keep every retry/resync worker's output here (one file per run)")
 	flag.IntVar(&cfg.quietTables, "quiet-tables", envInt("BENCH_QUIET_TABLES", 16), "tables of the quiet shape")
 	flag.IntVar(&cfg.quietMB, "quiet-mb", envInt("BENCH_QUIET_MB", 16), "MB of each quiet table")
 	flag.StringVar(&cfg.out, "json", "bench-results.json", "where to write the results")
@@ -91,7 +92,7 @@ type config struct {
 	binary, out                     string
 	skipScaling, freshFS            bool
 	loopDirectIO                    bool
-	fsDir                           string
+	fsDir, logDir                   string
 	pg                              testpg.Version
 	scenarios                       []string
 	shapes                          []shape // of the contenders scenario

@@ -120,6 +120,9 @@ type wire struct {
 	out   string // where instances go
 	bin   string
 	links []int64 // of the last worker call
+
+	scenario, shape string // for the kept logs' names
+	logs            int
 }
 
 func (w *wire) conninfo() string {
@@ -146,11 +149,24 @@ func (w *wire) worker(ctx context.Context, args ...string) (float64, int64, stri
 	before := w.proxy.Total(faultproxy.ToClient)
 	first := len(w.proxy.Counts())
 	s, err := runAs(ctx, w.p.cred, nil, append([]string{w.bin}, args...)...)
+	w.keepLog(args[0], s.Output)
 	w.links = nil
 	for _, c := range w.proxy.Counts()[first:] {
 		w.links = append(w.links, c.ToClient)
 	}
 	return s.Wall, w.proxy.Total(faultproxy.ToClient) - before, s.Output, err
+}
+
+// keepLog writes a worker's output to BENCH_LOG_DIR, numbered in order.
+func (w *wire) keepLog(what, out string) {
+	if w.cfg.logDir == "" {
+		return
+	}
+	w.logs++
+	name := fmt.Sprintf("%s-%s-%03d-%s.log", w.scenario, w.shape, w.logs, what)
+	if err := os.WriteFile(filepath.Join(w.cfg.logDir, name), []byte(out), 0o644); err != nil {
+		logf("keep the worker's log: %v", err)
+	}
 }
 
 // verify runs pg_verifybackup of the primary's major on dir, ignoring the
@@ -181,7 +197,7 @@ func wireScenarios(ctx context.Context, cfg config, scenarios []string, sh shape
 	if p.v.Major >= 17 {
 		p.conf += "summarize_wal = on\n"
 	}
-	w := &wire{cfg: cfg, p: p, out: p.dir, bin: filepath.Join(p.dir, "pg-standby")}
+	w := &wire{cfg: cfg, p: p, out: p.dir, bin: filepath.Join(p.dir, "pg-standby"), shape: sh.name}
 	if err := copyFile(cfg.binary, w.bin); err != nil {
 		return nil, fmt.Errorf("copy %s (make build first): %w", cfg.binary, err)
 	}
@@ -213,7 +229,8 @@ func wireScenarios(ctx context.Context, cfg config, scenarios []string, sh shape
 		r := &wireResult{Scenario: scenario, Shape: sh.name, When: time.Now().UTC(), PG: p.v.Major,
 			Machine: fmt.Sprintf("%d cores, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH), ServerVersion: strings.TrimSpace(version),
 			FreshFS: cfg.freshFS, FSImageDir: imgDir, DatabaseBytes: dbBytes, Commit: gitCommit(), LoadBefore: loadavg()}
-		if err := w.scenario(ctx, r); err != nil {
+		w.scenario = scenario
+		if err := w.run(ctx, r); err != nil {
 			return nil, fmt.Errorf("scenario %s: %w", scenario, err)
 		}
 		rs = append(rs, r)
@@ -221,8 +238,8 @@ func wireScenarios(ctx context.Context, cfg config, scenarios []string, sh shape
 	return rs, nil
 }
 
-// scenario runs r.Scenario's repetitions and fills r.
-func (w *wire) scenario(ctx context.Context, r *wireResult) error {
+// run runs r.Scenario's repetitions and fills r.
+func (w *wire) run(ctx context.Context, r *wireResult) error {
 	for i := range w.cfg.wireRuns {
 		if r.Scenario == "retry" {
 			x, err := w.retryOnce(ctx)
@@ -293,6 +310,7 @@ func (w *wire) retryOnce(ctx context.Context) (wireRun, error) {
 	proc.Store(cmd.Process)
 	werr := cmd.Wait()
 	x.CutWallS = time.Since(t0).Seconds()
+	w.keepLog("run-killed", buf.String())
 	w.proxy.Watch(faultproxy.ToClient, 0, nil)
 	if !killed.Load() {
 		return x, fmt.Errorf("the attempt to kill ended before the proxy forwarded %d bytes (%v)\n%s", x.CutAtBytes, werr, tail(buf.String()))
