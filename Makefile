@@ -110,6 +110,9 @@ FORCE:
 # a table per shape on stdout, bench-results.json beside it. Every run writes
 # to a new loop-mounted ext4, which needs root (BENCH_FRESH_FS=0 to skip; postgres
 # runs as the postgres user). All three shapes take about 40 minutes on 2 cores.
+# BENCH_PG=15|17|18 picks the primary's major, BENCH_SCENARIO=contenders|retry|
+# resync|all (default contenders, the above) adds issue 15's resume and resync
+# figures, bytes counted on the wire by a proxy: see docs/bench.md.
 bench: build
 	$(GO) run ./cmd/pg-standby-bench -pg-standby $(BIN) -json bench-results.json
 

@@ -85,13 +85,14 @@ func run(ctx context.Context, cfg config) (map[string]*results, error) {
 
 // contender is one command measured in every round.
 type contender struct {
-	name  string
-	dir   string // where it writes on the fresh filesystem; "" for none
-	setup func(dir string) error
-	argv  func(dir string) []string
-	env   []string
-	pgCmd bool                // argv runs one of the primary's PostgreSQL programs: run it as cred
-	cred  *syscall.Credential // with pgCmd: nil for a rootfs program (it starts as root and drops to postgres itself)
+	name   string
+	dir    string // where it writes on the fresh filesystem; "" for none
+	setup  func(dir string) error
+	argv   func(dir string) []string
+	env    []string
+	verify bool                // pg_verifybackup checks the result (pg-standby's runs)
+	pgCmd  bool                // argv runs one of the primary's PostgreSQL programs: run it as cred
+	cred   *syscall.Credential // with pgCmd: nil for a rootfs program (it starts as root and drops to postgres itself)
 }
 
 func runShape(ctx context.Context, cfg config, sh shape) (*results, error) {
@@ -163,6 +164,12 @@ func runShape(ctx context.Context, cfg config, sh shape) (*results, error) {
 				w, _ := strconv.ParseInt(m[1], 10, 64)
 				u, _ := strconv.ParseInt(m[2], 10, 64)
 				s.Bytes = w + u
+			}
+			if c.verify {
+				// Outside the run's time: a result that does not verify is not counted.
+				if err := p.verify(ctx, dir); err != nil {
+					return nil, fmt.Errorf("%s run %d: %w", c.name, i, err)
+				}
 			}
 			logf("%-28s run %d: %.2f s wall, %.2f s cpu, %.1f MiB peak", c.name, i, s.Wall, s.CPU, s.PeakRSS)
 			if i > 0 {
@@ -268,6 +275,9 @@ func retryScenario(ctx context.Context, p *primary, bin, dir string, r *results)
 	if err != nil {
 		return nil, err
 	}
+	if err := p.verify(ctx, dir); err != nil {
+		return nil, fmt.Errorf("retry: %w", err)
+	}
 	res := &retryResult{KilledAtBytes: at, FirstAttemptS: first, RetryS: s.Wall, CleanS: r.Summary["A pg-standby"]["wall_s"].Median,
 		ReceiveS: r.Summary["R receive only"]["wall_s"].Median}
 	if m := writtenRe.FindStringSubmatch(s.Output); m != nil {
@@ -311,6 +321,9 @@ func scalingScenario(ctx context.Context, cfg config, bin string, r *results) (*
 		s, err := runAs(ctx, p.cred, nil, bin, "run", "--pgdata", dir, "--checkpoint", "fast")
 		if err != nil {
 			return nil, err
+		}
+		if err := p.verify(ctx, dir); err != nil {
+			return nil, fmt.Errorf("scaling: %w", err)
 		}
 		if i > 0 {
 			runs = append(runs, s)

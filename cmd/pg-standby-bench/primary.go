@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
@@ -192,3 +193,21 @@ func (p *primary) prepareInstanceConn(dir, conninfo string) error {
 }
 
 func cleanDir(dir string) { exec.Command("rm", "-rf", dir).Run() }
+
+// verify runs pg_verifybackup of the primary's major on dir, ignoring the
+// configuration files the instance keeps (as the tests' oracle does): a
+// result that fails is never counted.
+func (p *primary) verify(ctx context.Context, dir string) error {
+	var args []string
+	for _, f := range instance.ConfigFiles {
+		args = append(args, "-i", f)
+	}
+	out, err := p.v.Output(ctx, "pg_verifybackup", append(args, dir)...)
+	if err != nil {
+		return fmt.Errorf("PostgreSQL %d pg_verifybackup %s: %w", p.v.Major, dir, err)
+	}
+	if !strings.Contains(out, "backup successfully verified") {
+		return fmt.Errorf("PostgreSQL %d pg_verifybackup %s: %s", p.v.Major, dir, out)
+	}
+	return nil
+}

@@ -144,7 +144,7 @@ func (p *primary) contenders(bin, notifyPath string, all bool, backupBytes *int6
 	}
 	_, pgCred, _ := p.pgArgv(context.Background(), "pg_basebackup")
 	cs := []contender{
-		{name: "A pg-standby", dir: "x", setup: instance, argv: pgs()},
+		{name: "A pg-standby", dir: "x", setup: instance, argv: pgs(), verify: true},
 		{name: "B pg_basebackup", dir: "x", setup: none, pgCmd: true, cred: pgCred, argv: func(dir string) []string {
 			return basebackup("-D", dir, "-Fp", "-Xstream", "-c", "fast")
 		}},
@@ -170,9 +170,9 @@ func (p *primary) contenders(bin, notifyPath string, all bool, backupBytes *int6
 	}
 	// A+ next to A, so the pair shares the machine's state: the plumbing's
 	// cost is far below this machine's run-to-run noise.
-	aplus := contender{name: "A+ pg-standby, sd_notify on", dir: "x", setup: instance, argv: pgs(), env: []string{"NOTIFY_SOCKET=" + notifyPath}}
+	aplus := contender{name: "A+ pg-standby, sd_notify on", dir: "x", setup: instance, argv: pgs(), env: []string{"NOTIFY_SOCKET=" + notifyPath}, verify: true}
 	// Server-side lz4, the option for slow links, measured on loopback.
-	az := contender{name: "Az pg-standby --compress lz4", dir: "x", setup: instance, argv: pgs("--compress", "lz4")}
+	az := contender{name: "Az pg-standby --compress lz4", dir: "x", setup: instance, argv: pgs("--compress", "lz4"), verify: true}
 	return append([]contender{cs[0], aplus}, append(cs[1:], az)...)
 }
 

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/pg-standby/pg-standby/internal/faultproxy"
-	"github.com/pg-standby/pg-standby/internal/instance"
 )
 
 // runScenarios runs the scenarios BENCH_SCENARIO asks for. The contenders
@@ -169,22 +168,7 @@ func (w *wire) keepLog(what, out string) {
 	}
 }
 
-// verify runs pg_verifybackup of the primary's major on dir, ignoring the
-// configuration files the instance keeps (as the tests' oracle does).
-func (w *wire) verify(ctx context.Context, dir string) error {
-	var args []string
-	for _, f := range instance.ConfigFiles {
-		args = append(args, "-i", f)
-	}
-	out, err := w.p.v.Output(ctx, "pg_verifybackup", append(args, dir)...)
-	if err != nil {
-		return fmt.Errorf("PostgreSQL %d pg_verifybackup %s: %w", w.p.v.Major, dir, err)
-	}
-	if !strings.Contains(out, "backup successfully verified") {
-		return fmt.Errorf("PostgreSQL %d pg_verifybackup %s: %s", w.p.v.Major, dir, out)
-	}
-	return nil
-}
+func (w *wire) verify(ctx context.Context, dir string) error { return w.p.verify(ctx, dir) }
 
 // wireScenarios runs the scenarios (retry, resync) on one primary of shape sh.
 func wireScenarios(ctx context.Context, cfg config, scenarios []string, sh shape) ([]*wireResult, error) {
