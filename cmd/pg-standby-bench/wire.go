@@ -68,7 +68,8 @@ type wireResult struct {
 	Machine       string           `json:"machine"`
 	PG            int              `json:"pg_major"`
 	ServerVersion string           `json:"server_version"`
-	Commit        string           `json:"commit,omitempty"`
+	Commit        string           `json:"bench_commit,omitempty"`
+	Binary        string           `json:"pg_standby_version"` // the measured binary's --version
 	FreshFS       bool             `json:"fresh_filesystem_per_run"`
 	FSImageDir    string           `json:"fs_image_dir,omitempty"`
 	DatabaseBytes int64            `json:"database_bytes"`
@@ -212,7 +213,7 @@ func wireScenarios(ctx context.Context, cfg config, scenarios []string, sh shape
 	for _, scenario := range scenarios {
 		r := &wireResult{Scenario: scenario, Shape: sh.name, When: time.Now().UTC(), PG: p.v.Major,
 			Machine: fmt.Sprintf("%d cores, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH), ServerVersion: strings.TrimSpace(version),
-			FreshFS: cfg.freshFS, FSImageDir: imgDir, DatabaseBytes: dbBytes, Commit: gitCommit(), LoadBefore: loadavg()}
+			FreshFS: cfg.freshFS, FSImageDir: imgDir, DatabaseBytes: dbBytes, Commit: gitCommit(), Binary: binaryVersion(w.bin), LoadBefore: loadavg()}
 		w.scenario = scenario
 		if err := w.run(ctx, r); err != nil {
 			return nil, fmt.Errorf("scenario %s: %w", scenario, err)
@@ -471,8 +472,8 @@ func (r *wireResult) judge() {
 }
 
 func (r *wireResult) print() {
-	fmt.Printf("\npg-standby %s scenario, shape %s: PostgreSQL %s, database %.2f GiB, %s, %d repetitions, fresh filesystem per run: %v (image in %s), commit %s\n",
-		r.Scenario, r.Shape, r.ServerVersion, float64(r.DatabaseBytes)/(1<<30), r.Machine, len(r.Runs), r.FreshFS, r.FSImageDir, r.Commit)
+	fmt.Printf("\npg-standby %s scenario, shape %s: PostgreSQL %s, database %.2f GiB, %s, %d repetitions, fresh filesystem per run: %v (image in %s), %s, bench commit %s\n",
+		r.Scenario, r.Shape, r.ServerVersion, float64(r.DatabaseBytes)/(1<<30), r.Machine, len(r.Runs), r.FreshFS, r.FSImageDir, r.Binary, r.Commit)
 	fmt.Printf("load average before: %s; after: %s\n\n", r.LoadBefore, r.LoadAfter)
 	keys := []string{"base_mb", "base_wall_s", "after_mb", "after_wall_s", "bytes_share", "wall_ratio"}
 	if r.Scenario == "retry" {
@@ -508,6 +509,15 @@ func loadavg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// binaryVersion is what bin --version says.
+func binaryVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // gitCommit is the commit of the working directory's repository, if any.
