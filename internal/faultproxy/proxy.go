@@ -351,12 +351,15 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, dir Direction, faults []Fault, 
 				p.strike(l, *strike)
 			}
 			if len(chunk) > 0 {
-				if _, werr := dst.Write(chunk); werr != nil {
+				// Counted before the write: the peer cannot see (or answer)
+				// bytes the count does not hold yet.
+				count.Add(int64(len(chunk)))
+				if w, werr := dst.Write(chunk); werr != nil {
+					count.Add(int64(w - len(chunk)))
 					l.close()
 					return
 				}
 				sent += int64(len(chunk))
-				count.Add(int64(len(chunk)))
 				data = data[len(chunk):]
 			}
 			if fire != nil {
