@@ -38,6 +38,7 @@ type incPlan struct {
 	// runs on one goroutine (Stream's, or its decompressor's, which Close
 	// joins) and archives come one after the other, so no lock is needed.
 	rebuilt   int                       // files reconstructed in place
+	changed   int                       // of them, files the increment changed
 	rebuiltTS int                       // of them, in tablespaces
 	blocks    int64                     // blocks received in increments
 	label     *incremental.ManifestFile // backup_label as written (labelFilter)
@@ -221,21 +222,24 @@ func (t *dest) rebuildStage(next tarstream.Stage, root *os.Root, prefix string) 
 	if t.inc == nil {
 		return next
 	}
-	return &rebuild{next: next, root: root, prefix: prefix, inc: t.inc, jr: func() *journal { return t.jr }}
+	return &rebuild{next: next, root: root, prefix: prefix, inc: t.inc,
+		jr: func() *journal { return t.jr }, sync: t.cfg.Syncer.Sync}
 }
 
 // rebuild reconstructs INCREMENTAL.<name> members in place into <name>: the
-// file is unlisted in the journal before its first byte changes, and listed
-// again only after its fsync. A listed file sent whole is unlisted too.
+// file is unlisted in the journal just before its first byte changes (a file
+// the increment leaves as it was stays listed), and listed again once the
+// Syncer made it durable, like every file the writers write. A listed file
+// sent whole is unlisted too.
 type rebuild struct {
 	next   tarstream.Stage
 	root   *os.Root
 	prefix string
 	inc    *incPlan
 	jr     func() *journal
+	sync   func(*os.File) // durable.Syncer.Sync: fsync, then the journal's Complete
 
-	r      *incremental.Rebuilder // the member being reconstructed
-	target string                 // its manifest path
+	r *incremental.Rebuilder // the member being reconstructed
 }
 
 func (s *rebuild) Write(part tarstream.Part, m *tarstream.Member, p []byte) error {
@@ -264,34 +268,34 @@ func (s *rebuild) header(m *tarstream.Member) error {
 		}
 		return s.next.Write(tarstream.Header, m, nil)
 	}
-	s.target = s.prefix + name
-	if err := s.jr().append(resume.Record{Kind: resume.Forget, Path: s.target}); err != nil {
-		return err
-	}
 	r, err := incremental.NewRebuilder(s.root, name, m.Size, s.inc.params)
 	if err != nil {
 		return err
 	}
+	forget := resume.Record{Kind: resume.Forget, Path: s.prefix + name}
+	r.BeforeChange = func() error { return s.jr().append(forget) }
 	s.r = r
 	return nil
 }
 
-// done closes the reconstructed file (fsynced) and lists it again.
+// done hands the reconstructed file to the Syncer, which fsyncs it and
+// lists it again at this attempt's start.
 func (s *rebuild) done() error {
-	r := s.r
+	f, res, err := s.r.Finish()
 	s.r = nil
-	res, err := r.Close()
 	if err != nil {
 		return err
 	}
+	s.sync(f)
 	s.inc.rebuilt++
 	if s.prefix != "" {
 		s.inc.rebuiltTS++
 	}
+	if res.Changed {
+		s.inc.changed++
+	}
 	s.inc.reused.Add(int64(res.Kept) * int64(s.inc.params.BlockSize))
 	s.inc.blocks += int64(res.Received)
-	jr := s.jr()
-	jr.appendLater(jr.complete(s.target, res.Size))
 	return nil
 }
 
@@ -366,8 +370,11 @@ func (r *result) finish(ranges []manifest.WALRange) error {
 
 // resultEntry is f, an entry of the server's manifest, under its result
 // name: a file sent whole keeps the server's size and checksum (as
-// pg_combinebackup copies them); a reconstructed one is read back from
-// disk (CRC-32C); backup_label is as labelFilter wrote it.
+// pg_combinebackup copies them); a reconstructed one has its size on disk
+// and no checksum, as pg_combinebackup --manifest-checksums=NONE writes it
+// (docs/incremental.md, "The result manifest": a read-back checksum would
+// cost a read of every kept byte and attest only to what was just written);
+// backup_label is as labelFilter wrote it.
 func (t *dest) resultEntry(f *manifest.File) (incremental.ManifestFile, error) {
 	if f.Path == labelName {
 		if t.inc.label == nil {
@@ -380,9 +387,14 @@ func (t *dest) resultEntry(f *manifest.File) (incremental.ManifestFile, error) {
 		return incremental.ManifestFile{Path: f.Path, Size: f.Size, Algorithm: f.Algorithm, Checksum: f.Checksum}, nil
 	}
 	root, rel := t.rootOf(name)
-	e, err := incremental.FileEntry(root, rel)
-	e.Path = name
-	return e, err
+	fi, err := root.Lstat(rel)
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	if err != nil {
+		return incremental.ManifestFile{}, fmt.Errorf("result manifest: reconstructed %s: %w", name, err)
+	}
+	return incremental.ManifestFile{Path: name, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
 // combine turns what a resuming attempt received into a full backup, as
@@ -408,7 +420,7 @@ func (b *attempt) combine(t *dest) error {
 		return err
 	}
 	b.log.Info("resumed by changed blocks: files reconstructed in place", "reconstructed", t.inc.rebuilt,
-		"in_tablespaces", t.inc.rebuiltTS,
+		"changed", t.inc.changed, "in_tablespaces", t.inc.rebuiltTS,
 		"blocks_received", t.inc.blocks, "bytes_received", b.opt.Progress.Streamed.Load(), "bytes_reused", t.inc.reused.Load())
 	return nil
 }
