@@ -39,6 +39,7 @@ type incPlan struct {
 	// joins) and archives come one after the other, so no lock is needed.
 	rebuilt   int                       // files reconstructed in place
 	changed   int                       // of them, files the increment changed
+	whole     int                       // listed files the server sent whole
 	rebuiltTS int                       // of them, in tablespaces
 	blocks    int64                     // blocks received in increments
 	label     *incremental.ManifestFile // backup_label as written (labelFilter)
@@ -76,7 +77,10 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 		return nil, err
 	}
 	if rs != nil {
-		if entries, err = seedJournal(root, rs); err != nil {
+		spaces, closeSpaces := b.resyncSpaces(root)
+		entries, err = seedJournal(root, spaces, rs)
+		closeSpaces()
+		if err != nil {
 			return nil, err
 		}
 		b.log.Info("resync: the directory's relation files are the prior state", "files", len(entries), "prior_lsn", rs.Prior.String(), "prior_timeline", rs.PriorTLI)
@@ -261,7 +265,13 @@ func (s *rebuild) Write(part tarstream.Part, m *tarstream.Member, p []byte) erro
 func (s *rebuild) header(m *tarstream.Member) error {
 	name, ok := incremental.TargetName(m.Name)
 	if !ok {
-		if _, listed := s.inc.listed[s.prefix+m.Name]; listed {
+		// An empty file sent whole for an empty listed one (the server sends
+		// empty relation files whole) is the same whatever a kill leaves.
+		e, listed := s.inc.listed[s.prefix+m.Name]
+		if listed {
+			s.inc.whole++
+		}
+		if listed && (e.Size != 0 || m.Size != 0) {
 			if err := s.jr().append(resume.Record{Kind: resume.Forget, Path: s.prefix + m.Name}); err != nil {
 				return err
 			}
@@ -420,7 +430,7 @@ func (b *attempt) combine(t *dest) error {
 		return err
 	}
 	b.log.Info("resumed by changed blocks: files reconstructed in place", "reconstructed", t.inc.rebuilt,
-		"changed", t.inc.changed, "in_tablespaces", t.inc.rebuiltTS,
+		"changed", t.inc.changed, "in_tablespaces", t.inc.rebuiltTS, "listed_sent_whole", t.inc.whole,
 		"blocks_received", t.inc.blocks, "bytes_received", b.opt.Progress.Streamed.Load(), "bytes_reused", t.inc.reused.Load())
 	return nil
 }
@@ -458,11 +468,12 @@ func (b *attempt) resyncPrior(root *os.Root, entries map[string]resume.Entry) *i
 	return rs
 }
 
-// seedJournal lists the directory's relation files as completed at the
+// seedJournal lists the directory's relation files, and those of the
+// tablespace locations its links name (spaces, by OID), as completed at the
 // resync's prior start in a fresh journal, and returns its entries: one per
 // record, all at the same start, as resume.Load would read them back.
-func seedJournal(root *os.Root, rs *instance.Resync) (map[string]resume.Entry, error) {
-	recs, err := incremental.PriorFiles(root, nil, rs.Prior, rs.PriorTLI)
+func seedJournal(root *os.Root, spaces map[string]*os.Root, rs *instance.Resync) (map[string]resume.Entry, error) {
+	recs, err := incremental.PriorFiles(root, spaces, rs.Prior, rs.PriorTLI)
 	if err != nil {
 		return nil, err
 	}
