@@ -65,10 +65,11 @@ const MaxBatchAge = 250 * time.Millisecond
 
 // MaxBatchBytes bounds what a batch holds when completions are reported
 // (OnDurable): what a SIGKILL can lose of a stream of large files, which
-// would otherwise wait MaxBatchAge (at 500 MB/s, 125 MB). A batch of one
-// 16 MiB file costs one more fsync than a shared one; the completer does it
+// would otherwise wait MaxBatchAge (at 500 MB/s, 125 MB). So a file of
+// 8 MiB or more is recorded on its own, at the cost of one more fsync and
+// journal append than a shared batch; the workers and the completer do them
 // off the stream.
-const MaxBatchBytes = 16 << 20
+const MaxBatchBytes = 8 << 20
 
 // NewSyncer starts workers goroutines that fsync batches of window files
 // (DefaultWindow when 0; 1 syncs each file at once); Wait must be called to
