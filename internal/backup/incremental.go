@@ -38,9 +38,9 @@ type incPlan struct {
 	// runs on one goroutine (Stream's, or its decompressor's, which Close
 	// joins) and archives come one after the other, so no lock is needed.
 	rebuilt   int                       // files reconstructed in place
+	rebuiltTS int                       // of them, in tablespaces
 	changed   int                       // of them, files the increment changed
 	whole     int                       // listed files the server sent whole
-	rebuiltTS int                       // of them, in tablespaces
 	blocks    int64                     // blocks received in increments
 	label     *incremental.ManifestFile // backup_label as written (labelFilter)
 	result    *spool                    // the result manifest (startResult)
