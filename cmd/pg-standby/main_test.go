@@ -25,6 +25,13 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// A -race binary sleeps atexit_sleep_ms (default 1000) before it exits,
+	// on every exit: each pg-standby the tests run (run, status, wait,
+	// metrics, init…) would take a second longer than its work. A race it
+	// detected is still reported, and still makes it exit 66.
+	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms=") {
+		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
+	}
 	dir, err := os.MkdirTemp("", "pg-standby-bin-")
 	if err == nil {
 		os.Chmod(dir, 0o755)
