@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -62,12 +61,7 @@ func startNodeExporter(t *testing.T) *nodeExporter {
 		t.Fatal(err)
 	}
 	testpg.Chown(t, workerDir) // the worker's, as docs/metrics.md says
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := "127.0.0.1:" + freePort(t)
 	cmd := exec.Command(bin, "--web.listen-address="+addr, "--collector.disable-defaults",
 		"--collector.textfile", "--collector.textfile.directory="+dir)
 	var out strings.Builder
