@@ -23,10 +23,11 @@ var (
 // checks the result as after a clean run: pg_verifybackup passes and the
 // standby replays a row written after the last attempt.
 func TestKillLoop(t *testing.T) {
+	waiting(t)
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
 		// The versions in parallel: each copy is throttled (--max-rate), so
-		// the loop mostly waits, about 5 minutes per version.
-		t.Parallel()
+		// the loop mostly waits.
+		waiting(t)
 		testpg.Require(t) // skips under -short
 		p := testpg.Start(t, testpg.Options{})
 		p.Pgbench(t, "-i", "-s", "2", "-q")

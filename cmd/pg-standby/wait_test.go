@@ -177,7 +177,9 @@ func addSetting(t *testing.T, dir, line string) {
 // before the worker, ready at its end; a timeout mid-copy and before the
 // standby streams; streaming once it does; a failure for good.
 func TestWaitAndMetrics(t *testing.T) {
+	waiting(t)
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		waiting(t)
 		testpg.Require(t)
 		ne := startNodeExporter(t)
 		p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
@@ -367,7 +369,9 @@ func mustGlob(t *testing.T, dir string) string {
 // (\r…\x1b[K) while a real, rate-limited backup copies, clears it, and ends
 // with the verdict on a line of its own.
 func TestWaitTerminal(t *testing.T) {
+	waiting(t)
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		waiting(t)
 		testpg.Require(t)
 		p := testpg.Start(t, testpg.Options{})
 		p.Pgbench(t, "-i", "-s", "2", "-q")
