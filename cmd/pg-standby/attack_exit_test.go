@@ -15,6 +15,7 @@ import (
 // breaks the archive rules exits 76 after one attempt, retries or not; a
 // stream cut short exits 1 after every retry.
 func TestAttackExitProtocol(t *testing.T) {
+	waiting(t) // the truncated stream waits out the run's two back-offs, 15 s
 	base := []fp.Entry{{Name: "PG_VERSION", Data: "15\n"}, {Name: "../escape", Data: "evil"}}
 	man := fp.Manifest(fp.RenderManifest([]fp.ManifestFile{{Path: "PG_VERSION", Data: "15\n"}}, 1, fp.DefaultStart, fp.DefaultEnd))
 	good := fp.Tar([]fp.Entry{{Name: "PG_VERSION", Data: "15\n"}, {Name: "global/", Type: '5'}, {Name: "global/pg_control", Data: strings.Repeat("c", 8192)}}, false)

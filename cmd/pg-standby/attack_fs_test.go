@@ -533,13 +533,10 @@ func TestAttackRunOnLiveClusterInOtherPIDNamespace(t *testing.T) {
 	t.Logf("%d %s", code, strings.TrimSpace(out))
 }
 
+// freePort is testpg.FreePort: no two tests running in parallel get the same.
 func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	t.Helper()
+	return strconv.Itoa(testpg.FreePort(t))
 }
 
 // TestAttackConditionSIGTERM: the guard ends at SIGTERM and within its own

@@ -33,7 +33,9 @@ import (
 //
 // Each time the next run finishes, and the oracles pass.
 func TestKillDuringReconstruction(t *testing.T) {
+	waiting(t)
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		waiting(t)
 		p := incrementalPrimary(t, v, nil)
 		tables := loadTables(t, p, "kd", 4)
 		// Hint bits set now: with data checksums the first scan after the

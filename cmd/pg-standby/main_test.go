@@ -25,6 +25,13 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// A -race binary sleeps atexit_sleep_ms (default 1000) before it exits,
+	// on every exit: each pg-standby the tests run (run, status, wait,
+	// metrics, init…) would take a second longer than its work. A race it
+	// detected is still reported, and still makes it exit 66.
+	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms=") {
+		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
+	}
 	dir, err := os.MkdirTemp("", "pg-standby-bin-")
 	if err == nil {
 		os.Chmod(dir, 0o755)
@@ -111,6 +118,18 @@ func runWorker(t *testing.T, args ...string) (int, string) {
 	w := startWorker(t, nil, args...)
 	code := w.wait(t)
 	return code, w.output.String()
+}
+
+// waiting marks t (a test, or one version's subtest) as one that mostly
+// waits, on a throttled copy, a stall or a kill moment, and runs it in
+// parallel (t.Parallel) with the others so marked. go test starts those
+// after every other test of the package has ended, so the tests that
+// measure time or change globals (TestWaitLatency swaps binary; byte
+// counters about a second apart; a stop within a bound) still run alone.
+// Only for tests with their own servers, ports, directories and bus.
+func waiting(t *testing.T) {
+	t.Helper()
+	t.Parallel()
 }
 
 // initInstance runs pg-standby init for a new data directory.
@@ -240,7 +259,9 @@ func TestNotifySequence(t *testing.T) {
 // TestSIGTERMMidCopy: systemctl stop during the copy stops cleanly, leaves
 // no temporary slot, and the instance resumes.
 func TestSIGTERMMidCopy(t *testing.T) {
+	waiting(t)
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		waiting(t)
 		testpg.Require(t)
 		p := testpg.Start(t, testpg.Options{})
 		p.Pgbench(t, "-i", "-s", "3", "-q")

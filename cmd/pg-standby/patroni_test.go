@@ -29,6 +29,7 @@ var copyDoneRe = regexp.MustCompile(`copy complete: Patroni.* written=(\d+) unch
 // files, and a copy killed mid-way (Patroni and pg-standby, SIGKILL) that
 // the next attempt resumes. Host tools: PostgreSQL 15 only.
 func TestPatroni(t *testing.T) {
+	waiting(t)
 	testpg.RequireRoot(t, "Patroni runs as the postgres user; switching to it needs root")
 	for _, p := range []string{"patroni", "patronictl", "etcd", patroniBinDir + "/postgres"} {
 		if _, err := exec.LookPath(p); err != nil {

@@ -104,7 +104,9 @@ func TestResyncByChangedBlocks(t *testing.T) {
 // rerun resumes by changed blocks, says so in STATUS=, receives clearly
 // less than the estimate, and the result verifies and replicates.
 func TestKillResume(t *testing.T) {
+	waiting(t)
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		waiting(t)
 		p := incrementalPrimary(t, v, nil)
 		tables := loadTables(t, p, "kr", 8)
 		dir := initInstance(t, p, "--max-rate", "8192") // about 18 s: batches are recorded every 2 s

@@ -252,7 +252,9 @@ func TestBusDuringBackup(t *testing.T) {
 // stops the backup like SIGTERM; status shows the interrupted instance; the
 // next run resumes.
 func TestBusCancel(t *testing.T) {
+	waiting(t)
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		waiting(t)
 		testpg.Require(t)
 		if os.Geteuid() != 0 {
 			t.Skip("running a caller as nobody needs root")

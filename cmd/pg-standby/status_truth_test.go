@@ -315,6 +315,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 // \r (phase, bytes, %, rate, time left), cut to the terminal's width; log
 // lines go above it.
 func TestTerminalProgress(t *testing.T) {
+	waiting(t)
 	testpg.Require(t)
 	p := testpg.Start(t, testpg.Options{})
 	p.Pgbench(t, "-i", "-s", "2", "-q")

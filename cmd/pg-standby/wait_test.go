@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -62,12 +61,7 @@ func startNodeExporter(t *testing.T) *nodeExporter {
 		t.Fatal(err)
 	}
 	testpg.Chown(t, workerDir) // the worker's, as docs/metrics.md says
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := "127.0.0.1:" + freePort(t)
 	cmd := exec.Command(bin, "--web.listen-address="+addr, "--collector.disable-defaults",
 		"--collector.textfile", "--collector.textfile.directory="+dir)
 	var out strings.Builder
@@ -183,7 +177,9 @@ func addSetting(t *testing.T, dir, line string) {
 // before the worker, ready at its end; a timeout mid-copy and before the
 // standby streams; streaming once it does; a failure for good.
 func TestWaitAndMetrics(t *testing.T) {
+	waiting(t)
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		waiting(t)
 		testpg.Require(t)
 		ne := startNodeExporter(t)
 		p := testpg.Start(t, testpg.Options{Auth: "scram-sha-256"})
@@ -373,7 +369,9 @@ func mustGlob(t *testing.T, dir string) string {
 // (\r…\x1b[K) while a real, rate-limited backup copies, clears it, and ends
 // with the verdict on a line of its own.
 func TestWaitTerminal(t *testing.T) {
+	waiting(t)
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		waiting(t)
 		testpg.Require(t)
 		p := testpg.Start(t, testpg.Options{})
 		p.Pgbench(t, "-i", "-s", "2", "-q")

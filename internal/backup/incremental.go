@@ -39,6 +39,8 @@ type incPlan struct {
 	// joins) and archives come one after the other, so no lock is needed.
 	rebuilt   int                       // files reconstructed in place
 	rebuiltTS int                       // of them, in tablespaces
+	changed   int                       // of them, files the increment changed
+	whole     int                       // listed files the server sent whole
 	blocks    int64                     // blocks received in increments
 	label     *incremental.ManifestFile // backup_label as written (labelFilter)
 	result    *spool                    // the result manifest (startResult)
@@ -75,7 +77,10 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 		return nil, err
 	}
 	if rs != nil {
-		if entries, err = seedJournal(root, rs); err != nil {
+		spaces, closeSpaces := b.resyncSpaces(root)
+		entries, err = seedJournal(root, spaces, rs)
+		closeSpaces()
+		if err != nil {
 			return nil, err
 		}
 		b.log.Info("resync: the directory's relation files are the prior state", "files", len(entries), "prior_lsn", rs.Prior.String(), "prior_timeline", rs.PriorTLI)
@@ -221,21 +226,24 @@ func (t *dest) rebuildStage(next tarstream.Stage, root *os.Root, prefix string) 
 	if t.inc == nil {
 		return next
 	}
-	return &rebuild{next: next, root: root, prefix: prefix, inc: t.inc, jr: func() *journal { return t.jr }}
+	return &rebuild{next: next, root: root, prefix: prefix, inc: t.inc,
+		jr: func() *journal { return t.jr }, sync: t.cfg.Syncer.Sync}
 }
 
 // rebuild reconstructs INCREMENTAL.<name> members in place into <name>: the
-// file is unlisted in the journal before its first byte changes, and listed
-// again only after its fsync. A listed file sent whole is unlisted too.
+// file is unlisted in the journal just before its first byte changes (a file
+// the increment leaves as it was stays listed), and listed again once the
+// Syncer made it durable, like every file the writers write. A listed file
+// sent whole is unlisted too.
 type rebuild struct {
 	next   tarstream.Stage
 	root   *os.Root
 	prefix string
 	inc    *incPlan
 	jr     func() *journal
+	sync   func(*os.File) // durable.Syncer.Sync: fsync, then the journal's Complete
 
-	r      *incremental.Rebuilder // the member being reconstructed
-	target string                 // its manifest path
+	r *incremental.Rebuilder // the member being reconstructed
 }
 
 func (s *rebuild) Write(part tarstream.Part, m *tarstream.Member, p []byte) error {
@@ -257,41 +265,47 @@ func (s *rebuild) Write(part tarstream.Part, m *tarstream.Member, p []byte) erro
 func (s *rebuild) header(m *tarstream.Member) error {
 	name, ok := incremental.TargetName(m.Name)
 	if !ok {
-		if _, listed := s.inc.listed[s.prefix+m.Name]; listed {
+		// An empty file sent whole for an empty listed one (the server sends
+		// empty relation files whole) is the same whatever a kill leaves.
+		e, listed := s.inc.listed[s.prefix+m.Name]
+		if listed {
+			s.inc.whole++
+		}
+		if listed && (e.Size != 0 || m.Size != 0) {
 			if err := s.jr().append(resume.Record{Kind: resume.Forget, Path: s.prefix + m.Name}); err != nil {
 				return err
 			}
 		}
 		return s.next.Write(tarstream.Header, m, nil)
 	}
-	s.target = s.prefix + name
-	if err := s.jr().append(resume.Record{Kind: resume.Forget, Path: s.target}); err != nil {
-		return err
-	}
 	r, err := incremental.NewRebuilder(s.root, name, m.Size, s.inc.params)
 	if err != nil {
 		return err
 	}
+	forget := resume.Record{Kind: resume.Forget, Path: s.prefix + name}
+	r.BeforeChange = func() error { return s.jr().append(forget) }
 	s.r = r
 	return nil
 }
 
-// done closes the reconstructed file (fsynced) and lists it again.
+// done hands the reconstructed file to the Syncer, which fsyncs it and
+// lists it again at this attempt's start.
 func (s *rebuild) done() error {
-	r := s.r
+	f, res, err := s.r.Finish()
 	s.r = nil
-	res, err := r.Close()
 	if err != nil {
 		return err
 	}
+	s.sync(f)
 	s.inc.rebuilt++
 	if s.prefix != "" {
 		s.inc.rebuiltTS++
 	}
+	if res.Changed {
+		s.inc.changed++
+	}
 	s.inc.reused.Add(int64(res.Kept) * int64(s.inc.params.BlockSize))
 	s.inc.blocks += int64(res.Received)
-	jr := s.jr()
-	jr.appendLater(jr.complete(s.target, res.Size))
 	return nil
 }
 
@@ -366,8 +380,11 @@ func (r *result) finish(ranges []manifest.WALRange) error {
 
 // resultEntry is f, an entry of the server's manifest, under its result
 // name: a file sent whole keeps the server's size and checksum (as
-// pg_combinebackup copies them); a reconstructed one is read back from
-// disk (CRC-32C); backup_label is as labelFilter wrote it.
+// pg_combinebackup copies them); a reconstructed one has its size on disk
+// and no checksum, as pg_combinebackup --manifest-checksums=NONE writes it
+// (docs/incremental.md, "The result manifest": a read-back checksum would
+// cost a read of every kept byte and attest only to what was just written);
+// backup_label is as labelFilter wrote it.
 func (t *dest) resultEntry(f *manifest.File) (incremental.ManifestFile, error) {
 	if f.Path == labelName {
 		if t.inc.label == nil {
@@ -380,9 +397,14 @@ func (t *dest) resultEntry(f *manifest.File) (incremental.ManifestFile, error) {
 		return incremental.ManifestFile{Path: f.Path, Size: f.Size, Algorithm: f.Algorithm, Checksum: f.Checksum}, nil
 	}
 	root, rel := t.rootOf(name)
-	e, err := incremental.FileEntry(root, rel)
-	e.Path = name
-	return e, err
+	fi, err := root.Lstat(rel)
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	if err != nil {
+		return incremental.ManifestFile{}, fmt.Errorf("result manifest: reconstructed %s: %w", name, err)
+	}
+	return incremental.ManifestFile{Path: name, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
 // combine turns what a resuming attempt received into a full backup, as
@@ -408,7 +430,7 @@ func (b *attempt) combine(t *dest) error {
 		return err
 	}
 	b.log.Info("resumed by changed blocks: files reconstructed in place", "reconstructed", t.inc.rebuilt,
-		"in_tablespaces", t.inc.rebuiltTS,
+		"changed", t.inc.changed, "in_tablespaces", t.inc.rebuiltTS, "listed_sent_whole", t.inc.whole,
 		"blocks_received", t.inc.blocks, "bytes_received", b.opt.Progress.Streamed.Load(), "bytes_reused", t.inc.reused.Load())
 	return nil
 }
@@ -446,11 +468,12 @@ func (b *attempt) resyncPrior(root *os.Root, entries map[string]resume.Entry) *i
 	return rs
 }
 
-// seedJournal lists the directory's relation files as completed at the
+// seedJournal lists the directory's relation files, and those of the
+// tablespace locations its links name (spaces, by OID), as completed at the
 // resync's prior start in a fresh journal, and returns its entries: one per
 // record, all at the same start, as resume.Load would read them back.
-func seedJournal(root *os.Root, rs *instance.Resync) (map[string]resume.Entry, error) {
-	recs, err := incremental.PriorFiles(root, nil, rs.Prior, rs.PriorTLI)
+func seedJournal(root *os.Root, spaces map[string]*os.Root, rs *instance.Resync) (map[string]resume.Entry, error) {
+	recs, err := incremental.PriorFiles(root, spaces, rs.Prior, rs.PriorTLI)
 	if err != nil {
 		return nil, err
 	}

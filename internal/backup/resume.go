@@ -30,9 +30,6 @@ type journal struct {
 	// the diverted pg_control, WAL).
 	skip     func(string) bool
 	recorded atomic.Int64
-	// later holds Complete records of reconstructed files, appended with
-	// the next durable append: one lost in a crash only unlists its file.
-	later []resume.Record
 }
 
 // location maps a directory the writers write into back to manifest paths.
@@ -123,18 +120,7 @@ func (jr *journal) append(recs ...resume.Record) error {
 	return jr.appendLocked(recs)
 }
 
-// appendLater queues r for the next append (or the close).
-func (jr *journal) appendLater(r resume.Record) {
-	jr.mu.Lock()
-	defer jr.mu.Unlock()
-	jr.later = append(jr.later, r)
-}
-
 func (jr *journal) appendLocked(recs []resume.Record) error {
-	if len(jr.later) > 0 {
-		recs = append(jr.later, recs...)
-		jr.later = nil
-	}
 	if len(recs) == 0 {
 		return nil
 	}
@@ -157,7 +143,6 @@ func (jr *journal) close() {
 	jr.mu.Lock()
 	defer jr.mu.Unlock()
 	if jr.j != nil {
-		jr.appendLocked(nil) // best effort: a record lost only unlists its file
 		jr.j.Close()
 		jr.j = nil
 	}

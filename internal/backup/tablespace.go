@@ -162,29 +162,7 @@ func (b *attempt) priorSpaces(root *os.Root, entries map[string]resume.Entry) ma
 		if _, seen := spaces[link]; seen {
 			continue
 		}
-		spaces[link] = priorSpace{} // tried once: a zero value is not listable
-		fi, err := root.Lstat(link)
-		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
-			continue
-		}
-		target, err := root.Readlink(link)
-		if err != nil || !filepath.IsAbs(target) {
-			continue
-		}
-		target = filepath.Clean(target)
-		if within(target, b.in.DataDir) || within(b.in.DataDir, target) {
-			continue
-		}
-		r, err := os.OpenRoot(target)
-		if err != nil {
-			continue
-		}
-		id, err := r.Stat(".")
-		if err != nil {
-			r.Close()
-			continue
-		}
-		spaces[link] = priorSpace{location: target, id: id, root: r}
+		spaces[link] = b.openPriorSpace(root, link) // tried once: a zero value is not listable
 	}
 	for link, sp := range spaces {
 		if sp.root == nil {
@@ -192,6 +170,68 @@ func (b *attempt) priorSpaces(root *os.Root, entries map[string]resume.Entry) ma
 		}
 	}
 	return spaces
+}
+
+// openPriorSpace opens the location the link root/link names, or gives the
+// zero value (not listable): the link must be a symlink to an absolute path
+// that neither holds nor is inside the data directory.
+func (b *attempt) openPriorSpace(root *os.Root, link string) priorSpace {
+	fi, err := root.Lstat(link)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return priorSpace{}
+	}
+	target, err := root.Readlink(link)
+	if err != nil || !filepath.IsAbs(target) {
+		return priorSpace{}
+	}
+	target = filepath.Clean(target)
+	if within(target, b.in.DataDir) || within(b.in.DataDir, target) {
+		return priorSpace{}
+	}
+	r, err := os.OpenRoot(target)
+	if err != nil {
+		return priorSpace{}
+	}
+	id, err := r.Stat(".")
+	if err != nil {
+		r.Close()
+		return priorSpace{}
+	}
+	return priorSpace{location: target, id: id, root: r}
+}
+
+// maxTablespaces bounds the pg_tblspc entries a resync looks at: the
+// directory belongs to the postgres user.
+const maxTablespaces = 4096
+
+// resyncSpaces opens, by OID, the location of every tablespace link of a
+// resynced standby (openPriorSpace's rule), for PriorFiles to list their
+// relation files; close closes them.
+func (b *attempt) resyncSpaces(root *os.Root) (spaces map[string]*os.Root, close func()) {
+	spaces = map[string]*os.Root{}
+	close = func() {
+		for _, r := range spaces {
+			r.Close()
+		}
+	}
+	d, err := root.Open("pg_tblspc")
+	if err != nil {
+		return spaces, close
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(maxTablespaces)
+	if err != nil && len(names) == 0 {
+		return spaces, close
+	}
+	for _, oid := range names {
+		if _, err := strconv.ParseUint(oid, 10, 32); err != nil {
+			continue
+		}
+		if sp := b.openPriorSpace(root, "pg_tblspc/"+oid); sp.root != nil {
+			spaces[oid] = sp.root
+		}
+	}
+	return spaces, close
 }
 
 // checkSpacesListed holds the planned tablespaces to where the listed files

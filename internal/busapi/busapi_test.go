@@ -285,6 +285,31 @@ func TestPublish(t *testing.T) {
 	}
 }
 
+// TestPublishAttemptKind: a resuming attempt's kind and the bytes it kept
+// are what busctl reads (issue 15: progress says what kind of attempt runs).
+func TestPublishAttemptKind(t *testing.T) {
+	dir := "/srv/pg/resuming"
+	p, _, _ := newPublisher(t, dir, "")
+	c := connect(t, policyBus.Address)
+	waitOwned(t, c, Name(dir))
+	kind := "resuming: 412 of 980 files kept, changed blocks only"
+	s := snap(progress.Copying, 2, 1000, 5000, time.Now())
+	s.Kind, s.Reused = kind, 3<<20
+	p.Report(s)
+	for deadline := time.Now().Add(5 * time.Second); getAll(t, c, dir)["AttemptKind"].Value() != kind; {
+		if time.Now().After(deadline) {
+			t.Fatalf("AttemptKind never became %q: %v", kind, getAll(t, c, dir))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for prop, want := range map[string]string{"AttemptKind": `s "` + kind + `"`, "BytesReused": "t 3145728"} {
+		out, err := busctl(t, policyBus.Address, "nobody", "get-property", Name(dir), string(Path(dir)), Interface, prop)
+		if err != nil || strings.TrimSpace(out) != want {
+			t.Errorf("busctl get-property %s: %v %q, want %q", prop, err, out, want)
+		}
+	}
+}
+
 func recvChanged(t *testing.T, sigs chan *dbus.Signal) map[string]dbus.Variant {
 	t.Helper()
 	deadline := time.After(5 * time.Second)

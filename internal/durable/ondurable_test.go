@@ -139,3 +139,35 @@ func TestSyncerOnDurableAge(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSyncerOnDurableBytes: a batch whose files hold MaxBatchBytes goes at
+// once, without waiting for the age bound: a SIGKILL in a stream of large
+// files then loses at most about that much.
+func TestSyncerOnDurableBytes(t *testing.T) {
+	dir := t.TempDir()
+	s := NewSyncer(1, 1000)
+	got := make(chan []Synced, 4)
+	s.OnDurable(func(b []Synced) error { got <- b; return nil })
+	s.maxAge = time.Hour
+	for i, size := range []int64{MaxBatchBytes / 2, MaxBatchBytes / 2} {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+		s.Sync(f)
+	}
+	select {
+	case b := <-got:
+		if len(b) != 2 {
+			t.Errorf("first batch of %d files, want both halves: %v", len(b), b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no batch reported once the pending files held MaxBatchBytes")
+	}
+	if err := s.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}

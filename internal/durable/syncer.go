@@ -30,6 +30,7 @@ type Syncer struct {
 	durable func([]Synced) error // see OnDurable
 	maxAge  time.Duration        // with OnDurable: a batch older than this goes, Sync or not
 	firstAt time.Time            // when the oldest file of pending came
+	bytes   int64                // with OnDurable: the size of pending's files
 	pmu     sync.Mutex           // pending and firstAt: Sync's goroutine and the age timer
 	age     *time.Timer          // flushes pending once it waited maxAge
 	closed  bool                 // Wait has handed on the last batch
@@ -59,8 +60,16 @@ type item struct {
 const DefaultWindow = 1024
 
 // MaxBatchAge bounds how long a file waits in a batch when completions are
-// reported (OnDurable).
-const MaxBatchAge = 2 * time.Second
+// reported (OnDurable): what a SIGKILL can lose of a trickle of small files.
+const MaxBatchAge = 250 * time.Millisecond
+
+// MaxBatchBytes bounds what a batch holds when completions are reported
+// (OnDurable): what a SIGKILL can lose of a stream of large files, which
+// would otherwise wait MaxBatchAge (at 500 MB/s, 125 MB). So a file of
+// 8 MiB or more is recorded on its own, at the cost of one more fsync and
+// journal append than a shared batch; the workers and the completer do them
+// off the stream.
+const MaxBatchBytes = 8 << 20
 
 // NewSyncer starts workers goroutines that fsync batches of window files
 // (DefaultWindow when 0; 1 syncs each file at once); Wait must be called to
@@ -96,8 +105,9 @@ func (s *Syncer) UseSyncfs(dir string) error {
 // filesystem, so that completions come during the copy and not only at the
 // end. Call it before the first Sync; an error from fn fails the Syncer.
 //
-// A batch also goes once its oldest file waited MaxBatchAge: with large
-// files a window of 1024 would leave terabytes unrecorded at a SIGKILL.
+// A batch also goes once its oldest file waited MaxBatchAge, or its files
+// hold MaxBatchBytes: with large files a window of 1024 would leave
+// terabytes unrecorded at a SIGKILL.
 func (s *Syncer) OnDurable(fn func([]Synced) error) {
 	s.durable = fn
 	s.maxAge = MaxBatchAge
@@ -207,9 +217,22 @@ func (s *Syncer) Sync(f *os.File) {
 		}
 	}
 	s.pending = append(s.pending, f)
-	if len(s.pending) >= s.window || (s.maxAge > 0 && time.Since(s.firstAt) >= s.maxAge) {
+	if s.durable != nil {
+		s.bytes += fileSize(f)
+	}
+	if len(s.pending) >= s.window || s.bytes >= MaxBatchBytes || (s.maxAge > 0 && time.Since(s.firstAt) >= s.maxAge) {
 		s.flush()
 	}
+}
+
+// fileSize is f's size for the batch bound; a failed fstat counts as a
+// full batch (the fsync will report what is wrong).
+func fileSize(f *os.File) int64 {
+	st, err := f.Stat()
+	if err != nil {
+		return MaxBatchBytes
+	}
+	return st.Size()
 }
 
 // flushAged hands on a batch that waited maxAge with no Sync since: the
@@ -237,6 +260,7 @@ func (s *Syncer) flush() {
 	}
 	clear(s.pending)
 	s.pending = s.pending[:0]
+	s.bytes = 0
 }
 
 // Err returns the first fsync error so far, so a writer can stop early.

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -225,35 +223,6 @@ func writeJSONString(b *bytes.Buffer, s string) {
 	enc.SetEscapeHTML(false)
 	enc.Encode(s)           // a string always encodes
 	b.Truncate(b.Len() - 1) // Encode's newline
-}
-
-// FileEntry reads root/name to describe it in a result manifest: its size,
-// modification time and CRC-32C, computed from the bytes on disk (after
-// reconstruction), never taken from the server.
-func FileEntry(root *os.Root, name string) (ManifestFile, error) {
-	f, err := root.Open(name)
-	if err != nil {
-		return ManifestFile{}, fmt.Errorf("checksum %s: %w", name, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return ManifestFile{}, fmt.Errorf("checksum %s: %w", name, err)
-	}
-	if !st.Mode().IsRegular() {
-		return ManifestFile{}, fmt.Errorf("checksum %s: not a regular file (%v)", name, st.Mode().Type())
-	}
-	h := manifest.CRC32C.NewHash()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return ManifestFile{}, fmt.Errorf("checksum %s: %w", name, err)
-	}
-	return ManifestFile{Path: name, Size: n, ModTime: st.ModTime(), Algorithm: manifest.CRC32C, Checksum: h.Sum(nil)}, nil
-}
-
-// SortFiles orders files by path, as a deterministic manifest wants.
-func SortFiles(files []ManifestFile) {
-	slices.SortFunc(files, func(a, b ManifestFile) int { return strings.Compare(a.Path, b.Path) })
 }
 
 // MaxBackupLabel bounds the backup_label read: the server writes a few

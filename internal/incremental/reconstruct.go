@@ -36,6 +36,7 @@ type Result struct {
 	Received   int   // blocks written from the increment
 	Kept       int   // blocks kept from the prior file
 	ZeroFilled int   // blocks that are zero (past the prior file, not sent)
+	Changed    bool  // the file was cut, extended or written to
 }
 
 // Rebuilder reconstructs one file in place: it opens the prior file
@@ -50,21 +51,28 @@ type Result struct {
 //
 // It does so by cutting the prior file to min(prior blocks, truncation
 // length), extending it to the result's length (the kernel zero-fills), and
-// writing the sent blocks at their offsets; Close fsyncs.
+// writing the sent blocks at their offsets; Close fsyncs, or Finish hands
+// the file on for the caller to fsync.
 //
-// Crash safety is the caller's: from the first Write the file is neither the
-// prior version nor the result, so before creating a Rebuilder the caller
-// must durably record that name is incomplete (resume.Journal.Forget), and
-// only after Close returns nil may it record it complete again
-// (resume.Journal.Complete). A kill at any moment then leaves the file either
-// unlisted (and sent whole by the next attempt) or correct.
+// Crash safety is the caller's: from the first change the file is neither
+// the prior version nor the result, so BeforeChange must durably record that
+// name is incomplete (resume.Journal.Forget), and only once the file is
+// fsynced may the caller record it complete again (resume.Journal.Complete).
+// A kill at any moment then leaves the file either unlisted (and sent whole
+// by the next attempt) or correct. A file the increment leaves as it was
+// (no block sent, same length) is never changed, so it never leaves the
+// journal: on a resync most files are such.
 type Rebuilder struct {
 	*Decoder
-	f     *os.File
-	name  string
-	p     Params
-	res   Result
-	ready bool
+	// BeforeChange, when set, runs once before the file's first change
+	// (cut, extension or block); its error fails the reconstruction with
+	// the file untouched.
+	BeforeChange func() error
+	f            *os.File
+	name         string
+	p            Params
+	res          Result
+	ready        bool
 }
 
 // NewRebuilder opens root/name for reconstruction from an increment of size
@@ -99,6 +107,11 @@ func (r *Rebuilder) Header(h *Header) error {
 	bs := int64(r.p.BlockSize)
 	keep := min(uint32(r.res.PriorSize/bs), h.TruncationBlocks)
 	length := h.Length()
+	if r.res.PriorSize != int64(length)*bs || len(h.Blocks) > 0 {
+		if err := r.change(); err != nil {
+			return err
+		}
+	}
 	if r.res.PriorSize != int64(keep)*bs {
 		if err := r.f.Truncate(int64(keep) * bs); err != nil {
 			return fmt.Errorf("reconstruct %s: cut to %d blocks: %w", r.name, keep, err)
@@ -122,6 +135,20 @@ func (r *Rebuilder) Header(h *Header) error {
 	return nil
 }
 
+// change runs BeforeChange once, before anything in the file changes.
+func (r *Rebuilder) change() error {
+	if r.res.Changed {
+		return nil
+	}
+	if r.BeforeChange != nil {
+		if err := r.BeforeChange(); err != nil {
+			return fmt.Errorf("reconstruct %s: %w", r.name, err)
+		}
+	}
+	r.res.Changed = true
+	return nil
+}
+
 // Block (the Sink side) writes one sent block at its offset.
 func (r *Rebuilder) Block(blkno uint32, data []byte) error {
 	if _, err := r.f.WriteAt(data, int64(blkno)*int64(r.p.BlockSize)); err != nil {
@@ -130,22 +157,36 @@ func (r *Rebuilder) Block(blkno uint32, data []byte) error {
 	return nil
 }
 
-// Close checks the increment was complete, fsyncs and closes the file. Only
-// a nil error means the file is the reconstructed one, durably.
-func (r *Rebuilder) Close() (Result, error) {
-	err := r.Decoder.Close()
-	if err == nil {
-		if err = r.f.Sync(); err != nil {
-			err = fmt.Errorf("reconstruct %s: fsync: %w", r.name, err)
-		}
+// Finish checks the increment was complete and hands on the reconstructed
+// file, open: the caller must fsync and close it (or give it to a
+// durable.Syncer) before the file counts as reconstructed. On an error the
+// file is closed, torn.
+func (r *Rebuilder) Finish() (*os.File, Result, error) {
+	if err := r.Decoder.Close(); err != nil {
+		r.f.Close()
+		return nil, Result{}, err
 	}
-	if cerr := r.f.Close(); err == nil && cerr != nil {
+	return r.f, r.res, nil
+}
+
+// Close is Finish, then fsync and close. Only a nil error means the file is
+// the reconstructed one, durably.
+func (r *Rebuilder) Close() (Result, error) {
+	f, res, err := r.Finish()
+	if err != nil {
+		return Result{}, err
+	}
+	err = f.Sync()
+	if err != nil {
+		err = fmt.Errorf("reconstruct %s: fsync: %w", r.name, err)
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("reconstruct %s: close: %w", r.name, cerr)
 	}
 	if err != nil {
 		return Result{}, err
 	}
-	return r.res, nil
+	return res, nil
 }
 
 // Abort closes the file after a failure; the file is torn and must stay

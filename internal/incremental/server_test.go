@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -334,4 +336,33 @@ func compareTrees(t *testing.T, want, got string) {
 		t.Fatalf("pg_combinebackup wrote %d files, we have %d", seen, ours)
 	}
 	t.Logf("%d files identical to pg_combinebackup's", seen)
+}
+
+// FileEntry reads root/name to describe it in a manifest: its size,
+// modification time and CRC-32C, computed from the bytes on disk (after
+// reconstruction), never taken from the server.
+func FileEntry(root *os.Root, name string) (ManifestFile, error) {
+	f, err := root.Open(name)
+	if err != nil {
+		return ManifestFile{}, fmt.Errorf("checksum %s: %w", name, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return ManifestFile{}, fmt.Errorf("checksum %s: %w", name, err)
+	}
+	if !st.Mode().IsRegular() {
+		return ManifestFile{}, fmt.Errorf("checksum %s: not a regular file (%v)", name, st.Mode().Type())
+	}
+	h := manifest.CRC32C.NewHash()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return ManifestFile{}, fmt.Errorf("checksum %s: %w", name, err)
+	}
+	return ManifestFile{Path: name, Size: n, ModTime: st.ModTime(), Algorithm: manifest.CRC32C, Checksum: h.Sum(nil)}, nil
+}
+
+// SortFiles orders files by path, as a deterministic manifest wants.
+func SortFiles(files []ManifestFile) {
+	slices.SortFunc(files, func(a, b ManifestFile) int { return strings.Compare(a.Path, b.Path) })
 }

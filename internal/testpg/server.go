@@ -219,6 +219,14 @@ func randomPassword() string {
 	return hex.EncodeToString(b)
 }
 
+// FreePort is a TCP port free on 127.0.0.1 that no other caller in this
+// process (Start included) has been handed, for a test's own servers (etcd,
+// Patroni): tests running in parallel do not pick the same one.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	return freePort(t)
+}
+
 // pickPort is freePort; tests replace it to provoke a port collision.
 var pickPort = freePort
 
