@@ -252,22 +252,32 @@ func (w *wire) run(ctx context.Context, r *wireResult) error {
 	return nil
 }
 
+// baseRun is the run a scenario compares with: a new instance copied whole,
+// verified; its wall, bytes and links go into x.
+func (w *wire) baseRun(ctx context.Context, x *wireRun, what string) (string, error) {
+	dir, err := w.renew(ctx)
+	if err != nil {
+		return "", err
+	}
+	if x.BaseWallS, x.BaseBytes, _, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
+		return "", err
+	}
+	x.BaseLinks = w.links
+	if err := w.verify(ctx, dir); err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	logf("%s %.2f s, %d bytes on the wire %v", what, x.BaseWallS, x.BaseBytes, x.BaseLinks)
+	return dir, nil
+}
+
 // retryOnce: a clean run, then a run SIGKILLed once the proxy forwarded
 // half the clean run's bytes, then a rerun on the same directory.
 func (w *wire) retryOnce(ctx context.Context) (wireRun, error) {
 	var x wireRun
-	dir, err := w.renew(ctx)
+	dir, err := w.baseRun(ctx, &x, "retry: clean run")
 	if err != nil {
 		return x, err
 	}
-	if x.BaseWallS, x.BaseBytes, _, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
-		return x, err
-	}
-	x.BaseLinks = w.links
-	if err := w.verify(ctx, dir); err != nil {
-		return x, fmt.Errorf("clean run: %w", err)
-	}
-	logf("retry: clean run %.2f s, %d bytes on the wire %v", x.BaseWallS, x.BaseBytes, x.BaseLinks)
 	if dir, err = w.renew(ctx); err != nil {
 		return x, err
 	}
@@ -361,18 +371,10 @@ func (w *wire) cutOnce(ctx context.Context, clean wireRun) (wireRun, error) {
 // primary, pg-standby resync, then a run.
 func (w *wire) resyncOnce(ctx context.Context) (wireRun, error) {
 	var x wireRun
-	dir, err := w.renew(ctx)
+	dir, err := w.baseRun(ctx, &x, "resync: full run")
 	if err != nil {
 		return x, err
 	}
-	if x.BaseWallS, x.BaseBytes, _, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
-		return x, err
-	}
-	x.BaseLinks = w.links
-	if err := w.verify(ctx, dir); err != nil {
-		return x, fmt.Errorf("full run: %w", err)
-	}
-	logf("resync: full run %.2f s, %d bytes on the wire %v", x.BaseWallS, x.BaseBytes, x.BaseLinks)
 	if err := w.startStopStandby(ctx, dir); err != nil {
 		return x, err
 	}

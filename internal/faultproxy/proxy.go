@@ -185,14 +185,7 @@ func (p *Proxy) CutAll(action Action) {
 	}
 	p.mu.Unlock()
 	for _, l := range links {
-		switch action {
-		case Drop:
-			l.close()
-		case Stall:
-			l.mu.Lock()
-			l.stalled = true
-			l.mu.Unlock()
-		}
+		l.act(action)
 	}
 }
 
@@ -425,7 +418,12 @@ func (p *Proxy) strike(l *link, f Fault) {
 	p.mu.Lock()
 	p.fired = append(p.fired, f)
 	p.mu.Unlock()
-	switch f.Action {
+	l.act(f.Action)
+}
+
+// act drops the link or stalls it.
+func (l *link) act(a Action) {
+	switch a {
 	case Drop:
 		l.close()
 	case Stall:
