@@ -102,6 +102,15 @@ type wireRun struct {
 	BytesShare  float64 `json:"bytes_share"` // AfterBytes / BaseBytes
 	WallRatio   float64 `json:"wall_ratio"`  // retry: (CutWallS + AfterWallS) / BaseWallS; resync: (ResyncWallS + AfterWallS) / BaseWallS
 	Verified    bool    `json:"pg_verifybackup"`
+	// resync only: pg_basebackup's own full and INCREMENTAL backups of the
+	// same primary at the same points, through the same proxy (the floor
+	// the server sets for any client of INCREMENTAL).
+	BBFullWallS  float64 `json:"pg_basebackup_full_wall_s,omitempty"`
+	BBFullBytes  int64   `json:"pg_basebackup_full_bytes,omitempty"`
+	BBIncWallS   float64 `json:"pg_basebackup_incremental_wall_s,omitempty"`
+	BBIncBytes   int64   `json:"pg_basebackup_incremental_bytes,omitempty"`
+	BBWallRatio  float64 `json:"pg_basebackup_wall_ratio,omitempty"`  // BBIncWallS / BBFullWallS
+	BBBytesShare float64 `json:"pg_basebackup_bytes_share,omitempty"` // BBIncBytes / BBFullBytes
 	// The bytes to the client on each connection of the base run and of
 	// the run after the interruption, in the order the proxy accepted
 	// them (the archive's, the WAL stream's, and any short ones).
@@ -375,6 +384,10 @@ func (w *wire) resyncOnce(ctx context.Context) (wireRun, error) {
 	if err != nil {
 		return x, err
 	}
+	bbFull, bbInc := filepath.Join(w.out, "pg_basebackup-full"), filepath.Join(w.out, "pg_basebackup-incremental")
+	if x.BBFullWallS, x.BBFullBytes, err = w.basebackup(ctx, "-D", bbFull); err != nil {
+		return x, err
+	}
 	if err := w.startStopStandby(ctx, dir); err != nil {
 		return x, err
 	}
@@ -399,9 +412,32 @@ func (w *wire) resyncOnce(ctx context.Context) (wireRun, error) {
 	x.AfterBytes = n1 + n2
 	x.BytesShare = float64(x.AfterBytes) / float64(x.BaseBytes)
 	x.WallRatio = (x.ResyncWallS + x.AfterWallS) / x.BaseWallS
+	if x.BBIncWallS, x.BBIncBytes, err = w.basebackup(ctx, "-D", bbInc, "--incremental", filepath.Join(bbFull, "backup_manifest")); err != nil {
+		return x, err
+	}
+	x.BBWallRatio, x.BBBytesShare = x.BBIncWallS/x.BBFullWallS, float64(x.BBIncBytes)/float64(x.BBFullBytes)
+	cleanDir(bbFull)
+	cleanDir(bbInc)
+	logf("resync: pg_basebackup full %.2f s, %d bytes; --incremental after the same changes %.2f s, %d bytes: %.3f of its full's wall, %.3f of its bytes",
+		x.BBFullWallS, x.BBFullBytes, x.BBIncWallS, x.BBIncBytes, x.BBWallRatio, x.BBBytesShare)
 	logf("resync: %d of %d heap blocks changed; resync %.2f s + run %.2f s, %d bytes %v (%.3f of full), by changed blocks: %v (reused %d); (resync+run)/full %.3f",
 		x.Changed, x.HeapBlocks, x.ResyncWallS, x.AfterWallS, x.AfterBytes, x.AfterLinks, x.BytesShare, x.ByChanged, x.Reused, x.WallRatio)
 	return x, nil
+}
+
+// basebackup runs pg_basebackup (-c fast -X stream) through the proxy as the
+// primary's user: its wall time and the bytes the proxy forwarded to it.
+func (w *wire) basebackup(ctx context.Context, args ...string) (float64, int64, error) {
+	argv, cred, err := w.p.pgArgv(ctx, "pg_basebackup", append([]string{"-d", w.conninfo(), "-c", "fast", "-X", "stream"}, args...)...)
+	if err != nil {
+		return 0, 0, err
+	}
+	before := w.proxy.Total(faultproxy.ToClient)
+	s, err := runAs(ctx, cred, nil, argv...)
+	if err != nil {
+		return 0, 0, fmt.Errorf("pg_basebackup %v: %w\n%s", args, err, tail(s.Output))
+	}
+	return s.Wall, w.proxy.Total(faultproxy.ToClient) - before, nil
 }
 
 // startStopStandby starts postgres on dir as a standby (unix socket only,
@@ -469,6 +505,8 @@ func (r *wireResult) judge() {
 	}
 	r.Summary["resync_command_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.ResyncWallS })
 	r.Summary["changed_share"] = get(r.Runs, func(x wireRun) float64 { return float64(x.Changed) / float64(max(x.HeapBlocks, 1)) })
+	r.Summary["pg_basebackup_wall_ratio"] = get(r.Runs, func(x wireRun) float64 { return x.BBWallRatio })
+	r.Summary["pg_basebackup_bytes_share"] = get(r.Runs, func(x wireRun) float64 { return x.BBBytesShare })
 	add("resync received / full (median)", r.Summary["bytes_share"].Median, 0.15)
 	add("resync + run wall / full (median)", r.Summary["wall_ratio"].Median, 0.3)
 }
@@ -481,7 +519,7 @@ func (r *wireResult) print() {
 	if r.Scenario == "retry" {
 		keys = append(keys, "killed_wall_s", "cut_bytes_share", "cut_wall_ratio")
 	} else {
-		keys = append(keys, "resync_command_wall_s", "changed_share")
+		keys = append(keys, "resync_command_wall_s", "changed_share", "pg_basebackup_wall_ratio", "pg_basebackup_bytes_share")
 	}
 	for _, k := range keys {
 		s := r.Summary[k]
