@@ -1,6 +1,8 @@
 package backup_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -37,6 +39,12 @@ func TestResyncTablespaceByChangedBlocks(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.SQL(t, "UPDATE ts_load_0 SET pad = 'changed' WHERE g % 500 = 0")
+		// Entries postgres would never name a tablespace are not ones.
+		for _, junk := range []string{"0123", "+5", "notes"} {
+			if err := os.Symlink(newLocation(t), filepath.Join(dir, "pg_tblspc", junk)); err != nil {
+				t.Fatal(err)
+			}
+		}
 
 		tr := progress.NewTracker()
 		log, rec := oracle.CaptureLog(t)
