@@ -48,6 +48,7 @@ func (b *attempt) verifyManifest(t *dest) (*manifest.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer out.close()
 	m, mismatch, err := manifest.VerifyEach(r, t.res.Files, nil, out.file)
 	if err != nil {
 		return nil, fmt.Errorf("backup manifest from the primary: %w", err)

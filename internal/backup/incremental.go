@@ -131,7 +131,9 @@ func loadJournal(root *os.Root) (map[string]resume.Entry, error) {
 func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry) (map[string]resume.Entry, map[string]priorSpace) {
 	listed := map[string]resume.Entry{}
 	spaces := b.priorSpaces(root, entries)
-	for p, e := range entries {
+	var dirs subdirs // sorted paths: each directory is opened once
+	for _, p := range slices.Sorted(maps.Keys(entries)) {
+		e := entries[p]
 		if !incremental.Listable(p) {
 			continue
 		}
@@ -143,10 +145,15 @@ func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry) (
 			}
 			r, rel = sp.root, strings.TrimPrefix(p, link+"/")
 		}
-		if fileHas(r, rel, e.Size) {
+		if dirs.root != r {
+			dirs.Close()
+			dirs.root = r
+		}
+		if fileHas(&dirs, rel, e.Size) {
 			listed[p] = e
 		}
 	}
+	dirs.Close()
 	for link, sp := range spaces {
 		sp.root.Close()
 		sp.root = nil
@@ -155,16 +162,15 @@ func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry) (
 	return listed, spaces
 }
 
-// fileHas reports whether rel in r is a regular file of size bytes, reached
+// fileHas reports whether rel is a regular file of size bytes, reached
 // through directories only: a link inside a tablespace location is never
 // followed (the Rebuilder would patch whatever it points to).
-func fileHas(r *os.Root, rel string, size int64) bool {
-	for dir := path.Dir(rel); dir != "."; dir = path.Dir(dir) {
-		if fi, err := r.Lstat(dir); err != nil || !fi.IsDir() {
-			return false
-		}
+func fileHas(dirs *subdirs, rel string, size int64) bool {
+	dir, name, err := dirs.in(rel)
+	if err != nil {
+		return false
 	}
-	fi, err := r.Lstat(rel)
+	fi, err := dir.Lstat(name)
 	return err == nil && fi.Mode().IsRegular() && fi.Size() == size
 }
 
@@ -226,7 +232,7 @@ func (t *dest) rebuildStage(next tarstream.Stage, root *os.Root, prefix string) 
 	if t.inc == nil {
 		return next
 	}
-	return &rebuild{next: next, root: root, prefix: prefix, inc: t.inc,
+	return &rebuild{next: next, dirs: subdirs{root: root}, prefix: prefix, inc: t.inc,
 		jr: func() *journal { return t.jr }, sync: t.cfg.Syncer.Sync}
 }
 
@@ -237,7 +243,7 @@ func (t *dest) rebuildStage(next tarstream.Stage, root *os.Root, prefix string) 
 // sent whole is unlisted too.
 type rebuild struct {
 	next   tarstream.Stage
-	root   *os.Root
+	dirs   subdirs // of the archive's root
 	prefix string
 	inc    *incPlan
 	jr     func() *journal
@@ -278,10 +284,15 @@ func (s *rebuild) header(m *tarstream.Member) error {
 		}
 		return s.next.Write(tarstream.Header, m, nil)
 	}
-	r, err := incremental.NewRebuilder(s.root, name, m.Size, s.inc.params)
+	dir, base, err := s.dirs.in(name)
 	if err != nil {
-		return err
+		return fmt.Errorf("reconstruct %s: %w", name, err)
 	}
+	r, err := incremental.NewRebuilder(dir, base, m.Size, s.inc.params)
+	if err != nil {
+		return fmt.Errorf("in %s: %w", path.Dir(name), err)
+	}
+	r.Path = name
 	forget := resume.Record{Kind: resume.Forget, Path: s.prefix + name}
 	r.BeforeChange = func() error { return s.jr().append(forget) }
 	s.r = r
@@ -296,7 +307,13 @@ func (s *rebuild) done() error {
 	if err != nil {
 		return err
 	}
-	s.sync(f)
+	if !res.Changed {
+		// Not a byte written: the file is as durable as when it was listed
+		// (docs/incremental.md, "Durability"), and its entry stays.
+		f.Close()
+	} else {
+		s.sync(f)
+	}
 	s.inc.rebuilt++
 	if s.prefix != "" {
 		s.inc.rebuiltTS++
@@ -314,6 +331,7 @@ func (s *rebuild) Close() error {
 		s.r.Abort()
 		s.r = nil
 	}
+	s.dirs.Close()
 	return s.next.Close()
 }
 
@@ -325,10 +343,11 @@ const resultSpool = instance.Manifest + ".pg-standby-result"
 // pg_combinebackup's write_manifest.c does, during the verification pass
 // over the server's manifest: no second read, no document in memory.
 type result struct {
-	t   *dest
-	bw  *bufio.Writer
-	mw  *incremental.ManifestWriter
-	err error // the first error: nothing more is written
+	t    *dest
+	bw   *bufio.Writer
+	mw   *incremental.ManifestWriter
+	dirs subdirs // the manifest lists files directory by directory
+	err  error   // the first error: nothing more is written
 }
 
 // startResult opens the result manifest when the attempt resumes (nil
@@ -357,7 +376,7 @@ func (r *result) file(f *manifest.File) {
 	if r == nil || r.err != nil {
 		return
 	}
-	e, err := r.t.resultEntry(f)
+	e, err := r.entry(f)
 	if err == nil {
 		err = r.mw.File(&e)
 	}
@@ -378,14 +397,22 @@ func (r *result) finish(ranges []manifest.WALRange) error {
 	return r.err
 }
 
-// resultEntry is f, an entry of the server's manifest, under its result
+// close closes the directory the last entry was found in.
+func (r *result) close() {
+	if r != nil {
+		r.dirs.Close()
+	}
+}
+
+// entry is f, an entry of the server's manifest, under its result
 // name: a file sent whole keeps the server's size and checksum (as
 // pg_combinebackup copies them); a reconstructed one has its size on disk
 // and no checksum, as pg_combinebackup --manifest-checksums=NONE writes it
 // (docs/incremental.md, "The result manifest": a read-back checksum would
 // cost a read of every kept byte and attest only to what was just written);
 // backup_label is as labelFilter wrote it.
-func (t *dest) resultEntry(f *manifest.File) (incremental.ManifestFile, error) {
+func (r *result) entry(f *manifest.File) (incremental.ManifestFile, error) {
+	t := r.t
 	if f.Path == labelName {
 		if t.inc.label == nil {
 			return incremental.ManifestFile{}, basebackup.Violation("the primary sent no %s", labelName)
@@ -397,7 +424,15 @@ func (t *dest) resultEntry(f *manifest.File) (incremental.ManifestFile, error) {
 		return incremental.ManifestFile{Path: f.Path, Size: f.Size, Algorithm: f.Algorithm, Checksum: f.Checksum}, nil
 	}
 	root, rel := t.rootOf(name)
-	fi, err := root.Lstat(rel)
+	if r.dirs.root != root {
+		r.dirs.Close()
+		r.dirs.root = root
+	}
+	dir, base, err := r.dirs.in(rel)
+	var fi os.FileInfo
+	if err == nil {
+		fi, err = dir.Lstat(base)
+	}
 	if err == nil && !fi.Mode().IsRegular() {
 		err = fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
 	}

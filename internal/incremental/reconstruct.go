@@ -68,11 +68,13 @@ type Rebuilder struct {
 	// (cut, extension or block); its error fails the reconstruction with
 	// the file untouched.
 	BeforeChange func() error
-	f            *os.File
-	name         string
-	p            Params
-	res          Result
-	ready        bool
+	// Path names the file in messages: NewRebuilder's name, which a caller
+	// opening in a subdirectory's root may replace with the whole path.
+	Path  string
+	f     *os.File
+	p     Params
+	res   Result
+	ready bool
 }
 
 // NewRebuilder opens root/name for reconstruction from an increment of size
@@ -94,7 +96,7 @@ func NewRebuilder(root *os.Root, name string, size int64, p Params) (*Rebuilder,
 		f.Close()
 		return nil, fmt.Errorf("reconstruct %s: %w", name, err)
 	}
-	r := &Rebuilder{f: f, name: name, p: p, res: Result{PriorSize: st.Size()}}
+	r := &Rebuilder{f: f, Path: name, p: p, res: Result{PriorSize: st.Size()}}
 	if r.Decoder, err = NewDecoder(p, IncrementalPrefix+path.Base(name), size, r); err != nil {
 		f.Close()
 		return nil, err
@@ -114,12 +116,12 @@ func (r *Rebuilder) Header(h *Header) error {
 	}
 	if r.res.PriorSize != int64(keep)*bs {
 		if err := r.f.Truncate(int64(keep) * bs); err != nil {
-			return fmt.Errorf("reconstruct %s: cut to %d blocks: %w", r.name, keep, err)
+			return fmt.Errorf("reconstruct %s: cut to %d blocks: %w", r.Path, keep, err)
 		}
 	}
 	if length != keep {
 		if err := r.f.Truncate(int64(length) * bs); err != nil {
-			return fmt.Errorf("reconstruct %s: extend to %d blocks: %w", r.name, length, err)
+			return fmt.Errorf("reconstruct %s: extend to %d blocks: %w", r.Path, length, err)
 		}
 	}
 	r.res.Size = int64(length) * bs
@@ -142,7 +144,7 @@ func (r *Rebuilder) change() error {
 	}
 	if r.BeforeChange != nil {
 		if err := r.BeforeChange(); err != nil {
-			return fmt.Errorf("reconstruct %s: %w", r.name, err)
+			return fmt.Errorf("reconstruct %s: %w", r.Path, err)
 		}
 	}
 	r.res.Changed = true
@@ -152,7 +154,7 @@ func (r *Rebuilder) change() error {
 // Block (the Sink side) writes one sent block at its offset.
 func (r *Rebuilder) Block(blkno uint32, data []byte) error {
 	if _, err := r.f.WriteAt(data, int64(blkno)*int64(r.p.BlockSize)); err != nil {
-		return fmt.Errorf("reconstruct %s: write block %d: %w", r.name, blkno, err)
+		return fmt.Errorf("reconstruct %s: write block %d: %w", r.Path, blkno, err)
 	}
 	return nil
 }
@@ -178,10 +180,10 @@ func (r *Rebuilder) Close() (Result, error) {
 	}
 	err = f.Sync()
 	if err != nil {
-		err = fmt.Errorf("reconstruct %s: fsync: %w", r.name, err)
+		err = fmt.Errorf("reconstruct %s: fsync: %w", r.Path, err)
 	}
 	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("reconstruct %s: close: %w", r.name, cerr)
+		err = fmt.Errorf("reconstruct %s: close: %w", r.Path, cerr)
 	}
 	if err != nil {
 		return Result{}, err

@@ -1,0 +1,66 @@
+package backup
+
+import (
+	"fmt"
+	"os"
+	"path"
+)
+
+// subdirs opens a root's directories one at a time for paths that come
+// grouped by directory (sorted, or in archive order). An os.Root walks
+// every component of a path on each call: for base/5/16384 that is two
+// openat, a fstatat and two close per file, a resume's main per-file cost
+// at 60,000 files.
+type subdirs struct {
+	root *os.Root
+	dir  string // of sub
+	sub  *os.Root
+	err  error // opening dir
+}
+
+// in returns the root of rel's directory, reached through directories only
+// (a link is never followed), and rel's last element. The root stays valid
+// until the next call with another directory, or Close.
+func (s *subdirs) in(rel string) (*os.Root, string, error) {
+	dir, name := path.Split(rel)
+	if dir == "" {
+		return s.root, name, nil
+	}
+	dir = dir[:len(dir)-1]
+	if dir != s.dir || (s.sub == nil && s.err == nil) {
+		s.Close()
+		s.dir = dir
+		s.sub, s.err = openDir(s.root, dir)
+	}
+	return s.sub, name, s.err
+}
+
+// Close closes the directory last opened.
+func (s *subdirs) Close() {
+	if s.sub != nil {
+		s.sub.Close()
+	}
+	s.sub, s.err, s.dir = nil, nil, ""
+}
+
+// openDir opens dir in r one component at a time, refusing any that is not
+// a directory.
+func openDir(r *os.Root, dir string) (*os.Root, error) {
+	if d := path.Dir(dir); d != "." {
+		parent, err := openDir(r, d)
+		if err != nil {
+			return nil, err
+		}
+		defer parent.Close()
+		r = parent
+	}
+	base := path.Base(dir)
+	fi, err := r.Lstat(base)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory (%v)", dir, fi.Mode().Type())
+	}
+	return r.OpenRoot(base)
+}
