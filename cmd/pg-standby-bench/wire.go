@@ -89,10 +89,12 @@ type wireResult struct {
 type wireRun struct {
 	BaseBytes   int64   `json:"base_bytes"`
 	BaseWallS   float64 `json:"base_wall_s"`
+	BaseCPUS    float64 `json:"base_cpu_s"`
 	CutAtBytes  int64   `json:"cut_at_bytes,omitempty"`
 	CutWallS    float64 `json:"cut_wall_s,omitempty"`
 	AfterBytes  int64   `json:"after_bytes"`
 	AfterWallS  float64 `json:"after_wall_s"`
+	AfterCPUS   float64 `json:"after_cpu_s"` // the run after the interruption (retry, resync): user + system
 	ResyncWallS float64 `json:"resync_command_wall_s,omitempty"`
 	Reused      int64   `json:"bytes_reused_logged"`
 	Received    int64   `json:"bytes_received_logged"`
@@ -105,12 +107,16 @@ type wireRun struct {
 	// resync only: pg_basebackup's own full and INCREMENTAL backups of the
 	// same primary at the same points, through the same proxy (the floor
 	// the server sets for any client of INCREMENTAL).
-	BBFullWallS  float64 `json:"pg_basebackup_full_wall_s,omitempty"`
-	BBFullBytes  int64   `json:"pg_basebackup_full_bytes,omitempty"`
-	BBIncWallS   float64 `json:"pg_basebackup_incremental_wall_s,omitempty"`
-	BBIncBytes   int64   `json:"pg_basebackup_incremental_bytes,omitempty"`
-	BBWallRatio  float64 `json:"pg_basebackup_wall_ratio,omitempty"`  // BBIncWallS / BBFullWallS
-	BBBytesShare float64 `json:"pg_basebackup_bytes_share,omitempty"` // BBIncBytes / BBFullBytes
+	BBFullWallS float64 `json:"pg_basebackup_full_wall_s,omitempty"`
+	BBFullBytes int64   `json:"pg_basebackup_full_bytes,omitempty"`
+	BBIncWallS  float64 `json:"pg_basebackup_incremental_wall_s,omitempty"`
+	BBIncBytes  int64   `json:"pg_basebackup_incremental_bytes,omitempty"`
+	BBWallRatio float64 `json:"pg_basebackup_wall_ratio,omitempty"` // BBIncWallS / BBFullWallS
+	// resync only: a full run after changing the same blocks again, and
+	// (ResyncWallS + AfterWallS) / FullSameWallS.
+	FullSameWallS float64 `json:"full_same_point_wall_s,omitempty"`
+	SameRatio     float64 `json:"wall_ratio_same_point,omitempty"`
+	BBBytesShare  float64 `json:"pg_basebackup_bytes_share,omitempty"` // BBIncBytes / BBFullBytes
 	// The bytes to the client on each connection of the base run and of
 	// the run after the interruption, in the order the proxy accepted
 	// them (the archive's, the WAL stream's, and any short ones).
@@ -129,6 +135,7 @@ type wire struct {
 	out   string // where instances go
 	bin   string
 	links []int64 // of the last worker call
+	cpu   float64 // user + system seconds of the last worker call
 
 	scenario, shape string // for the kept logs' names
 	logs            int
@@ -159,6 +166,7 @@ func (w *wire) worker(ctx context.Context, args ...string) (float64, int64, stri
 	first := len(w.proxy.Counts())
 	s, err := runAs(ctx, w.p.cred, nil, append([]string{w.bin}, args...)...)
 	w.keepLog(args[0], s.Output)
+	w.cpu = s.CPU
 	w.links = nil
 	for _, c := range w.proxy.Counts()[first:] {
 		w.links = append(w.links, c.ToClient)
@@ -271,7 +279,7 @@ func (w *wire) baseRun(ctx context.Context, x *wireRun, what string) (string, er
 	if x.BaseWallS, x.BaseBytes, _, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
 		return "", err
 	}
-	x.BaseLinks = w.links
+	x.BaseLinks, x.BaseCPUS = w.links, w.cpu
 	if err := w.verify(ctx, dir); err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
@@ -323,7 +331,7 @@ func (w *wire) retryOnce(ctx context.Context) (wireRun, error) {
 	if x.AfterWallS, x.AfterBytes, out, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
 		return x, fmt.Errorf("rerun after the kill: %w", err)
 	}
-	x.AfterLinks = w.links
+	x.AfterLinks, x.AfterCPUS = w.links, w.cpu
 	x.parseLog(out)
 	if err := w.verify(ctx, dir); err != nil {
 		return x, fmt.Errorf("rerun after the kill: %w", err)
@@ -403,7 +411,7 @@ func (w *wire) resyncOnce(ctx context.Context) (wireRun, error) {
 	if x.AfterWallS, n2, out, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
 		return x, fmt.Errorf("run after resync: %w", err)
 	}
-	x.AfterLinks = append(resyncLinks, w.links...)
+	x.AfterLinks, x.AfterCPUS = append(resyncLinks, w.links...), w.cpu
 	x.parseLog(out)
 	if err := w.verify(ctx, dir); err != nil {
 		return x, fmt.Errorf("run after resync: %w", err)
@@ -418,11 +426,33 @@ func (w *wire) resyncOnce(ctx context.Context) (wireRun, error) {
 	x.BBWallRatio, x.BBBytesShare = x.BBIncWallS/x.BBFullWallS, float64(x.BBIncBytes)/float64(x.BBFullBytes)
 	cleanDir(bbFull)
 	cleanDir(bbInc)
+	if err := w.fullAtSamePoint(ctx, &x); err != nil {
+		return x, err
+	}
 	logf("resync: pg_basebackup full %.2f s, %d bytes; --incremental after the same changes %.2f s, %d bytes: %.3f of its full's wall, %.3f of its bytes",
 		x.BBFullWallS, x.BBFullBytes, x.BBIncWallS, x.BBIncBytes, x.BBWallRatio, x.BBBytesShare)
-	logf("resync: %d of %d heap blocks changed; resync %.2f s + run %.2f s, %d bytes %v (%.3f of full), by changed blocks: %v (reused %d); (resync+run)/full %.3f",
-		x.Changed, x.HeapBlocks, x.ResyncWallS, x.AfterWallS, x.AfterBytes, x.AfterLinks, x.BytesShare, x.ByChanged, x.Reused, x.WallRatio)
+	logf("resync: %d of %d heap blocks changed; resync %.2f s + run %.2f s (cpu %.2f s), %d bytes %v (%.3f of full), by changed blocks: %v (reused %d); (resync+run)/full %.3f; full after the same changes %.2f s: %.3f",
+		x.Changed, x.HeapBlocks, x.ResyncWallS, x.AfterWallS, x.AfterCPUS, x.AfterBytes, x.AfterLinks, x.BytesShare, x.ByChanged, x.Reused, x.WallRatio,
+		x.FullSameWallS, x.SameRatio)
 	return x, nil
+}
+
+// fullAtSamePoint changes the same blocks again and takes a full run into
+// a new instance: the re-clone a resync replaces, paying the same
+// checkpoint of dirty pages as the resync did (the base run found none).
+func (w *wire) fullAtSamePoint(ctx context.Context, x *wireRun) error {
+	if _, _, err := w.p.changeBlocks(ctx, 20); err != nil {
+		return err
+	}
+	dir, err := w.renew(ctx)
+	if err != nil {
+		return err
+	}
+	if x.FullSameWallS, _, _, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
+		return fmt.Errorf("full run after the same changes: %w", err)
+	}
+	x.SameRatio = (x.ResyncWallS + x.AfterWallS) / x.FullSameWallS
+	return nil
 }
 
 // basebackup runs pg_basebackup (-c fast -X stream) through the proxy as the
@@ -487,6 +517,8 @@ func (r *wireResult) judge() {
 	r.Summary["base_mb"] = get(r.Runs, func(x wireRun) float64 { return float64(x.BaseBytes) / 1e6 })
 	r.Summary["after_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.AfterWallS })
 	r.Summary["after_mb"] = get(r.Runs, func(x wireRun) float64 { return float64(x.AfterBytes) / 1e6 })
+	r.Summary["base_cpu_s"] = get(r.Runs, func(x wireRun) float64 { return x.BaseCPUS })
+	r.Summary["after_cpu_s"] = get(r.Runs, func(x wireRun) float64 { return x.AfterCPUS })
 	r.Summary["bytes_share"] = get(r.Runs, share)
 	r.Summary["wall_ratio"] = get(r.Runs, ratio)
 	for _, x := range r.Runs {
@@ -507,6 +539,8 @@ func (r *wireResult) judge() {
 	r.Summary["changed_share"] = get(r.Runs, func(x wireRun) float64 { return float64(x.Changed) / float64(max(x.HeapBlocks, 1)) })
 	r.Summary["pg_basebackup_wall_ratio"] = get(r.Runs, func(x wireRun) float64 { return x.BBWallRatio })
 	r.Summary["pg_basebackup_bytes_share"] = get(r.Runs, func(x wireRun) float64 { return x.BBBytesShare })
+	r.Summary["full_same_point_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.FullSameWallS })
+	r.Summary["wall_ratio_same_point"] = get(r.Runs, func(x wireRun) float64 { return x.SameRatio })
 	add("resync received / full (median)", r.Summary["bytes_share"].Median, 0.15)
 	add("resync + run wall / full (median)", r.Summary["wall_ratio"].Median, 0.3)
 }
@@ -515,11 +549,11 @@ func (r *wireResult) print() {
 	fmt.Printf("\npg-standby %s scenario, shape %s: PostgreSQL %s, database %.2f GiB, %s, %d repetitions, fresh filesystem per run: %v (image in %s), %s, bench commit %s\n",
 		r.Scenario, r.Shape, r.ServerVersion, float64(r.DatabaseBytes)/(1<<30), r.Machine, len(r.Runs), r.FreshFS, r.FSImageDir, r.Binary, r.Commit)
 	fmt.Printf("load average before: %s; after: %s\n\n", r.LoadBefore, r.LoadAfter)
-	keys := []string{"base_mb", "base_wall_s", "after_mb", "after_wall_s", "bytes_share", "wall_ratio"}
+	keys := []string{"base_mb", "base_wall_s", "base_cpu_s", "after_mb", "after_wall_s", "after_cpu_s", "bytes_share", "wall_ratio"}
 	if r.Scenario == "retry" {
 		keys = append(keys, "killed_wall_s", "cut_bytes_share", "cut_wall_ratio")
 	} else {
-		keys = append(keys, "resync_command_wall_s", "changed_share", "pg_basebackup_wall_ratio", "pg_basebackup_bytes_share")
+		keys = append(keys, "resync_command_wall_s", "changed_share", "pg_basebackup_wall_ratio", "pg_basebackup_bytes_share", "full_same_point_wall_s", "wall_ratio_same_point")
 	}
 	for _, k := range keys {
 		s := r.Summary[k]
