@@ -20,10 +20,7 @@ var reusedRE = regexp.MustCompile(`bytes_received=(\d+) bytes_reused=(\d+)`)
 // with conf added; before PostgreSQL 17 it skips.
 func incrementalPrimary(t *testing.T, v testpg.Version, conf map[string]string) *testpg.Server {
 	t.Helper()
-	testpg.Require(t)
-	if v.Major < 17 {
-		t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
-	}
+	testpg.RequireIncremental(t, v)
 	c := map[string]string{"summarize_wal": "on", "autovacuum": "off"}
 	for k, val := range conf {
 		c[k] = val
