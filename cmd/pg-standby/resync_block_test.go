@@ -13,17 +13,18 @@ import (
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
-var reusedRE = regexp.MustCompile(`bytes_received=(\d+) bytes_reused=(\d+)`)
+var (
+	reusedRE   = regexp.MustCompile(`bytes_received=(\d+) bytes_reused=(\d+)`)
+	resumingRE = regexp.MustCompile(`resuming: (\d+) of (\d+) files kept`)
+	rebuiltRE  = regexp.MustCompile(`reconstructed=(\d+) changed=(\d+) in_tablespaces=(\d+) listed_sent_whole=(\d+)`)
+)
 
 // incrementalPrimary starts a primary that can take incremental backups
 // (summarize_wal, no autovacuum to change blocks behind the test's back),
 // with conf added; before PostgreSQL 17 it skips.
 func incrementalPrimary(t *testing.T, v testpg.Version, conf map[string]string) *testpg.Server {
 	t.Helper()
-	testpg.Require(t)
-	if v.Major < 17 {
-		t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
-	}
+	testpg.RequireIncremental(t, v)
 	c := map[string]string{"summarize_wal": "on", "autovacuum": "off"}
 	for k, val := range conf {
 		c[k] = val
@@ -43,7 +44,8 @@ func loadTables(t *testing.T, p *testpg.Server, prefix string, n int) []string {
 }
 
 // resumedBytes are the bytes a run that resumed by changed blocks received
-// and reused, from its log; a run that did not resume fails the test.
+// and reused, from its log; a run that did not resume fails the test, and so
+// does a file count of its end line that does not fit (resumedFiles).
 func resumedBytes(t *testing.T, out string) (received, reused int64) {
 	t.Helper()
 	m := reusedRE.FindStringSubmatch(out)
@@ -52,7 +54,35 @@ func resumedBytes(t *testing.T, out string) (received, reused int64) {
 	}
 	received, _ = strconv.ParseInt(m[1], 10, 64)
 	reused, _ = strconv.ParseInt(m[2], 10, 64)
+	resumedFiles(t, out)
 	return received, reused
+}
+
+// resumed are the file counts of a resume by changed blocks: listed in the
+// journal at its start ("resuming: L of N files kept"), and from its end line
+// reconstructed, changed by the increment, and listed but sent whole.
+type resumed struct{ listed, reconstructed, changed, sentWhole int }
+
+// resumedFiles reads the counts of the first resume in out and holds them
+// to what must be: a changed file was reconstructed, and a reconstructed or
+// sent-whole file was listed.
+func resumedFiles(t *testing.T, out string) resumed {
+	t.Helper()
+	end := rebuiltRE.FindStringSubmatchIndex(out)
+	if end == nil {
+		t.Fatalf("no reconstructed=, changed=, in_tablespaces=, listed_sent_whole= in the resume's end line:\n%s", out)
+	}
+	starts := resumingRE.FindAllStringSubmatch(out[:end[0]], -1)
+	if starts == nil {
+		t.Fatalf("no \"resuming: L of N files kept\" before the resume's end line:\n%s", out)
+	}
+	num := func(s string) int { n, _ := strconv.Atoi(s); return n }
+	at := func(i int) int { return num(out[end[2*i]:end[2*i+1]]) }
+	r := resumed{listed: num(starts[len(starts)-1][1]), reconstructed: at(1), changed: at(2), sentWhole: at(4)}
+	if r.changed > r.reconstructed || r.reconstructed+r.sentWhole > r.listed || r.sentWhole < 0 {
+		t.Errorf("resume counts %+v: want changed <= reconstructed and reconstructed + sent whole <= listed", r)
+	}
+	return r
 }
 
 // TestResyncByChangedBlocks: a stopped standby, writes on the primary
@@ -83,6 +113,13 @@ func TestResyncByChangedBlocks(t *testing.T) {
 		received, reused := resumedBytes(t, out)
 		t.Logf("PostgreSQL %d: resync received %d bytes, reused %d (%.0f %% received) in %v", v.Major, received, reused,
 			100*float64(received)/float64(received+reused), time.Since(start))
+		// At least pgbench_accounts (updated) and shrinks (cut by VACUUM)
+		// changed; most of the standby's relation files did not.
+		r := resumedFiles(t, out)
+		t.Logf("PostgreSQL %d: files listed %d, reconstructed %d, changed %d, listed but sent whole %d", v.Major, r.listed, r.reconstructed, r.changed, r.sentWhole)
+		if r.changed < 2 || r.changed >= r.reconstructed {
+			t.Errorf("resume counts %+v: want at least 2 files changed (pgbench_accounts, shrinks) and fewer than reconstructed", r)
+		}
 		if reused < 2*received {
 			t.Errorf("received %d bytes, reused %d: want most of the directory reused", received, reused)
 		}

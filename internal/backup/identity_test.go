@@ -122,10 +122,7 @@ func TestWALConnectionOtherSystem(t *testing.T) {
 // of B over the directory, which verifies and has B's content.
 func TestResumeOtherSystemBetweenAttempts(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-		testpg.Require(t)
-		if v.Major < 17 {
-			t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
-		}
+		testpg.RequireIncremental(t, v)
 		conf := map[string]string{"summarize_wal": "on", "autovacuum": "off"}
 		a := testpg.Start(t, testpg.Options{Conf: conf})
 		tables := loadTables(t, a, 6)

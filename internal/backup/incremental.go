@@ -247,7 +247,7 @@ type rebuild struct {
 	prefix string
 	inc    *incPlan
 	jr     func() *journal
-	sync   func(*os.File) // durable.Syncer.Sync: fsync, then the journal's Complete
+	sync   func(*os.File, int64) // durable.Syncer.Sync: fsync, then the journal's Complete
 
 	r *incremental.Rebuilder // the member being reconstructed
 }
@@ -312,7 +312,7 @@ func (s *rebuild) done() error {
 		// (docs/incremental.md, "Durability"), and its entry stays.
 		f.Close()
 	} else {
-		s.sync(f)
+		s.sync(f, res.Size) // exact: Header cut or extended the file to it
 	}
 	s.inc.rebuilt++
 	if s.prefix != "" {

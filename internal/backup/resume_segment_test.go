@@ -22,10 +22,7 @@ import (
 func TestResumeSegmentExtended(t *testing.T) {
 	testpg.SkipShort(t, "a relation of 1 GB on a real server")
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-		testpg.Require(t)
-		if v.Major < 17 {
-			t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
-		}
+		testpg.RequireIncremental(t, v)
 		// No data checksums: the content check's scan sets hint bits, which
 		// with checksums would write a full-page image of each of the 131072
 		// pages into WAL, for the standby to replay.

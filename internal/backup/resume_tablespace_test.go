@@ -106,10 +106,7 @@ func checkStandby(t *testing.T, p *testpg.Server, dir string, tables []string) {
 // files of the main directory), and the result passes the oracles.
 func TestResumeTablespaceByChangedBlocks(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-		testpg.Require(t)
-		if v.Major < 17 {
-			t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
-		}
+		testpg.RequireIncremental(t, v)
 		p, loc, tables := tablespacePrimary(t, 6)
 		dir, m1 := newInstance(t, p.ConnString()), newLocation(t)
 		mapping := map[string]string{loc: m1}
@@ -152,10 +149,7 @@ func TestResumeTablespaceByChangedBlocks(t *testing.T) {
 // reconstructed there), resumes the main directory, and passes the oracles.
 func TestResumeTablespaceMappingChanged(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-		testpg.Require(t)
-		if v.Major < 17 {
-			t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
-		}
+		testpg.RequireIncremental(t, v)
 		p, loc, tables := tablespacePrimary(t, 4)
 		dir, m1, m2 := newInstance(t, p.ConnString()), newLocation(t), newLocation(t)
 		entries := interruptWith(t, backup.Options{DataDir: dir, TablespaceMapping: map[string]string{loc: m1}}, 0.5)

@@ -138,10 +138,7 @@ func cleanStreamed(t *testing.T, p *testpg.Server) (int64, time.Duration) {
 // primary's content and replays a later row.
 func TestResumeByChangedBlocks(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-		testpg.Require(t)
-		if v.Major < 17 {
-			t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
-		}
+		testpg.RequireIncremental(t, v)
 		p := testpg.Start(t, testpg.Options{Conf: map[string]string{"summarize_wal": "on", "autovacuum": "off"}})
 		tables := loadTables(t, p, 10)
 		p.SQL(t, "CREATE TABLE shrinks AS SELECT g, repeat('s', 200) AS pad FROM generate_series(1, 60000) g")
@@ -225,10 +222,7 @@ func TestResumeSummarizeWALOff(t *testing.T) {
 // attempt takes a full backup at once, not counted as a failure.
 func TestResumeRefusedRange(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-		testpg.Require(t)
-		if v.Major < 17 {
-			t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
-		}
+		testpg.RequireIncremental(t, v)
 		p := testpg.Start(t, testpg.Options{Conf: map[string]string{"summarize_wal": "on"}})
 		loadTables(t, p, 4)
 		dir := newInstance(t, p.ConnString())
@@ -305,10 +299,7 @@ func checkFallbackLog(t *testing.T, l *oracle.Log, msg, key string, want any) ma
 // from the newer start.
 func TestResumeRelistsReconstructed(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-		testpg.Require(t)
-		if v.Major < 17 {
-			t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
-		}
+		testpg.RequireIncremental(t, v)
 		p := testpg.Start(t, testpg.Options{Conf: map[string]string{"summarize_wal": "on", "autovacuum": "off"}})
 		tables := loadTables(t, p, 6)
 		dir := newInstance(t, p.ConnString())

@@ -19,10 +19,7 @@ import (
 // than received whole; the result passes the oracles.
 func TestResyncTablespaceByChangedBlocks(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
-		testpg.Require(t)
-		if v.Major < 17 {
-			t.Skipf("PostgreSQL %d has no incremental backup", v.Major)
-		}
+		testpg.RequireIncremental(t, v)
 		p, loc, tables := tablespacePrimary(t, 1)
 		dir, m1 := newInstance(t, p.ConnString()), newLocation(t)
 		mapping := map[string]string{loc: m1}

@@ -224,9 +224,9 @@ func (b *attempt) resyncSpaces(root *os.Root) (spaces map[string]*os.Root, close
 		return spaces, close
 	}
 	for _, oid := range names {
-		// As postgres names them (no sign, no leading zero): anything else
-		// in pg_tblspc is not a tablespace, and PriorFiles would refuse it.
-		if v, err := strconv.ParseUint(oid, 10, 32); err != nil || v == 0 || strconv.FormatUint(v, 10) != oid {
+		// PriorFiles' own rule: anything else in pg_tblspc is not a
+		// tablespace, and PriorFiles would refuse it.
+		if !incremental.IsOID(oid) {
 			continue
 		}
 		if sp := b.openPriorSpace(root, "pg_tblspc/"+oid); sp.root != nil {

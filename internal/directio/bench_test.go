@@ -34,7 +34,7 @@ func BenchmarkQueue(b *testing.B) {
 			}
 			const size = 64 << 20
 			b.SetBytes(size)
-			sync := func(f *os.File) {
+			sync := func(f *os.File, _ int64) {
 				if err := f.Sync(); err != nil {
 					b.Error(err)
 				}

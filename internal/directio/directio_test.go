@@ -12,18 +12,26 @@ import (
 )
 
 type sink struct {
+	t     *testing.T
 	files []*os.File
 }
 
-func (s *sink) take(f *os.File) {
+// take also holds the Queue to its promise of the exact size on disk, which
+// the resume journal records.
+func (s *sink) take(f *os.File, size int64) {
 	s.files = append(s.files, f)
+	if fi, err := f.Stat(); err != nil {
+		s.t.Errorf("stat %s: %v", f.Name(), err)
+	} else if fi.Size() != size {
+		s.t.Errorf("Finished(%s, %d): %d bytes on disk", f.Name(), size, fi.Size())
+	}
 	f.Sync()
 	f.Close()
 }
 
 func newQueue(t *testing.T, buffered bool) (*Queue, *sink, *atomic.Int64, *atomic.Int64) {
 	t.Helper()
-	s := &sink{}
+	s := &sink{t: t}
 	var written, unchanged atomic.Int64
 	q, err := NewQueue(Config{BufferSize: 64 << 10, Buffers: 3, Buffered: buffered, Finished: s.take, Written: &written, Unchanged: &unchanged})
 	if err != nil {

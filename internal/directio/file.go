@@ -82,7 +82,7 @@ func (fl *File) flush() {
 // to Config.Finished. It returns the queue's first error so far.
 func (fl *File) Finish(size int64) error {
 	fl.flush()
-	fl.q.jobs <- job{file: fl, end: true, keep: true, size: size}
+	fl.q.jobs <- job{file: fl, end: true, keep: true, size: size, sent: fl.off}
 	return fl.q.Err()
 }
 

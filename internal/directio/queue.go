@@ -24,9 +24,10 @@ type Config struct {
 	// DirectMin is the size from which OpenSized writes a file with O_DIRECT;
 	// DefaultDirectMin when zero, negative for every file.
 	DirectMin int64
-	// Finished takes each completed file (fsync and close it); it is called
-	// from the writing goroutine in the order the files were finished.
-	Finished func(*os.File)
+	// Finished takes each completed file (fsync and close it) with its size
+	// on disk, exact (durable.Syncer.Sync): it is called from the writing
+	// goroutine in the order the files were finished.
+	Finished func(f *os.File, size int64)
 	// Written and Unchanged count bytes written and bytes found identical.
 	Written, Unchanged *atomic.Int64
 }
@@ -58,6 +59,7 @@ type job struct {
 	end  bool  // last job of the file
 	keep bool  // with end: fsync and hand on, else just close
 	size int64 // with keep: the file's final size
+	sent int64 // with end: the bytes the producer wrote
 }
 
 // NewQueue maps the buffers and starts the writing goroutine; Close stops it.
@@ -171,12 +173,16 @@ func (q *Queue) do(j job) error {
 		if !j.keep {
 			return nil
 		}
+		// The size on disk, without an fstat: the truncation's, else what the
+		// writes reached (a write skipped as unchanged lay inside oldSize).
+		onDisk := max(fl.oldSize, j.sent)
 		if fl.padded || fl.oldSize > j.size {
 			if err := fl.f.Truncate(j.size); err != nil {
 				return fmt.Errorf("truncate %s: %w", fl.name, err)
 			}
+			onDisk = j.size
 		}
-		q.cfg.Finished(fl.f)
+		q.cfg.Finished(fl.f, onDisk)
 		return nil
 	}
 	data := j.buf[:j.n]

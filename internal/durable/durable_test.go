@@ -63,7 +63,7 @@ func TestSyncerHoldsWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 		files = append(files, f)
-		s.Sync(f)
+		s.Sync(f, 0)
 	}
 	for _, f := range files {
 		if _, err := f.Write([]byte("x")); err != nil {
@@ -93,7 +93,7 @@ func TestSyncerError(t *testing.T) {
 		}
 		f.Close() // fsync of a closed file fails
 		names = append(names, f.Name())
-		s.Sync(f)
+		s.Sync(f, 0)
 		if i == 0 {
 			for deadline := time.Now().Add(10 * time.Second); s.Err() == nil; time.Sleep(time.Millisecond) {
 				if time.Now().After(deadline) {

@@ -30,8 +30,8 @@ func TestSyncerOnDurable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f.WriteString(fmt.Sprint(i * 1000))
-			s.Sync(f)
+			n, _ := f.WriteString(fmt.Sprint(i * 1000))
+			s.Sync(f, int64(n))
 		}
 		if err := s.Wait(); err != nil {
 			t.Fatalf("syncfs %v: Wait: %v", syncfs, err)
@@ -60,7 +60,7 @@ func TestSyncerOnDurableError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Sync(f)
+	s.Sync(f, 0)
 	if err := s.Wait(); err == nil {
 		t.Fatal("Wait: nil error; want the callback's")
 	}
@@ -101,7 +101,7 @@ func TestSyncerOnDurableCost(t *testing.T) {
 					t.Fatal(err)
 				}
 				f.Write(data)
-				s.Sync(f)
+				s.Sync(f, int64(len(data)))
 			}
 			if err := s.Wait(); err != nil {
 				t.Fatal(err)
@@ -126,7 +126,7 @@ func TestSyncerOnDurableAge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Sync(f)
+	s.Sync(f, 0)
 	select {
 	case n := <-got:
 		if n != 1 {
@@ -142,27 +142,33 @@ func TestSyncerOnDurableAge(t *testing.T) {
 
 // TestSyncerOnDurableBytes: a batch whose files hold MaxBatchBytes goes at
 // once, without waiting for the age bound: a SIGKILL in a stream of large
-// files then loses at most about that much.
+// files then loses at most about that much. The bound and the reported
+// sizes are the sizes given to Sync (no fstat): the files here stay empty.
 func TestSyncerOnDurableBytes(t *testing.T) {
 	dir := t.TempDir()
 	s := NewSyncer(1, 1000)
 	got := make(chan []Synced, 4)
 	s.OnDurable(func(b []Synced) error { got <- b; return nil })
 	s.maxAge = time.Hour
-	for i, size := range []int64{MaxBatchBytes / 2, MaxBatchBytes / 2} {
+	sizes := []int64{MaxBatchBytes/2 - 1, MaxBatchBytes/2 + 1}
+	for i, size := range sizes {
 		f, err := os.Create(filepath.Join(dir, fmt.Sprint(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.Truncate(size); err != nil {
-			t.Fatal(err)
-		}
-		s.Sync(f)
+		s.Sync(f, size)
 	}
 	select {
 	case b := <-got:
 		if len(b) != 2 {
 			t.Errorf("first batch of %d files, want both halves: %v", len(b), b)
+		}
+		for _, f := range b {
+			var i int
+			fmt.Sscan(filepath.Base(f.Name), &i)
+			if f.Size != sizes[i] {
+				t.Errorf("file %s reported with size %d, want %d as given to Sync", f.Name, f.Size, sizes[i])
+			}
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("no batch reported once the pending files held MaxBatchBytes")

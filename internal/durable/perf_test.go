@@ -59,7 +59,7 @@ func TestSyncerBatches(t *testing.T) {
 			}
 			f.WriteString("x")
 			files = append(files, f)
-			s.Sync(f)
+			s.Sync(f, 1)
 		}
 		if err := s.Wait(); err != nil {
 			t.Fatalf("syncfs %v: Wait: %v", syncfs, err)

@@ -284,25 +284,27 @@ func Listable(p string) bool {
 	parts := strings.Split(p, "/")
 	switch {
 	case len(parts) == 2 && parts[0] == "global":
-	case len(parts) == 3 && parts[0] == "base" && isOID(parts[1]):
-	case len(parts) == 5 && parts[0] == "pg_tblspc" && isOID(parts[1]) && strings.HasPrefix(parts[2], "PG_") && isOID(parts[3]):
+	case len(parts) == 3 && parts[0] == "base" && IsOID(parts[1]):
+	case len(parts) == 5 && parts[0] == "pg_tblspc" && IsOID(parts[1]) && strings.HasPrefix(parts[2], "PG_") && IsOID(parts[3]):
 	default:
 		return false
 	}
 	name := parts[len(parts)-1]
 	if i := strings.IndexByte(name, '.'); i >= 0 {
-		if !isOID(name[i+1:]) {
+		if !IsOID(name[i+1:]) {
 			return false
 		}
 		name = name[:i]
 	}
 	name = strings.TrimSuffix(name, "_init")
-	return isOID(name)
+	return IsOID(name)
 }
 
-// isOID: a non-empty decimal number without a leading zero, as relfilenodes,
-// database and tablespace OIDs and segment numbers are written.
-func isOID(s string) bool {
+// IsOID: a non-empty decimal number without sign or leading zero that fits
+// in 32 bits, as PostgreSQL writes OIDs, relfilenodes and segment numbers
+// (the names of base/<db> and pg_tblspc/<oid> too). Anything else there was
+// not made by postgres.
+func IsOID(s string) bool {
 	if s == "" || len(s) > 10 || s[0] == '0' {
 		return false
 	}
@@ -311,5 +313,6 @@ func isOID(s string) bool {
 			return false
 		}
 	}
-	return true
+	// Ten digits compare as numbers when they compare as strings.
+	return len(s) < 10 || s <= "4294967295"
 }

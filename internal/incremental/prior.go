@@ -57,7 +57,7 @@ func PriorFiles(data *os.Root, tablespaces map[string]*os.Root, prior wal.LSN, t
 		}
 	}
 	for oid, root := range tablespaces {
-		if !isOID(oid) {
+		if !IsOID(oid) {
 			return nil, fmt.Errorf("list prior files: tablespace %q is not an OID", oid)
 		}
 		if err := add(root, ".", path.Join("pg_tblspc", oid)+"/"); err != nil {

@@ -43,6 +43,17 @@ func Require(t testing.TB) {
 	VersionOf(t).Skip(t)
 }
 
+// RequireIncremental is Require for a test of incremental backup, run with
+// v: before PostgreSQL 17 it skips, saying so. INCREMENTAL backups and WAL
+// summaries (UPLOAD_MANIFEST, summarize_wal) came in PostgreSQL 17.
+func RequireIncremental(t testing.TB, v Version) {
+	t.Helper()
+	Require(t)
+	if v.Major < 17 {
+		t.Skipf("PostgreSQL %d has no incremental backup (INCREMENTAL backups and WAL summaries came in 17)", v.Major)
+	}
+}
+
 // SkipShort skips t under go test -short, the fast tier, saying why (what
 // it needs: PostgreSQL, root, systemd, or just time). It is the one place
 // that tier is decided; Require, Start and RequireRoot call it.

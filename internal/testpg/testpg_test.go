@@ -330,6 +330,27 @@ func TestRequire(t *testing.T) {
 	}
 }
 
+// TestRequireIncremental: where PostgreSQL runs, a version before 17 skips
+// saying it has no incremental backup, and 17 goes on.
+func TestRequireIncremental(t *testing.T) {
+	Require(t)
+	for _, major := range []int{15, 17} {
+		ft := &fakeTB{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			RequireIncremental(ft, Version{Major: major})
+		}()
+		<-done
+		if ft.failed || ft.skipped != (major < 17) {
+			t.Errorf("PostgreSQL %d: failed=%v skipped=%v (%s), want skipped=%v", major, ft.failed, ft.skipped, ft.msg, major < 17)
+		}
+		if major < 17 && !strings.Contains(ft.msg, "no incremental backup") {
+			t.Errorf("PostgreSQL %d: skip message %q does not say why", major, ft.msg)
+		}
+	}
+}
+
 // TestStopKills makes pg_ctl stop useless (no postmaster.pid): Stop must
 // still end the server, by signalling the postmaster.
 func TestStopKills(t *testing.T) {
@@ -403,6 +424,10 @@ func (f *fakeTB) Skip(args ...any) {
 }
 func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.failed, f.msg = true, fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (f *fakeTB) Skipf(format string, args ...any) {
+	f.skipped, f.msg = true, fmt.Sprintf(format, args...)
 	runtime.Goexit()
 }
 
