@@ -90,11 +90,13 @@ type wireRun struct {
 	BaseBytes   int64   `json:"base_bytes"`
 	BaseWallS   float64 `json:"base_wall_s"`
 	BaseCPUS    float64 `json:"base_cpu_s"`
+	BaseRSS     float64 `json:"base_peak_rss_mib"`
 	CutAtBytes  int64   `json:"cut_at_bytes,omitempty"`
 	CutWallS    float64 `json:"cut_wall_s,omitempty"`
 	AfterBytes  int64   `json:"after_bytes"`
 	AfterWallS  float64 `json:"after_wall_s"`
 	AfterCPUS   float64 `json:"after_cpu_s"` // the run after the interruption (retry, resync): user + system
+	AfterRSS    float64 `json:"after_peak_rss_mib"`
 	ResyncWallS float64 `json:"resync_command_wall_s,omitempty"`
 	Reused      int64   `json:"bytes_reused_logged"`
 	Received    int64   `json:"bytes_received_logged"`
@@ -136,6 +138,7 @@ type wire struct {
 	bin   string
 	links []int64 // of the last worker call
 	cpu   float64 // user + system seconds of the last worker call
+	rss   float64 // its peak RSS, MiB
 
 	scenario, shape string // for the kept logs' names
 	logs            int
@@ -166,7 +169,7 @@ func (w *wire) worker(ctx context.Context, args ...string) (float64, int64, stri
 	first := len(w.proxy.Counts())
 	s, err := runAs(ctx, w.p.cred, nil, append([]string{w.bin}, args...)...)
 	w.keepLog(args[0], s.Output)
-	w.cpu = s.CPU
+	w.cpu, w.rss = s.CPU, s.PeakRSS
 	w.links = nil
 	for _, c := range w.proxy.Counts()[first:] {
 		w.links = append(w.links, c.ToClient)
@@ -279,7 +282,7 @@ func (w *wire) baseRun(ctx context.Context, x *wireRun, what string) (string, er
 	if x.BaseWallS, x.BaseBytes, _, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
 		return "", err
 	}
-	x.BaseLinks, x.BaseCPUS = w.links, w.cpu
+	x.BaseLinks, x.BaseCPUS, x.BaseRSS = w.links, w.cpu, w.rss
 	if err := w.verify(ctx, dir); err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
@@ -331,7 +334,7 @@ func (w *wire) retryOnce(ctx context.Context) (wireRun, error) {
 	if x.AfterWallS, x.AfterBytes, out, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
 		return x, fmt.Errorf("rerun after the kill: %w", err)
 	}
-	x.AfterLinks, x.AfterCPUS = w.links, w.cpu
+	x.AfterLinks, x.AfterCPUS, x.AfterRSS = w.links, w.cpu, w.rss
 	x.parseLog(out)
 	if err := w.verify(ctx, dir); err != nil {
 		return x, fmt.Errorf("rerun after the kill: %w", err)
@@ -411,7 +414,7 @@ func (w *wire) resyncOnce(ctx context.Context) (wireRun, error) {
 	if x.AfterWallS, n2, out, err = w.worker(ctx, "run", "--pgdata", dir, "--checkpoint", "fast"); err != nil {
 		return x, fmt.Errorf("run after resync: %w", err)
 	}
-	x.AfterLinks, x.AfterCPUS = append(resyncLinks, w.links...), w.cpu
+	x.AfterLinks, x.AfterCPUS, x.AfterRSS = append(resyncLinks, w.links...), w.cpu, w.rss
 	x.parseLog(out)
 	if err := w.verify(ctx, dir); err != nil {
 		return x, fmt.Errorf("run after resync: %w", err)
@@ -518,7 +521,9 @@ func (r *wireResult) judge() {
 	r.Summary["after_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.AfterWallS })
 	r.Summary["after_mb"] = get(r.Runs, func(x wireRun) float64 { return float64(x.AfterBytes) / 1e6 })
 	r.Summary["base_cpu_s"] = get(r.Runs, func(x wireRun) float64 { return x.BaseCPUS })
+	r.Summary["base_peak_rss_mib"] = get(r.Runs, func(x wireRun) float64 { return x.BaseRSS })
 	r.Summary["after_cpu_s"] = get(r.Runs, func(x wireRun) float64 { return x.AfterCPUS })
+	r.Summary["after_peak_rss_mib"] = get(r.Runs, func(x wireRun) float64 { return x.AfterRSS })
 	r.Summary["bytes_share"] = get(r.Runs, share)
 	r.Summary["wall_ratio"] = get(r.Runs, ratio)
 	for _, x := range r.Runs {
@@ -549,7 +554,7 @@ func (r *wireResult) print() {
 	fmt.Printf("\npg-standby %s scenario, shape %s: PostgreSQL %s, database %.2f GiB, %s, %d repetitions, fresh filesystem per run: %v (image in %s), %s, bench commit %s\n",
 		r.Scenario, r.Shape, r.ServerVersion, float64(r.DatabaseBytes)/(1<<30), r.Machine, len(r.Runs), r.FreshFS, r.FSImageDir, r.Binary, r.Commit)
 	fmt.Printf("load average before: %s; after: %s\n\n", r.LoadBefore, r.LoadAfter)
-	keys := []string{"base_mb", "base_wall_s", "base_cpu_s", "after_mb", "after_wall_s", "after_cpu_s", "bytes_share", "wall_ratio"}
+	keys := []string{"base_mb", "base_wall_s", "base_cpu_s", "base_peak_rss_mib", "after_mb", "after_wall_s", "after_cpu_s", "after_peak_rss_mib", "bytes_share", "wall_ratio"}
 	if r.Scenario == "retry" {
 		keys = append(keys, "killed_wall_s", "cut_bytes_share", "cut_wall_ratio")
 	} else {

@@ -228,7 +228,9 @@ func (d *Decoder) headerDoneAt(off int64) error {
 	if off != d.hdrEnd {
 		return nil
 	}
-	d.buf = make([]byte, d.p.BlockSize)
+	if len(d.h.Blocks) > 0 { // most increments of a resync have none: 8 KiB each for the GC
+		d.buf = make([]byte, d.p.BlockSize)
+	}
 	return d.sink.Header(&d.h)
 }
 
