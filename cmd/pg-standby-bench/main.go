@@ -28,7 +28,7 @@ func main() {
 	scenarioList := flag.String("scenario", envStr("BENCH_SCENARIO", "contenders"), "contenders, retry, resync, a comma list, or all")
 	flag.IntVar(&cfg.wireRuns, "wire-runs", envInt("BENCH_WIRE_RUNS", 3), "repetitions of the retry and resync scenarios")
 	flag.StringVar(&cfg.logDir, "log-dir", envStr("BENCH_LOG_DIR", ""), "keep every retry/resync worker's output here (one file per run)")
-	flag.IntVar(&cfg.quietTables, "quiet-tables", envInt("BENCH_QUIET_TABLES", 16), "tables of the quiet shape")
+	flag.IntVar(&cfg.quietTables, "quiet-tables", envInt("BENCH_QUIET_TABLES", 30), "tables of the quiet shape")
 	flag.IntVar(&cfg.quietMB, "quiet-mb", envInt("BENCH_QUIET_MB", 16), "MB of each quiet table")
 	flag.StringVar(&cfg.out, "json", "bench-results.json", "where to write the results")
 	flag.BoolVar(&cfg.skipScaling, "skip-scaling", false, "skip the 1x/4x memory scenario")
