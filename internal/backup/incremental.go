@@ -237,10 +237,10 @@ func (t *dest) rebuildStage(next tarstream.Stage, root *os.Root, prefix string) 
 }
 
 // rebuild reconstructs INCREMENTAL.<name> members in place into <name>: the
-// file is unlisted in the journal just before its first byte changes (a file
-// the increment leaves as it was stays listed), and listed again once the
-// Syncer made it durable, like every file the writers write. A listed file
-// sent whole is unlisted too.
+// file is unlisted in the journal just before its first byte changes, and
+// listed again once the Syncer made it durable, like every file the writers
+// write; a file the increment leaves as it was keeps its entry and is not
+// fsynced again. A listed file sent whole is unlisted too.
 type rebuild struct {
 	next   tarstream.Stage
 	dirs   subdirs // of the archive's root

@@ -27,7 +27,7 @@ func (s *subdirs) in(rel string) (*os.Root, string, error) {
 		return s.root, name, nil
 	}
 	dir = dir[:len(dir)-1]
-	if dir != s.dir || (s.sub == nil && s.err == nil) {
+	if dir != s.dir {
 		s.Close()
 		s.dir = dir
 		s.sub, s.err = openDir(s.root, dir)
