@@ -109,16 +109,16 @@ type wireRun struct {
 	// resync only: pg_basebackup's own full and INCREMENTAL backups of the
 	// same primary at the same points, through the same proxy (the floor
 	// the server sets for any client of INCREMENTAL).
-	BBFullWallS float64 `json:"pg_basebackup_full_wall_s,omitempty"`
-	BBFullBytes int64   `json:"pg_basebackup_full_bytes,omitempty"`
-	BBIncWallS  float64 `json:"pg_basebackup_incremental_wall_s,omitempty"`
-	BBIncBytes  int64   `json:"pg_basebackup_incremental_bytes,omitempty"`
-	BBWallRatio float64 `json:"pg_basebackup_wall_ratio,omitempty"` // BBIncWallS / BBFullWallS
+	BBFullWallS  float64 `json:"pg_basebackup_full_wall_s,omitempty"`
+	BBFullBytes  int64   `json:"pg_basebackup_full_bytes,omitempty"`
+	BBIncWallS   float64 `json:"pg_basebackup_incremental_wall_s,omitempty"`
+	BBIncBytes   int64   `json:"pg_basebackup_incremental_bytes,omitempty"`
+	BBWallRatio  float64 `json:"pg_basebackup_wall_ratio,omitempty"`  // BBIncWallS / BBFullWallS
+	BBBytesShare float64 `json:"pg_basebackup_bytes_share,omitempty"` // BBIncBytes / BBFullBytes
 	// resync only: a full run after changing the same blocks again, and
 	// (ResyncWallS + AfterWallS) / FullSameWallS.
 	FullSameWallS float64 `json:"full_same_point_wall_s,omitempty"`
 	SameRatio     float64 `json:"wall_ratio_same_point,omitempty"`
-	BBBytesShare  float64 `json:"pg_basebackup_bytes_share,omitempty"` // BBIncBytes / BBFullBytes
 	// The bytes to the client on each connection of the base run and of
 	// the run after the interruption, in the order the proxy accepted
 	// them (the archive's, the WAL stream's, and any short ones).

@@ -145,11 +145,7 @@ func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry) (
 			}
 			r, rel = sp.root, strings.TrimPrefix(p, link+"/")
 		}
-		if dirs.root != r {
-			dirs.Close()
-			dirs.root = r
-		}
-		if fileHas(&dirs, rel, e.Size) {
+		if fileHas(&dirs, r, rel, e.Size) {
 			listed[p] = e
 		}
 	}
@@ -165,8 +161,8 @@ func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry) (
 // fileHas reports whether rel is a regular file of size bytes, reached
 // through directories only: a link inside a tablespace location is never
 // followed (the Rebuilder would patch whatever it points to).
-func fileHas(dirs *subdirs, rel string, size int64) bool {
-	dir, name, err := dirs.in(rel)
+func fileHas(dirs *subdirs, r *os.Root, rel string, size int64) bool {
+	dir, name, err := dirs.in(r, rel)
 	if err != nil {
 		return false
 	}
@@ -232,7 +228,7 @@ func (t *dest) rebuildStage(next tarstream.Stage, root *os.Root, prefix string) 
 	if t.inc == nil {
 		return next
 	}
-	return &rebuild{next: next, dirs: subdirs{root: root}, prefix: prefix, inc: t.inc,
+	return &rebuild{next: next, root: root, prefix: prefix, inc: t.inc,
 		jr: func() *journal { return t.jr }, sync: t.cfg.Syncer.Sync}
 }
 
@@ -243,7 +239,8 @@ func (t *dest) rebuildStage(next tarstream.Stage, root *os.Root, prefix string) 
 // fsynced again. A listed file sent whole is unlisted too.
 type rebuild struct {
 	next   tarstream.Stage
-	dirs   subdirs // of the archive's root
+	root   *os.Root
+	dirs   subdirs // in root, one directory at a time
 	prefix string
 	inc    *incPlan
 	jr     func() *journal
@@ -284,7 +281,7 @@ func (s *rebuild) header(m *tarstream.Member) error {
 		}
 		return s.next.Write(tarstream.Header, m, nil)
 	}
-	dir, base, err := s.dirs.in(name)
+	dir, base, err := s.dirs.in(s.root, name)
 	if err != nil {
 		return fmt.Errorf("reconstruct %s: %w", name, err)
 	}
@@ -424,11 +421,7 @@ func (r *result) entry(f *manifest.File) (incremental.ManifestFile, error) {
 		return incremental.ManifestFile{Path: f.Path, Size: f.Size, Algorithm: f.Algorithm, Checksum: f.Checksum}, nil
 	}
 	root, rel := t.rootOf(name)
-	if r.dirs.root != root {
-		r.dirs.Close()
-		r.dirs.root = root
-	}
-	dir, base, err := r.dirs.in(rel)
+	dir, base, err := r.dirs.in(root, rel)
 	var fi os.FileInfo
 	if err == nil {
 		fi, err = dir.Lstat(base)

@@ -12,25 +12,32 @@ import (
 // openat, a fstatat and two close per file, a resume's main per-file cost
 // at 60,000 files.
 type subdirs struct {
-	root *os.Root
-	dir  string // of sub
+	root *os.Root // of the last call
+	dir  string   // of sub
 	sub  *os.Root
 	err  error // opening dir
 }
 
-// in returns the root of rel's directory, reached through directories only
-// (a link is never followed), and rel's last element. The root stays valid
-// until the next call with another directory, or Close.
-func (s *subdirs) in(rel string) (*os.Root, string, error) {
+// in returns the root of rel's directory in root, reached through
+// directories only (a link is never followed), and rel's last element. The
+// directory's root stays valid until a call for another directory or root,
+// or Close.
+func (s *subdirs) in(root *os.Root, rel string) (*os.Root, string, error) {
+	if root != s.root {
+		s.Close()
+		s.root = root
+	}
 	dir, name := path.Split(rel)
 	if dir == "" {
-		return s.root, name, nil
+		return root, name, nil
 	}
 	dir = dir[:len(dir)-1]
 	if dir != s.dir {
-		s.Close()
+		if s.sub != nil {
+			s.sub.Close()
+		}
 		s.dir = dir
-		s.sub, s.err = openDir(s.root, dir)
+		s.sub, s.err = openDir(root, dir)
 	}
 	return s.sub, name, s.err
 }
@@ -40,7 +47,7 @@ func (s *subdirs) Close() {
 	if s.sub != nil {
 		s.sub.Close()
 	}
-	s.sub, s.err, s.dir = nil, nil, ""
+	*s = subdirs{}
 }
 
 // openDir opens dir in r one component at a time, refusing any that is not

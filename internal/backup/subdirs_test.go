@@ -26,25 +26,25 @@ func TestSubdirs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	s := subdirs{root: root}
+	var s subdirs
 	defer s.Close()
-	r1, name, err := s.in("base/5/16384")
+	r1, name, err := s.in(root, "base/5/16384")
 	if err != nil || name != "16384" {
 		t.Fatalf("in(base/5/16384) = %q, %v", name, err)
 	}
-	if r2, _, _ := s.in("base/5/16385"); r2 != r1 {
+	if r2, _, _ := s.in(root, "base/5/16385"); r2 != r1 {
 		t.Error("two files of base/5 opened their directory twice")
 	}
-	if !fileHas(&s, "base/6/1", 3) || fileHas(&s, "base/6/1", 4) || fileHas(&s, "base/6/missing", 3) {
+	if !fileHas(&s, root, "base/6/1", 3) || fileHas(&s, root, "base/6/1", 4) || fileHas(&s, root, "base/6/missing", 3) {
 		t.Error("fileHas is wrong about base/6/1")
 	}
-	if r, name, err := s.in("PG_VERSION"); err != nil || r != root || name != "PG_VERSION" {
+	if r, name, err := s.in(root, "PG_VERSION"); err != nil || r != root || name != "PG_VERSION" {
 		t.Errorf("a top-level name is not in the root itself: %v, %q, %v", r == root, name, err)
 	}
-	if _, _, err := s.in("base/7/x"); err == nil {
+	if _, _, err := s.in(root, "base/7/x"); err == nil {
 		t.Error("base/7, a link, was followed")
 	}
-	if fileHas(&s, "base/7/x", 3) {
+	if fileHas(&s, root, "base/7/x", 3) {
 		t.Error("fileHas followed the link base/7")
 	}
 }
