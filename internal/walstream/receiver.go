@@ -1,12 +1,14 @@
 package walstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +31,9 @@ type Options struct {
 	// StatusInterval is how often flushed positions are reported to the
 	// primary (wal_receiver_status_interval); 10s when zero.
 	StatusInterval time.Duration
+	// ZeroPause bounds how long reading waits for Stop after an all-zero
+	// WAL page (pauseAtZeros); 1s when zero.
+	ZeroPause time.Duration
 }
 
 // Receiver streams WAL from one timeline position onwards until told where
@@ -37,8 +42,16 @@ type Receiver struct {
 	conn *pgconn.PgConn
 	opt  Options
 
-	stop    atomic.Uint64 // target position; 0 until Stop is called
-	flushed atomic.Uint64 // WAL durable on disk up to here
+	stop     atomic.Uint64 // target position; 0 until Stop is called
+	stopped  chan struct{} // closed by the first Stop
+	stopOnce sync.Once
+	flushed  atomic.Uint64 // WAL durable on disk up to here
+
+	// zeroSeen: the last message ended in an all-zero page; pausedSeg: the
+	// segment of the last pause (one per segment).
+	zeroSeen  bool
+	pausedSeg wal.LSN
+	cancelled <-chan struct{} // Run's ctx.Done()
 
 	tli     uint32
 	seg     *segmentFile
@@ -51,12 +64,16 @@ func New(conn *pgconn.PgConn, opt Options) *Receiver {
 	if opt.StatusInterval == 0 {
 		opt.StatusInterval = 10 * time.Second
 	}
-	return &Receiver{conn: conn, opt: opt, ranges: map[uint32][2]wal.LSN{}}
+	if opt.ZeroPause == 0 {
+		opt.ZeroPause = time.Second
+	}
+	return &Receiver{conn: conn, opt: opt, ranges: map[uint32][2]wal.LSN{}, stopped: make(chan struct{}), pausedSeg: ^wal.LSN(0)}
 }
 
 // Stop tells the receiver to return once WAL up to end is durable.
 func (r *Receiver) Stop(end wal.LSN) {
 	r.stop.Store(uint64(end))
+	r.stopOnce.Do(func() { close(r.stopped) })
 	// Wake a receive that is waiting for the server.
 	r.conn.Conn().SetReadDeadline(time.Now())
 }
@@ -80,6 +97,7 @@ func (r *Receiver) Ranges() (from, to map[uint32]wal.LSN) {
 func (r *Receiver) Run(ctx context.Context, tli uint32, start wal.LSN) (err error) {
 	done := context.AfterFunc(ctx, func() { r.conn.Conn().Close() })
 	defer done()
+	r.cancelled = ctx.Done()
 	defer func() {
 		if r.seg != nil {
 			r.seg.abandon()
@@ -144,6 +162,7 @@ func (r *Receiver) stream(tli uint32, pos wal.LSN) (uint32, wal.LSN, error) {
 	lastStatus := time.Now()
 	copying := false
 	for {
+		r.pauseAtZeros()
 		if r.reachedStop() {
 			return 0, 0, r.finishSegment()
 		}
@@ -201,6 +220,27 @@ func (r *Receiver) stream(tli uint32, pos wal.LSN) (uint32, wal.LSN, error) {
 	}
 }
 
+// pauseAtZeros stops reading for a while after WAL that ended in an all-zero
+// page: the rest of a segment after a WAL switch, which the primary sends at
+// full speed the moment a backup ends (do_pg_backup_stop switches), while the
+// stop position is still on its way over the other connection. Not reading
+// lets TCP hold the tail back instead of carrying up to a whole segment of
+// zeros. It only waits, for Stop or ZeroPause, and never skips WAL: a zero
+// page that is no switch's tail costs that wait and nothing else.
+func (r *Receiver) pauseAtZeros() {
+	if !r.zeroSeen || r.seg == nil || r.seg.start == r.pausedSeg {
+		return
+	}
+	r.zeroSeen, r.pausedSeg = false, r.seg.start
+	t := time.NewTimer(r.opt.ZeroPause)
+	defer t.Stop()
+	select {
+	case <-r.stopped:
+	case <-r.cancelled:
+	case <-t.C:
+	}
+}
+
 func (r *Receiver) reachedStop() bool {
 	stop := r.stop.Load()
 	return stop != 0 && r.written >= wal.LSN(stop)
@@ -218,7 +258,27 @@ func (r *Receiver) handle(p []byte) (bool, error) {
 	if m.w.Start != r.written {
 		return false, fmt.Errorf("WAL stream: got WAL at %s, want %s (gap or overlap)", m.w.Start, r.written)
 	}
+	r.zeroSeen = endsInZeroPage(m.w.Start, m.w.Data)
 	return false, r.write(m.w.Start, m.w.Data)
+}
+
+// walPage is XLOG_BLCKSZ as PostgreSQL is built by default. Every WAL page
+// it writes begins with a header, so a flushed page of zeros is the filler
+// after a switch (or, with larger WAL pages, data: pauseAtZeros only waits).
+const walPage = 8192
+
+var zeroPage [walPage]byte
+
+// endsInZeroPage reports whether the last whole page-aligned page of data,
+// which starts at lsn, is all zeros.
+func endsInZeroPage(lsn wal.LSN, data []byte) bool {
+	end := uint64(lsn) + uint64(len(data))
+	last := end &^ (walPage - 1)
+	if last < uint64(lsn)+walPage {
+		return false
+	}
+	off := last - walPage - uint64(lsn)
+	return bytes.Equal(data[off:off+walPage], zeroPage[:])
 }
 
 // write splits WAL at segment boundaries; a full segment is made durable at once.

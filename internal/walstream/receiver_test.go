@@ -295,3 +295,72 @@ func TestCancel(t *testing.T) {
 		t.Errorf("cancelled segment under its final name: %v", err)
 	}
 }
+
+// TestZeroTailPause: after WAL that ends in an all-zero page (a switch's
+// filler) the receiver stops reading until Stop: the keepalive queued behind
+// the zeros is not answered, and Stop at the position before the zeros ends
+// Run with the segment complete up to there.
+func TestZeroTailPause(t *testing.T) {
+	const start = wal.LSN(segSize)
+	data := pattern(8192, 8)
+	end := start + wal.LSN(len(data)) + 2*128<<10
+	msgs := chunks(start, end, append(slices.Clone(data), make([]byte, 2*128<<10)...))
+	fp := fakeprimary.Start(t, fakeprimary.Script{WAL: map[uint32]fakeprimary.WALTimeline{
+		1: {Messages: append(msgs, fakeprimary.Keepalive(end, true))},
+	}})
+	dir, root := walDir(t)
+	r := New(connect(t, fp.ConnString()), Options{Dir: root, FileMode: 0o600, SegmentSize: segSize, StatusInterval: time.Hour, ZeroPause: time.Hour})
+	wait := startRun(t, context.Background(), r, 1, start)
+	time.Sleep(300 * time.Millisecond)
+	if s := fp.Statuses(); len(s) != 0 {
+		t.Errorf("status updates %+v while paused at the zeros: the receiver read on", s)
+	}
+	r.Stop(start + wal.LSN(len(data)))
+	if err := wait(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	wantSegment(t, dir, "000000010000000000000001", data)
+}
+
+// TestZeroPageNotSkipped: zeros followed by more WAL are a pause, never a
+// skip: after ZeroPause, with no Stop yet, the receiver reads on, answers the
+// keepalive behind the WAL and writes every byte.
+func TestZeroPageNotSkipped(t *testing.T) {
+	const start = wal.LSN(segSize)
+	all := append(pattern(8192, 9), make([]byte, 128<<10)...)
+	all = append(all, pattern(3*8192, 10)...)
+	end := start + wal.LSN(len(all))
+	fp := fakeprimary.Start(t, fakeprimary.Script{WAL: map[uint32]fakeprimary.WALTimeline{
+		1: {Messages: append(chunks(start, end, all), fakeprimary.Keepalive(end, true))},
+	}})
+	dir, root := walDir(t)
+	r := New(connect(t, fp.ConnString()), Options{Dir: root, FileMode: 0o600, SegmentSize: segSize, StatusInterval: time.Hour, ZeroPause: 50 * time.Millisecond})
+	wait := startRun(t, context.Background(), r, 1, start)
+	fp.WaitStatus(t, 30*time.Second, func(u fakeprimary.StatusUpdate) bool { return u.Written == end })
+	r.Stop(end)
+	if err := wait(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	wantSegment(t, dir, "000000010000000000000001", all)
+}
+
+func TestEndsInZeroPage(t *testing.T) {
+	z := make([]byte, 3*walPage)
+	nz := pattern(3*walPage, 11)
+	for _, c := range []struct {
+		lsn  wal.LSN
+		data []byte
+		want bool
+	}{
+		{0, z, true},
+		{0, z[:walPage-1], false},     // no whole page
+		{100, z[:2*walPage], true},    // [8192, 16384) is inside
+		{100, z[:walPage+100], false}, // ends at 8292: page [0, 8192) starts before the data
+		{0, append(slices.Clone(nz[:2*walPage]), z[:walPage]...), true},
+		{0, append(slices.Clone(z[:2*walPage]), nz[:walPage]...), false}, // WAL after the zeros
+	} {
+		if got := endsInZeroPage(c.lsn, c.data); got != c.want {
+			t.Errorf("endsInZeroPage(%s, %d bytes) = %v, want %v", c.lsn, len(c.data), got, c.want)
+		}
+	}
+}
