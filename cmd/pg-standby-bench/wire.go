@@ -399,6 +399,13 @@ func (w *wire) resyncOnce(ctx context.Context) (wireRun, error) {
 	if x.BBFullWallS, x.BBFullBytes, err = w.basebackup(ctx, "-D", bbFull); err != nil {
 		return x, err
 	}
+	// Only its manifest is kept, beside the primary: left on the instance's
+	// filesystem, the full backup would cost the resync its one syncfs.
+	bbManifest := filepath.Join(w.p.dir, "pg_basebackup-full.manifest")
+	if err := copyFile(filepath.Join(bbFull, "backup_manifest"), bbManifest); err != nil {
+		return x, err
+	}
+	cleanDir(bbFull)
 	if err := w.startStopStandby(ctx, dir); err != nil {
 		return x, err
 	}
@@ -428,11 +435,10 @@ func (w *wire) resyncOnce(ctx context.Context) (wireRun, error) {
 	if _, _, err := w.p.changeBlocks(ctx, 20); err != nil {
 		return x, err
 	}
-	if x.BBIncWallS, x.BBIncBytes, err = w.basebackup(ctx, "-D", bbInc, "--incremental", filepath.Join(bbFull, "backup_manifest")); err != nil {
+	if x.BBIncWallS, x.BBIncBytes, err = w.basebackup(ctx, "-D", bbInc, "--incremental", bbManifest); err != nil {
 		return x, err
 	}
 	x.BBWallRatio, x.BBBytesShare = x.BBIncWallS/x.BBFullWallS, float64(x.BBIncBytes)/float64(x.BBFullBytes)
-	cleanDir(bbFull)
 	cleanDir(bbInc)
 	if err := w.fullAtSamePoint(ctx, &x); err != nil {
 		return x, err
