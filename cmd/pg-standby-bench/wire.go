@@ -115,6 +115,9 @@ type wireRun struct {
 	BBIncBytes   int64   `json:"pg_basebackup_incremental_bytes,omitempty"`
 	BBWallRatio  float64 `json:"pg_basebackup_wall_ratio,omitempty"`  // BBIncWallS / BBFullWallS
 	BBBytesShare float64 `json:"pg_basebackup_bytes_share,omitempty"` // BBIncBytes / BBFullBytes
+	// The same increment as tar files, not synced: what the server takes to
+	// send it with its checkpoint, the least any client can take.
+	BBIncTarWallS float64 `json:"pg_basebackup_incremental_tar_nosync_wall_s,omitempty"`
 	// resync only: a full run after changing the same blocks again, and
 	// (ResyncWallS + AfterWallS) / FullSameWallS.
 	FullSameWallS float64 `json:"full_same_point_wall_s,omitempty"`
@@ -395,7 +398,7 @@ func (w *wire) resyncOnce(ctx context.Context) (wireRun, error) {
 	if err != nil {
 		return x, err
 	}
-	bbFull, bbInc := filepath.Join(w.out, "pg_basebackup-full"), filepath.Join(w.out, "pg_basebackup-incremental")
+	bbFull := filepath.Join(w.out, "pg_basebackup-full")
 	if x.BBFullWallS, x.BBFullBytes, err = w.basebackup(ctx, "-D", bbFull); err != nil {
 		return x, err
 	}
@@ -430,25 +433,41 @@ func (w *wire) resyncOnce(ctx context.Context) (wireRun, error) {
 	x.AfterBytes = n1 + n2
 	x.BytesShare = float64(x.AfterBytes) / float64(x.BaseBytes)
 	x.WallRatio = (x.ResyncWallS + x.AfterWallS) / x.BaseWallS
-	// The same blocks again, so that pg_basebackup's checkpoint has as much
-	// to flush as the resync's had: the resync's BASE_BACKUP flushed them.
-	if _, _, err := w.p.changeBlocks(ctx, 20); err != nil {
+	if err := w.basebackupIncrementals(ctx, &x, bbManifest); err != nil {
 		return x, err
 	}
-	if x.BBIncWallS, x.BBIncBytes, err = w.basebackup(ctx, "-D", bbInc, "--incremental", bbManifest); err != nil {
-		return x, err
-	}
-	x.BBWallRatio, x.BBBytesShare = x.BBIncWallS/x.BBFullWallS, float64(x.BBIncBytes)/float64(x.BBFullBytes)
-	cleanDir(bbInc)
 	if err := w.fullAtSamePoint(ctx, &x); err != nil {
 		return x, err
 	}
-	logf("resync: pg_basebackup full %.2f s, %d bytes; --incremental after the same changes again %.2f s, %d bytes: %.3f of its full's wall, %.3f of its bytes",
-		x.BBFullWallS, x.BBFullBytes, x.BBIncWallS, x.BBIncBytes, x.BBWallRatio, x.BBBytesShare)
+	logf("resync: pg_basebackup full %.2f s, %d bytes; --incremental after the same changes again %.2f s, %d bytes: %.3f of its full's wall, %.3f of its bytes; as tar, unsynced: %.2f s",
+		x.BBFullWallS, x.BBFullBytes, x.BBIncWallS, x.BBIncBytes, x.BBWallRatio, x.BBBytesShare, x.BBIncTarWallS)
 	logf("resync: %d of %d heap blocks changed; resync %.2f s + run %.2f s (cpu %.2f s), %d bytes %v (%.3f of full), by changed blocks: %v (reused %d); (resync+run)/full %.3f; full after the same changes %.2f s: %.3f",
 		x.Changed, x.HeapBlocks, x.ResyncWallS, x.AfterWallS, x.AfterCPUS, x.AfterBytes, x.AfterLinks, x.BytesShare, x.ByChanged, x.Reused, x.WallRatio,
 		x.FullSameWallS, x.SameRatio)
 	return x, nil
+}
+
+// basebackupIncrementals takes pg_basebackup's incremental backups against
+// the full one's manifest, each after the same blocks changed again, so
+// that its checkpoint has as much to flush as the resync's had (which
+// flushed them): a plain one, and a tar one unsynced, the server's floor.
+func (w *wire) basebackupIncrementals(ctx context.Context, x *wireRun, manifest string) error {
+	plain, tar := filepath.Join(w.out, "pg_basebackup-incremental"), filepath.Join(w.out, "pg_basebackup-incremental-tar")
+	defer cleanDir(plain)
+	defer cleanDir(tar)
+	var err error
+	if _, _, err = w.p.changeBlocks(ctx, 20); err != nil {
+		return err
+	}
+	if x.BBIncWallS, x.BBIncBytes, err = w.basebackup(ctx, "-D", plain, "--incremental", manifest); err != nil {
+		return err
+	}
+	x.BBWallRatio, x.BBBytesShare = x.BBIncWallS/x.BBFullWallS, float64(x.BBIncBytes)/float64(x.BBFullBytes)
+	if _, _, err = w.p.changeBlocks(ctx, 20); err != nil {
+		return err
+	}
+	x.BBIncTarWallS, _, err = w.basebackup(ctx, "-D", tar, "-F", "t", "--no-sync", "--incremental", manifest)
+	return err
 }
 
 // fullAtSamePoint changes the same blocks again and takes a full run into
@@ -555,6 +574,7 @@ func (r *wireResult) judge() {
 	r.Summary["changed_share"] = get(r.Runs, func(x wireRun) float64 { return float64(x.Changed) / float64(max(x.HeapBlocks, 1)) })
 	r.Summary["pg_basebackup_wall_ratio"] = get(r.Runs, func(x wireRun) float64 { return x.BBWallRatio })
 	r.Summary["pg_basebackup_bytes_share"] = get(r.Runs, func(x wireRun) float64 { return x.BBBytesShare })
+	r.Summary["pg_basebackup_incremental_tar_nosync_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.BBIncTarWallS })
 	r.Summary["full_same_point_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.FullSameWallS })
 	r.Summary["wall_ratio_same_point"] = get(r.Runs, func(x wireRun) float64 { return x.SameRatio })
 	add("resync received / full (median)", r.Summary["bytes_share"].Median, 0.15)
