@@ -574,7 +574,10 @@ func (r *wireResult) judge() {
 	r.Summary["changed_share"] = get(r.Runs, func(x wireRun) float64 { return float64(x.Changed) / float64(max(x.HeapBlocks, 1)) })
 	r.Summary["pg_basebackup_wall_ratio"] = get(r.Runs, func(x wireRun) float64 { return x.BBWallRatio })
 	r.Summary["pg_basebackup_bytes_share"] = get(r.Runs, func(x wireRun) float64 { return x.BBBytesShare })
+	r.Summary["pg_basebackup_incremental_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.BBIncWallS })
 	r.Summary["pg_basebackup_incremental_tar_nosync_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.BBIncTarWallS })
+	// The least wall_ratio any client could show: the floor over the same full run.
+	r.Summary["floor_wall_ratio"] = get(r.Runs, func(x wireRun) float64 { return x.BBIncTarWallS / x.BaseWallS })
 	r.Summary["full_same_point_wall_s"] = get(r.Runs, func(x wireRun) float64 { return x.FullSameWallS })
 	r.Summary["wall_ratio_same_point"] = get(r.Runs, func(x wireRun) float64 { return x.SameRatio })
 	add("resync received / full (median)", r.Summary["bytes_share"].Median, 0.15)
@@ -589,7 +592,8 @@ func (r *wireResult) print() {
 	if r.Scenario == "retry" {
 		keys = append(keys, "killed_wall_s", "cut_bytes_share", "cut_wall_ratio")
 	} else {
-		keys = append(keys, "resync_command_wall_s", "changed_share", "pg_basebackup_wall_ratio", "pg_basebackup_bytes_share", "full_same_point_wall_s", "wall_ratio_same_point")
+		keys = append(keys, "resync_command_wall_s", "changed_share", "pg_basebackup_wall_ratio", "pg_basebackup_bytes_share", "full_same_point_wall_s", "wall_ratio_same_point",
+			"pg_basebackup_incremental_wall_s", "pg_basebackup_incremental_tar_nosync_wall_s", "floor_wall_ratio")
 	}
 	for _, k := range keys {
 		s := r.Summary[k]
