@@ -29,7 +29,7 @@ func TestAttackExitProtocol(t *testing.T) {
 		{"forbidden member", fp.Script{Stream: append(fp.Archive("base.tar", "", fp.Tar(base, false), 4096), man...)}, exitProtocol, 1,
 			`msg="backup failed: tar archive: tar member \"../escape\": path leaves the directory"`},
 		{"truncated stream", fp.Script{Stream: fp.Archive("base.tar", "", good[:512*3+100], 4096), Cut: true}, exitTransient, 3,
-			`msg="backup failed: receive base backup stream: receive message failed: unexpected EOF; the connection to the primary 127.0.0.1:`},
+			`msg="backup failed: receive base backup stream: unexpected EOF; the connection to the primary 127.0.0.1:`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.backups > 1 {

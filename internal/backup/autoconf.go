@@ -137,5 +137,14 @@ func (a *autoConfFilter) emit() error {
 	return a.next.Write(tarstream.Trailer, &m, nil)
 }
 
+// WriteFrom implements tarstream.SourceStage: only postgresql.auto.conf
+// stops here.
+func (a *autoConfFilter) WriteFrom(m *tarstream.Member, src tarstream.Source, n int) error {
+	if a.in {
+		return tarstream.Chunks(a, m, src, n)
+	}
+	return tarstream.WriteFrom(a.next, m, src, n)
+}
+
 // Close implements tarstream.Stage: a member cut short is the parser's to report.
 func (a *autoConfFilter) Close() error { return a.next.Close() }

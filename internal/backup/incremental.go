@@ -210,7 +210,7 @@ func (b *attempt) uploadManifest(ctx context.Context, main *pgconn.PgConn, liste
 // startBackup is basebackup.Start; when the server refuses the incremental
 // range (55000) it drops the plan and starts a full backup at once, on the
 // same connection: not a failed attempt.
-func (b *attempt) startBackup(ctx context.Context, main *pgconn.PgConn, opts basebackup.Options, t *dest) (*basebackup.Backup, error) {
+func (b *attempt) startBackup(ctx context.Context, main *basebackup.Conn, opts basebackup.Options, t *dest) (*basebackup.Backup, error) {
 	bk, err := basebackup.Start(ctx, main, opts)
 	var fe *incremental.FallbackError
 	if t.inc == nil || !errors.As(incremental.Classify(err), &fe) {
@@ -263,6 +263,15 @@ func (s *rebuild) Write(part tarstream.Part, m *tarstream.Member, p []byte) erro
 		return s.done()
 	}
 	return nil
+}
+
+// WriteFrom implements tarstream.SourceStage: files sent whole pass on; an
+// increment's bytes go to the Rebuilder in the chunks the source lends.
+func (s *rebuild) WriteFrom(m *tarstream.Member, src tarstream.Source, n int) error {
+	if s.r != nil {
+		return tarstream.Chunks(s, m, src, n)
+	}
+	return tarstream.WriteFrom(s.next, m, src, n)
 }
 
 func (s *rebuild) header(m *tarstream.Member) error {

@@ -77,5 +77,13 @@ func (l *labelFilter) emit() error {
 	return nil
 }
 
+// WriteFrom implements tarstream.SourceStage: only backup_label stops here.
+func (l *labelFilter) WriteFrom(m *tarstream.Member, src tarstream.Source, n int) error {
+	if l.in {
+		return tarstream.Chunks(l, m, src, n)
+	}
+	return tarstream.WriteFrom(l.next, m, src, n)
+}
+
 // Close implements tarstream.Stage: a member cut short is the parser's to report.
 func (l *labelFilter) Close() error { return l.next.Close() }

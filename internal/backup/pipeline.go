@@ -54,8 +54,15 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 		return nil, err
 	}
 	opts.Incremental = t.inc != nil
+	// From here on, the archives are read off the socket into the writers'
+	// buffers; the diagnosis of a failure opens a connection of its own.
+	conn, err := basebackup.Hijack(ctx, main)
+	if err != nil {
+		return nil, stopped(ctx, err)
+	}
+	defer conn.Close()
 	b.opt.Progress.SetPhase(progress.Checkpoint)
-	bk, err := b.startBackup(ctx, main, opts, t)
+	bk, err := b.startBackup(ctx, conn, opts, t)
 	if err != nil {
 		return nil, stopped(ctx, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/pg-standby/pg-standby/internal/manifest"
+	"github.com/pg-standby/pg-standby/internal/tarstream"
 )
 
 // Archive is an announced archive whose name the server's tablespace list
@@ -25,12 +26,20 @@ type Sent struct {
 // Receiver takes what Stream demultiplexes, in stream order.
 type Receiver interface {
 	// Archive returns the chain for an announced archive. Stream writes the
-	// archive's bytes to it (borrowed for the call) and closes it before the
-	// next archive, the manifest, or its own return.
+	// archive's bytes to it (borrowed for the call), or lets it read them
+	// when it is a SourceWriter, and closes it before the next archive, the
+	// manifest, or its own return.
 	Archive(Archive) (io.WriteCloser, error)
 	// Manifest returns where the manifest goes, after the last archive's
 	// chain closed, with what the archives sent.
 	Manifest() (io.Writer, Sent, error)
+}
+
+// SourceWriter is a chain that reads an archive's bytes itself, into its
+// own buffers (tarstream.Parser): a message's bytes are copied once, from
+// the socket to where they are written.
+type SourceWriter interface {
+	WriteFrom(src tarstream.Source) error
 }
 
 // suffixes are the archive name suffixes the server gives each
@@ -84,6 +93,28 @@ func (d *demux) message(m Message) error {
 		return d.startManifest()
 	}
 	return nil // Progress: the chain counts what arrives
+}
+
+// data routes one archive data message whose bytes are still to be read.
+func (d *demux) data(src tarstream.Source) error {
+	sw, direct := d.chain.(SourceWriter)
+	switch {
+	case d.inManifest:
+	case d.chain == nil:
+		return Violation("archive data before any archive started")
+	case direct:
+		return sw.WriteFrom(src)
+	}
+	for src.Len() > 0 {
+		p, err := src.Next(src.Len())
+		if err != nil {
+			return err
+		}
+		if err := d.message(Data{Bytes: p}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (d *demux) closeChain() error {

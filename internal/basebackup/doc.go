@@ -10,4 +10,11 @@
 // 'm' manifest follows. Stream vets each announced archive's name against the
 // tablespace list and asks its Receiver for the archive's chain, and bounds
 // the manifest by the files the archives held.
+//
+// The connection is taken over from pgconn (Hijack) once it is idle before
+// BASE_BACKUP: wire frames the messages, pgproto3 still decodes every body
+// but archive data, and archive data is read straight from the socket into
+// the chain's buffers (the tar parser's header block, the writer's aligned
+// direct-I/O buffers), so each byte is copied once from the kernel to where
+// it is written.
 package basebackup

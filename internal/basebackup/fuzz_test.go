@@ -2,7 +2,10 @@ package basebackup
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"io"
+	"net"
 	"strings"
 	"testing"
 )
@@ -69,5 +72,44 @@ func FuzzDecode(f *testing.F) {
 		if !bytes.Equal(again, p) {
 			t.Fatalf("Decode(%q) = %#v, which encodes as %q", p, msg, again)
 		}
+	})
+}
+
+// memConn is a connection over bytes in memory: the wire's plain-read path.
+type memConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *memConn) Read(b []byte) (int, error)  { return c.r.Read(b) }
+func (c *memConn) Write(b []byte) (int, error) { return len(b), nil }
+func (c *memConn) Close() error                { return nil }
+
+// FuzzWire feeds arbitrary backend bytes after a valid start of the COPY
+// stream (or in place of it) to Start and Stream: framing, the pgproto3
+// decoding, the demultiplexer and the tar parser must end with an answer,
+// never panic, and never take more memory than a message may announce.
+func FuzzWire(f *testing.F) {
+	archive, _ := testArchive(f, 0, 700, 9000)
+	whole := backendStream(f, archive, []byte("{}"), func(i int) int { return []int{300, 5000}[i%2] })
+	start := bytes.Index(whole, []byte("nbase.tar\x00\x00")) + 11
+	f.Add(whole, false)
+	f.Add(whole[start:], true)
+	f.Add(whole[start:start+600], true)
+	f.Add([]byte{'d', 0, 0, 0, 5, 'd'}, true)
+	f.Add([]byte{'d', 0x7f, 0xff, 0xff, 0xff, 'd'}, true)
+	f.Add([]byte{'Z', 0, 0, 0, 5, 'I'}, false)
+	f.Fuzz(func(t *testing.T, b []byte, afterStart bool) {
+		if afterStart {
+			b = append(append([]byte{}, whole[:start]...), b...)
+		}
+		conn := &Conn{nc: &memConn{r: bytes.NewReader(b)}}
+		conn.w = newWire(conn.nc)
+		ctx := context.Background()
+		bk, err := Start(ctx, conn, Options{Label: "f"})
+		if err != nil {
+			return
+		}
+		bk.Stream(ctx, &collect{direct: len(b)%2 == 0, files: map[string][]byte{}})
 	})
 }

@@ -49,27 +49,28 @@ func (e *ChecksumFailureError) Unwrap() error { return e.Err }
 // Stream, which receives it.
 type Backup struct {
 	Started
-	conn   *pgconn.PgConn
+	conn   *Conn
 	method string // server-side compression, "" for none
 	r      reader
 }
 
 // Start sends BASE_BACKUP on a replication connection and reads up to the
-// start of the COPY stream. ctx cancels by closing the connection: pgconn's
-// per-message context watch would cost a goroutine hand-off on every CopyData.
-func Start(ctx context.Context, conn *pgconn.PgConn, opts Options) (*Backup, error) {
+// start of the COPY stream. ctx cancels by closing the connection. After a
+// server error (the Backup is nil) the connection is idle again and may
+// start another.
+func Start(ctx context.Context, conn *Conn, opts Options) (*Backup, error) {
 	cmd, err := opts.Command()
 	if err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Conn().Close() })
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	fe := conn.Frontend()
-	fe.Send(&pgproto3.Query{String: cmd})
-	if err := fe.Flush(); err != nil {
+	if err := conn.query(cmd); err != nil {
 		return nil, replconn.CtxErr(ctx, fmt.Errorf("send BASE_BACKUP: %w", err))
 	}
 	b := &Backup{conn: conn, method: opts.Compression}
+	b.r.notice = conn.notice
+	b.r.data.w = conn.w
 	if err := b.r.receive(ctx, conn, func() bool { return b.r.copying }); err != nil {
 		return nil, err
 	}
@@ -86,7 +87,7 @@ func Start(ctx context.Context, conn *pgconn.PgConn, opts Options) (*Backup, err
 // Stream receives the archives and the manifest into to, and returns the
 // end position. Every chain to gives is closed before Stream returns.
 func (b *Backup) Stream(ctx context.Context, to Receiver) (_ End, err error) {
-	stop := context.AfterFunc(ctx, func() { b.conn.Conn().Close() })
+	stop := context.AfterFunc(ctx, func() { b.conn.Close() })
 	defer stop()
 	b.r.demux = demux{to: to, tablespaces: b.Tablespaces, suffix: suffixes[b.method], archives: map[string]bool{}}
 	defer func() {
@@ -115,6 +116,8 @@ func (b *Backup) Stream(ctx context.Context, to Receiver) (_ End, err error) {
 // reader is the state machine over the backend messages of one BASE_BACKUP.
 type reader struct {
 	demux   demux
+	data    payload // the archive data message being read
+	notice  func(*pgconn.PgConn, *pgconn.Notice)
 	sets    [][][]*string // result sets before/after COPY; values copied
 	copying bool
 	copied  bool
@@ -127,17 +130,46 @@ type reader struct {
 
 // receive handles backend messages until ReadyForQuery, or until pause
 // (when not nil) says to stop.
-func (r *reader) receive(ctx context.Context, conn *pgconn.PgConn, pause func() bool) error {
+func (r *reader) receive(ctx context.Context, conn *Conn, pause func() bool) error {
 	for !r.done && (pause == nil || !pause()) {
-		msg, err := conn.ReceiveMessage(context.Background())
-		if err != nil {
-			return replconn.CtxErr(ctx, fmt.Errorf("receive base backup stream: %w", err))
-		}
-		if err := r.handle(msg); err != nil {
-			return err
+		if err := r.step(conn.w); err != nil {
+			return replconn.CtxErr(ctx, err)
 		}
 	}
 	return nil
+}
+
+// step reads one message. The body of archive data is left on the wire for
+// the chain to read where it keeps it (demux.data); any other body is read
+// whole and decoded into pgproto3's types.
+func (r *reader) step(w *wire) error {
+	typ, n, err := w.header()
+	if err != nil {
+		return fmt.Errorf("receive base backup stream: %w", err)
+	}
+	if typ == 'd' && r.copying && n > 1 {
+		tag, err := w.peek()
+		if err != nil {
+			return fmt.Errorf("receive base backup stream: %w", err)
+		}
+		if tag == 'd' {
+			w.rp++
+			r.data.n = n - 1
+			if err := r.demux.data(&r.data); err != nil {
+				return err
+			}
+			return w.skip(r.data.n) // nothing, unless a chain stopped early
+		}
+	}
+	body, err := w.wholeBody(n)
+	if err != nil {
+		return fmt.Errorf("receive base backup stream: %w", err)
+	}
+	msg, err := decodeBackend(typ, body)
+	if err != nil {
+		return err
+	}
+	return r.handle(msg)
 }
 
 func (r *reader) handle(msg pgproto3.BackendMessage) error {
@@ -146,7 +178,11 @@ func (r *reader) handle(msg pgproto3.BackendMessage) error {
 		r.sets = append(r.sets, nil)
 	case *pgproto3.DataRow:
 		return r.row(m)
-	case *pgproto3.CommandComplete, *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
+	case *pgproto3.NoticeResponse:
+		if r.notice != nil {
+			r.notice(nil, (*pgconn.Notice)(pgconn.ErrorResponseToPgError((*pgproto3.ErrorResponse)(m))))
+		}
+	case *pgproto3.CommandComplete, *pgproto3.ParameterStatus:
 	case *pgproto3.CopyOutResponse:
 		return r.copyStart()
 	case *pgproto3.CopyData:

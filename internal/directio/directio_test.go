@@ -41,16 +41,34 @@ func newQueue(t *testing.T, buffered bool) (*Queue, *sink, *atomic.Int64, *atomi
 	return q, s, &written, &unchanged
 }
 
-// writeChunks feeds data in random-sized pieces, the way tar members arrive.
+// writeChunks feeds data in random-sized pieces, the way tar members arrive:
+// by Write, or by Fill as the network's messages are read.
 func writeChunks(t *testing.T, fl *File, data []byte, rng *rand.Rand) {
 	t.Helper()
 	for len(data) > 0 {
 		n := min(len(data), 1+rng.IntN(40000))
-		if err := fl.Write(data[:n]); err != nil {
+		var err error
+		if rng.IntN(2) == 0 {
+			err = fl.Write(data[:n])
+		} else {
+			err = fl.Fill(&filler{data[:n]}, n)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 		data = data[n:]
 	}
+}
+
+// filler hands out its bytes in the slices it is asked to fill.
+type filler struct{ b []byte }
+
+func (f *filler) ReadFull(dst []byte) error {
+	if len(dst) > len(f.b) {
+		return errors.New("filler: read past the end")
+	}
+	f.b = f.b[copy(dst, f.b):]
+	return nil
 }
 
 func open(t *testing.T, path string) (*os.File, int64) {

@@ -69,6 +69,33 @@ func (fl *File) Write(p []byte) error {
 	return nil
 }
 
+// Filler puts bytes into a slice it is given, all of it: a network message
+// read straight into the write buffers (tarstream.Source does).
+type Filler interface{ ReadFull(dst []byte) error }
+
+// Fill appends the next n bytes of src, read straight into the write
+// buffers: the one copy from the network, where Write would add a second.
+func (fl *File) Fill(src Filler, n int) error {
+	if err := fl.q.usable(); err != nil {
+		return err
+	}
+	for n > 0 {
+		if fl.buf == nil {
+			fl.buf = <-fl.q.free
+		}
+		c := min(n, len(fl.buf)-fl.n)
+		if err := src.ReadFull(fl.buf[fl.n : fl.n+c]); err != nil {
+			return err
+		}
+		fl.n += c
+		n -= c
+		if fl.n == len(fl.buf) {
+			fl.flush()
+		}
+	}
+	return nil
+}
+
 func (fl *File) flush() {
 	if fl.n == 0 {
 		return

@@ -18,6 +18,7 @@ type Checksum struct {
 	prefix   string // manifest path of the archive's root: "" or "pg_tblspc/<oid>/"
 	h        hash.Hash
 	streamed *atomic.Int64
+	src      hashed // WriteFrom's source, reused
 }
 
 // NewChecksum returns a Checksum stage in front of next; newHash nil records sizes only.
@@ -51,6 +52,43 @@ func (c *Checksum) Write(part tarstream.Part, m *tarstream.Member, p []byte) err
 		}
 	}
 	return c.next.Write(part, m, p)
+}
+
+// WriteFrom implements tarstream.SourceStage: the bytes are hashed as they
+// arrive, where the next stage reads them to.
+func (c *Checksum) WriteFrom(m *tarstream.Member, src tarstream.Source, n int) error {
+	var err error
+	if c.h == nil {
+		err = tarstream.WriteFrom(c.next, m, src, n)
+	} else {
+		c.src = hashed{Source: src, h: c.h}
+		err = tarstream.WriteFrom(c.next, m, &c.src, n)
+		c.src = hashed{}
+	}
+	if err == nil {
+		c.streamed.Add(int64(n))
+	}
+	return err
+}
+
+// hashed is a Source that hashes what is read from it.
+type hashed struct {
+	tarstream.Source
+	h hash.Hash
+}
+
+func (s *hashed) ReadFull(dst []byte) error {
+	if err := s.Source.ReadFull(dst); err != nil {
+		return err
+	}
+	s.h.Write(dst)
+	return nil
+}
+
+func (s *hashed) Next(n int) ([]byte, error) {
+	p, err := s.Source.Next(n)
+	s.h.Write(p)
+	return p, err
 }
 
 // Close implements tarstream.Stage.

@@ -45,5 +45,16 @@ func (k *Keep) Write(part tarstream.Part, m *tarstream.Member, p []byte) error {
 	return k.next.Write(part, m, p)
 }
 
+// WriteFrom implements tarstream.SourceStage.
+func (k *Keep) WriteFrom(m *tarstream.Member, src tarstream.Source, n int) error {
+	switch {
+	case k.drop:
+		return tarstream.Skip(src, n)
+	case k.rename:
+		return tarstream.WriteFrom(k.next, &k.renamed, src, n)
+	}
+	return tarstream.WriteFrom(k.next, m, src, n)
+}
+
 // Close implements tarstream.Stage.
 func (k *Keep) Close() error { return k.next.Close() }

@@ -62,6 +62,12 @@ func (w *Writer) Write(part tarstream.Part, m *tarstream.Member, p []byte) error
 	return nil
 }
 
+// WriteFrom implements tarstream.SourceStage: contents go from the network
+// straight into the write buffers.
+func (w *Writer) WriteFrom(m *tarstream.Member, src tarstream.Source, n int) error {
+	return w.out.Fill(src, n)
+}
+
 // throughLink refuses a member below one of the archive's tablespace links:
 // tablespace files come in the tablespace's own archive.
 func (w *Writer) throughLink(name string) error {

@@ -25,6 +25,7 @@ type Parser struct {
 	member    Member
 	remaining int64
 	padding   int64
+	chunk     bytesSource // Write's chunk
 }
 
 // NewParser returns a Parser that feeds next.
@@ -32,56 +33,75 @@ func NewParser(next Stage) *Parser { return &Parser{next: next} }
 
 // Write consumes one chunk of the archive.
 func (p *Parser) Write(b []byte) (int, error) {
-	n := len(b)
-	for len(b) > 0 {
+	p.chunk.b = b
+	if err := p.WriteFrom(&p.chunk); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// WriteFrom consumes src whole: headers into the parser's own block,
+// contents through the chain (straight into the writer's buffers where every
+// stage passes a Source on), padding dropped.
+func (p *Parser) WriteFrom(src Source) error {
+	for src.Len() > 0 {
+		var err error
 		switch p.state {
 		case inHeader:
-			c := copy(p.hdr[p.hdrLen:], b)
-			p.hdrLen += c
-			b = b[c:]
-			if p.hdrLen < blockSize {
-				continue
-			}
-			p.hdrLen = 0
-			if err := p.header(); err != nil {
-				return 0, err
-			}
+			err = p.headerFrom(src)
 		case inContents:
-			c := int64(len(b))
-			if c > p.remaining {
-				c = p.remaining
+			c := int(min(p.remaining, int64(src.Len())))
+			if err = WriteFrom(p.next, &p.member, src, c); err != nil {
+				return err
 			}
-			if err := p.next.Write(Contents, &p.member, b[:c]); err != nil {
-				return 0, err
-			}
-			p.remaining -= c
-			b = b[c:]
-			if p.remaining == 0 {
-				if err := p.endMember(); err != nil {
-					return 0, err
-				}
+			if p.remaining -= int64(c); p.remaining == 0 {
+				err = p.endMember()
 			}
 		case inPadding:
-			c := int64(len(b))
-			if c > p.padding {
-				c = p.padding
+			c := int(min(p.padding, int64(src.Len())))
+			if err = Skip(src, c); err != nil {
+				return err
 			}
-			p.padding -= c
-			b = b[c:]
-			if p.padding == 0 {
+			if p.padding -= int64(c); p.padding == 0 {
 				p.state = inHeader
 			}
 		case ended:
-			// Only zero padding may follow the end-of-archive blocks.
-			for _, c := range b {
-				if c != 0 {
-					return 0, &FormatError{Err: errors.New("tar archive: data after the end-of-archive marker")}
-				}
-			}
-			b = nil
+			err = p.trailingZeros(src)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return n, nil
+	return nil
+}
+
+func (p *Parser) headerFrom(src Source) error {
+	c := min(blockSize-p.hdrLen, src.Len())
+	if err := src.ReadFull(p.hdr[p.hdrLen : p.hdrLen+c]); err != nil {
+		return err
+	}
+	if p.hdrLen += c; p.hdrLen < blockSize {
+		return nil
+	}
+	p.hdrLen = 0
+	return p.header()
+}
+
+// trailingZeros reads what follows the end-of-archive blocks: only zero
+// padding may.
+func (p *Parser) trailingZeros(src Source) error {
+	for src.Len() > 0 {
+		b, err := src.Next(src.Len())
+		if err != nil {
+			return err
+		}
+		for _, c := range b {
+			if c != 0 {
+				return &FormatError{Err: errors.New("tar archive: data after the end-of-archive marker")}
+			}
+		}
+	}
+	return nil
 }
 
 func (p *Parser) header() error {
