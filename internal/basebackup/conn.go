@@ -14,9 +14,11 @@ import (
 // buffers: pgconn reads every message whole into its own. Messages are
 // still pgproto3's types; only the framing is ours (wire).
 type Conn struct {
-	nc     net.Conn
-	w      *wire
-	notice func(*pgconn.PgConn, *pgconn.Notice) // the connection's OnNotice, or nil
+	nc net.Conn
+	w  *wire
+	// notice is the connection's OnNotice, or nil; it gets a nil *PgConn,
+	// the connection being pgconn's no more.
+	notice func(*pgconn.PgConn, *pgconn.Notice)
 }
 
 // Hijack takes conn over; conn is closed for pgconn from then on, and the

@@ -51,7 +51,10 @@ func (w *wire) header() (byte, int, error) {
 	typ := w.ahead[w.rp]
 	n := int64(int32(binary.BigEndian.Uint32(w.ahead[w.rp+1:]))) - 4
 	w.rp += 5
-	if n < 0 || n > replconn.MaxMessageBody {
+	if n < 0 {
+		return 0, 0, Violation("message %q with a length of %d, less than the length field itself", typ, n+4)
+	}
+	if n > replconn.MaxMessageBody {
 		return 0, 0, &pgproto3.ExceededMaxBodyLenErr{MaxExpectedBodyLen: replconn.MaxMessageBody, ActualBodyLen: int(n)}
 	}
 	return typ, int(n), nil

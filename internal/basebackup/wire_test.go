@@ -248,3 +248,23 @@ func TestWireCut(t *testing.T) {
 		})
 	}
 }
+
+// TestWireBadLength: a length below its own four bytes breaks the protocol;
+// one above replconn.MaxMessageBody fails before anything is allocated.
+func TestWireBadLength(t *testing.T) {
+	for _, c := range []struct {
+		header []byte
+		check  func(error) bool
+	}{
+		{[]byte{'d', 0, 0, 0, 2}, func(err error) bool { var se *StreamError; return errors.As(err, &se) }},
+		{[]byte{'d', 0xff, 0xff, 0xff, 0xff}, func(err error) bool { var se *StreamError; return errors.As(err, &se) }},
+		{[]byte{'d', 0x01, 0, 0, 5}, func(err error) bool { var tl *pgproto3.ExceededMaxBodyLenErr; return errors.As(err, &tl) }},
+	} {
+		nc := &memConn{r: bytes.NewReader(c.header)}
+		conn := &Conn{nc: nc, w: newWire(nc)}
+		_, err := Start(context.Background(), conn, Options{Label: "t"})
+		if !c.check(err) {
+			t.Errorf("header % x: error %T %v", c.header, err, err)
+		}
+	}
+}
