@@ -37,7 +37,7 @@ type Receiver interface {
 
 // SourceWriter is a chain that reads an archive's bytes itself, into its
 // own buffers (tarstream.Parser): a message's bytes are copied once, from
-// the socket to where they are written.
+// the socket to where they are written. WriteFrom reads src whole.
 type SourceWriter interface {
 	WriteFrom(src tarstream.Source) error
 }
@@ -103,7 +103,13 @@ func (d *demux) data(src tarstream.Source) error {
 	case d.chain == nil:
 		return Violation("archive data before any archive started")
 	case direct:
-		return sw.WriteFrom(src)
+		if err := sw.WriteFrom(src); err != nil {
+			return err
+		}
+		if src.Len() != 0 { // the next message's header would be read from inside this one
+			return fmt.Errorf("archive chain left %d bytes of a message unread", src.Len())
+		}
+		return nil
 	}
 	for src.Len() > 0 {
 		p, err := src.Next(src.Len())

@@ -153,12 +153,12 @@ func (r *reader) step(w *wire) error {
 			return fmt.Errorf("receive base backup stream: %w", err)
 		}
 		if tag == 'd' {
-			w.rp++
+			w.skip(1) // the tag, in the read-ahead since peek
 			r.data.n = n - 1
 			if err := r.demux.data(&r.data); err != nil {
 				return err
 			}
-			return w.skip(r.data.n) // nothing, unless a chain stopped early
+			return nil
 		}
 	}
 	body, err := w.wholeBody(n)
