@@ -28,6 +28,13 @@ type wire struct {
 	ahead  [aheadSize]byte
 	rp, wp int    // ahead[rp:wp] is read and not yet consumed
 	body   []byte // the last whole body, reused: valid until the next message
+
+	// One readv: iov in, n and err out. The function is built once, as a
+	// closure built per call would be a heap allocation per read.
+	iov   [2][]byte
+	n     int
+	err   error
+	readv func(fd uintptr) bool
 }
 
 func newWire(r io.Reader) *wire {
@@ -35,6 +42,14 @@ func newWire(r io.Reader) *wire {
 	if sc, ok := r.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			w.raw = raw
+		}
+	}
+	w.readv = func(fd uintptr) bool {
+		for {
+			w.n, w.err = unix.Readv(int(fd), w.iov[:])
+			if w.err != unix.EINTR {
+				return w.err != unix.EAGAIN
+			}
 		}
 	}
 	return w
@@ -125,20 +140,13 @@ func (w *wire) readInto(dst []byte) (int, error) {
 		return w.r.Read(dst)
 	}
 	w.rp, w.wp = 0, 0
-	iov := [][]byte{dst, w.ahead[:]}
-	var n int
-	var serr error
-	err := w.raw.Read(func(fd uintptr) bool {
-		for {
-			n, serr = unix.Readv(int(fd), iov)
-			if serr != unix.EINTR {
-				return serr != unix.EAGAIN
-			}
-		}
-	})
-	if err == nil && serr != nil {
-		err = os.NewSyscallError("readv", serr)
+	w.iov = [2][]byte{dst, w.ahead[:]}
+	err := w.raw.Read(w.readv)
+	n := w.n
+	if err == nil && w.err != nil {
+		err = os.NewSyscallError("readv", w.err)
 	}
+	w.iov = [2][]byte{}
 	if err != nil || n <= 0 {
 		return 0, err
 	}
