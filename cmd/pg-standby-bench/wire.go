@@ -595,9 +595,13 @@ func (r *wireResult) print() {
 		keys = append(keys, "resync_command_wall_s", "changed_share", "pg_basebackup_wall_ratio", "pg_basebackup_bytes_share", "full_same_point_wall_s", "wall_ratio_same_point",
 			"pg_basebackup_incremental_wall_s", "pg_basebackup_incremental_tar_nosync_wall_s", "floor_wall_ratio")
 	}
+	width := 0
+	for _, k := range keys {
+		width = max(width, len(k))
+	}
 	for _, k := range keys {
 		s := r.Summary[k]
-		fmt.Printf("%-24s min %9.3f  median %9.3f  max %9.3f\n", k, s.Min, s.Median, s.Max)
+		fmt.Printf("%-*s min %9.3f  median %9.3f  max %9.3f\n", width, k, s.Min, s.Median, s.Max)
 	}
 	for _, n := range r.Notes {
 		fmt.Println("note:", n)
