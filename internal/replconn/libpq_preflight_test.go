@@ -2,15 +2,8 @@ package replconn_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -334,10 +327,10 @@ func write(t *testing.T, path, s string) {
 func TestSSL(t *testing.T) {
 	testpg.Require(t)
 	certs := testpg.TempDir(t)
-	ca, caKey := makeCert(t, certs, "ca", nil, nil)
-	makeCert(t, certs, "server", ca, caKey)
-	makeCert(t, certs, "replicator", ca, caKey)
-	makeCert(t, certs, "otherca", nil, nil)
+	ca, caKey := testpg.MakeCert(t, certs, "ca", nil, nil)
+	testpg.MakeCert(t, certs, "server", ca, caKey)
+	testpg.MakeCert(t, certs, "replicator", ca, caKey)
+	testpg.MakeCert(t, certs, "otherca", nil, nil)
 	testpg.Chown(t, certs)
 	p := testpg.Start(t, testpg.Options{
 		Conf: map[string]string{"ssl": "on", "ssl_cert_file": filepath.Join(certs, "server.crt"),
@@ -375,44 +368,4 @@ func TestSSL(t *testing.T) {
 			t.Errorf("%s: error %v, want ok %v", c.opts, err, c.ok)
 		}
 	}
-}
-
-// makeCert writes NAME.crt and NAME.key (mode 0600), self-signed when
-// parent is nil; a server certificate carries 127.0.0.1, a client one its
-// name as CN.
-func makeCert(t *testing.T, dir, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	signer, signerKey := tmpl, key
-	if parent == nil {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-	} else {
-		signer, signerKey = parent, parentKey
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(dir, name+".crt"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	write(t, filepath.Join(dir, name+".key"), string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})))
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
 }
