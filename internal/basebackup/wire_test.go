@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,5 +267,61 @@ func TestWireBadLength(t *testing.T) {
 		if !c.check(err) {
 			t.Errorf("header % x: error %T %v", c.header, err, err)
 		}
+	}
+}
+
+// TestWireBadMessage: a message type BASE_BACKUP's answer never holds, and
+// a body its type cannot decode, break the protocol (*StreamError naming
+// them), whatever comes after.
+func TestWireBadMessage(t *testing.T) {
+	for _, c := range []struct {
+		stream []byte
+		want   string
+	}{
+		// BackendKeyData, which only comes at startup.
+		{[]byte{'K', 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 2}, `unexpected message type 'K'`},
+		// A CopyOutResponse without its column count.
+		{[]byte{'H', 0, 0, 0, 5, 0}, `malformed *pgproto3.CopyOutResponse message`},
+	} {
+		nc := &memConn{r: bytes.NewReader(c.stream)}
+		conn := &Conn{nc: nc, w: newWire(nc)}
+		_, err := Start(context.Background(), conn, Options{Label: "t"})
+		var se *StreamError
+		if !errors.As(err, &se) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("% x: error %T %v, want a *StreamError saying %s", c.stream, err, err, c.want)
+		}
+	}
+}
+
+// shortReader is a chain that reads from the Source but stops short of a
+// message's end: a bug of ours, which demux refuses to read past.
+type shortReader struct{}
+
+func (shortReader) Write(p []byte) (int, error) { return len(p), nil }
+func (shortReader) Close() error                { return nil }
+func (shortReader) WriteFrom(src tarstream.Source) error {
+	return src.ReadFull(make([]byte, src.Len()/2))
+}
+
+type shortReceiver struct{ collect }
+
+func (shortReceiver) Archive(Archive) (io.WriteCloser, error) { return shortReader{}, nil }
+
+// TestWireChainLeftBytes: a SourceWriter chain that leaves part of a message
+// unread stops the stream with an error, before the next header would be
+// read from inside that message.
+func TestWireChainLeftBytes(t *testing.T) {
+	archive, _ := testArchive(t, 3000)
+	nc := serve(t, backendStream(t, archive, []byte("{}"), func(int) int { return 1000 }))
+	conn := &Conn{nc: nc, w: newWire(nc)}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	bk, err := Start(ctx, conn, Options{Label: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bk.Stream(ctx, &shortReceiver{})
+	if err == nil || !strings.Contains(err.Error(), "archive chain left 500 bytes of a message unread") {
+		t.Fatalf("error %v, want the chain's unread bytes named", err)
 	}
 }
