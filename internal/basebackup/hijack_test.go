@@ -11,12 +11,15 @@ import (
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
-// TestHijack takes a real replication connection over from pgconn: a live
-// one runs a whole BASE_BACKUP through the wire, a closed one is refused
-// with the step named.
+// TestHijack takes a real replication connection over from pgconn, on
+// every version: a live one runs a whole BASE_BACKUP through the wire, a
+// closed one is refused with the step named.
 func TestHijack(t *testing.T) {
-	testpg.Require(t)
-	s := testpg.Start(t, testpg.Options{})
+	testpg.ForEachVersion(t, testHijack)
+}
+
+func testHijack(t *testing.T, v testpg.Version) {
+	s := v.Start(t, testpg.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	connect := func() *pgconn.PgConn {
