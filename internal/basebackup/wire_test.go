@@ -271,8 +271,8 @@ func TestWireBadLength(t *testing.T) {
 }
 
 // TestWireBadMessage: a message type BASE_BACKUP's answer never holds, and
-// a body its type cannot decode, break the protocol (*StreamError naming
-// them), whatever comes after.
+// a body its type cannot decode, break the protocol: a *StreamError naming
+// them.
 func TestWireBadMessage(t *testing.T) {
 	for _, c := range []struct {
 		stream []byte
