@@ -177,3 +177,31 @@ func TestSyncerOnDurableBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSyncerSyncAll: files handed on together stay one batch however large
+// (each alone would fill one: MaxBatchBytes), and one Sync after them starts
+// the next.
+func TestSyncerSyncAll(t *testing.T) {
+	dir := t.TempDir()
+	s := NewSyncer(2, 0)
+	var got [][]Synced
+	s.OnDurable(func(b []Synced) error {
+		got = append(got, slices.Clone(b))
+		return nil
+	})
+	open := func(name string) *os.File {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	s.SyncAll([]*os.File{open("a"), open("b"), open("c")}, []int64{MaxBatchBytes, MaxBatchBytes, MaxBatchBytes})
+	s.Sync(open("d"), MaxBatchBytes)
+	if err := s.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || len(got[0]) != 3 || len(got[1]) != 1 || filepath.Base(got[1][0].Name) != "d" {
+		t.Fatalf("batches %v; want a, b, c together, then d", got)
+	}
+}

@@ -208,17 +208,51 @@ func (s *Syncer) Sync(f *os.File, size int64) {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	if len(s.pending) == 0 && s.maxAge > 0 {
-		s.firstAt = time.Now()
-		if s.age == nil {
-			s.age = time.AfterFunc(s.maxAge, s.flushAged)
-		} else {
-			s.age.Reset(s.maxAge)
-		}
+		s.startAge()
 	}
 	s.pending = append(s.pending, item{f: f, size: size})
 	if s.durable != nil {
 		s.bytes += size
 	}
+	s.flushIfDue()
+}
+
+// SyncAll is Sync for files a caller put at risk together (reconstructed
+// files unlisted by one journal append): they go in one batch, however
+// large, since a kill before they are recorded loses them all anyway.
+func (s *Syncer) SyncAll(files []*os.File, sizes []int64) {
+	if s.fs == nil {
+		for _, f := range files {
+			startWriteback(f)
+		}
+	}
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if len(files) > 0 && len(s.pending) == 0 && s.maxAge > 0 {
+		s.startAge()
+	}
+	for i, f := range files {
+		s.pending = append(s.pending, item{f: f, size: sizes[i]})
+		if s.durable != nil {
+			s.bytes += sizes[i]
+		}
+	}
+	s.flushIfDue()
+}
+
+// startAge starts the age of a batch whose first file just came.
+func (s *Syncer) startAge() {
+	s.firstAt = time.Now()
+	if s.age == nil {
+		s.age = time.AfterFunc(s.maxAge, s.flushAged)
+	} else {
+		s.age.Reset(s.maxAge)
+	}
+}
+
+// flushIfDue hands the batch on once it holds a window, MaxBatchBytes or
+// waited MaxBatchAge.
+func (s *Syncer) flushIfDue() {
 	if len(s.pending) >= s.window || s.bytes >= MaxBatchBytes || (s.maxAge > 0 && time.Since(s.firstAt) >= s.maxAge) {
 		s.flush()
 	}
