@@ -24,9 +24,14 @@ import (
 // found by content, and killed there:
 //
 //   - reconstructing: inside that table's INCREMENTAL member, once blocks of
-//     the file have changed on disk. The journal must already have unlisted
-//     the file (a durable Forget before the first byte changes) and must not
-//     list it after the kill.
+//     the file have changed on disk. The update changes more blocks than
+//     the stage holds in memory (heldBytes), so they are written as they
+//     come. The journal must already have unlisted the file (a durable
+//     Forget before the first byte changes) and must not list it after the
+//     kill.
+//   - held: the same point of a smaller increment, which the stage holds in
+//     memory for its group's one Forget: the kill must find the file as it
+//     was (whatever the journal says of it, its bytes are the listed ones).
 //   - before pg_control: just before the manifest, once the archive's last
 //     member (pg_control, diverted) has arrived, so every INCREMENTAL member
 //     has been reconstructed and pg_control is not in place.
@@ -53,18 +58,35 @@ func TestKillDuringReconstruction(t *testing.T) {
 		rel := p.SQL(t, "SELECT pg_relation_filepath('kd_0')")
 		size, _ := strconv.ParseInt(p.SQL(t, "SELECT pg_relation_size('kd_0')"), 10, 64)
 		incName := filepath.Dir(rel) + "/INCREMENTAL." + filepath.Base(rel)
+		var stalledAt time.Time // the held case's: when its stall was first seen
 
 		for i, c := range []struct {
-			name    string
-			pattern string // in the resuming attempt's stream: stall after bytes past it
-			after   int64
-			torn    bool                                  // the kill leaves kd_0's file torn
-			ready   func(dir string, prior [32]byte) bool // the moment to kill
+			name      string
+			every     int    // the update between the attempts: one row in every
+			pattern   string // in the resuming attempt's stream: stall after bytes past it
+			after     int64
+			torn      bool                                  // the kill leaves kd_0's file torn
+			untouched bool                                  // the kill leaves kd_0's file as it was
+			ready     func(dir string, prior [32]byte) bool // the moment to kill
 		}{
 			{
+				// One row in 400: about 375 blocks, held. The stage has
+				// taken the bytes before the stall within a second.
+				name: "held", every: 400, pattern: incName + "\x00", after: 512 + 8192 + 64*8192, untouched: true,
+				ready: func(string, [32]byte) bool {
+					if stalledAt.IsZero() {
+						stalledAt = time.Now()
+					}
+					return time.Since(stalledAt) > time.Second
+				},
+			},
+			{
 				// Past the tar header and the increment's header (padded to
-				// a block): 64 blocks into the member's block data.
-				name: "reconstructing", pattern: incName + "\x00", after: 512 + 8192 + 64*8192, torn: true,
+				// a block): 64 blocks into the member's block data. One row
+				// in 100 is on about 81 % of the table's ~1,850 blocks (81
+				// rows a block): more than the 1,024 of heldBytes, less
+				// than the 90 % past which the server sends the file whole.
+				name: "reconstructing", every: 100, pattern: incName + "\x00", after: 512 + 8192 + 64*8192, torn: true,
 				ready: func(dir string, prior [32]byte) bool {
 					changed := prefixHash(t, filepath.Join(dir, rel), size) != prior
 					if changed {
@@ -76,7 +98,7 @@ func TestKillDuringReconstruction(t *testing.T) {
 				},
 			},
 			{
-				name: "before pg_control", pattern: `"PostgreSQL-Backup-Manifest-Version"`,
+				name: "before pg_control", every: 400, pattern: `"PostgreSQL-Backup-Manifest-Version"`,
 				ready: func(dir string, prior [32]byte) bool {
 					return exists(filepath.Join(dir, instance.PgControlPending)) && prefixHash(t, filepath.Join(dir, rel), size) != prior
 				},
@@ -92,13 +114,16 @@ func TestKillDuringReconstruction(t *testing.T) {
 					e, ok := oracle.Journal(t, dir)[rel]
 					return ok && e.Size == size
 				})
-				p.SQL(t, fmt.Sprintf("UPDATE kd_0 SET pad = 'changed %d' WHERE g %% 400 = %d", i, i))
+				p.SQL(t, fmt.Sprintf("UPDATE kd_0 SET pad = 'changed %d' WHERE g %% %d = %d", i, c.every, i))
 				p.SQL(t, fmt.Sprintf("CREATE TABLE kd_new_%d AS SELECT g FROM generate_series(1, 1000) g", i))
 				prior := prefixHash(t, filepath.Join(dir, rel), size)
 
 				killAt(t, proxy, dir, faultproxy.Fault{Pattern: []byte(c.pattern), After: c.after}, func() bool { return c.ready(dir, prior) })
 				if _, listed := oracle.Journal(t, dir)[rel]; listed && c.torn {
 					t.Errorf("after the kill the journal lists the half-reconstructed %s as complete", rel)
+				}
+				if c.untouched && prefixHash(t, filepath.Join(dir, rel), size) != prior {
+					t.Errorf("after the kill %s is not as it was: a held change reached it before its Forget", rel)
 				}
 				oracle.FailedAttempt(t, dir)
 

@@ -43,6 +43,7 @@ type incPlan struct {
 	whole     int                       // listed files the server sent whole
 	blocks    int64                     // blocks received in increments
 	label     *incremental.ManifestFile // backup_label as written (labelFilter)
+	held      incremental.Held          // changed blocks waiting for their group's Forget (rebuild)
 	result    *spool                    // the result manifest (startResult)
 }
 
@@ -228,30 +229,54 @@ func (t *dest) rebuildStage(next tarstream.Stage, root *os.Root, prefix string) 
 	if t.inc == nil {
 		return next
 	}
+	if t.inc.held.Limit == 0 {
+		t.inc.held.Limit = heldBytes
+	}
 	return &rebuild{next: next, root: root, prefix: prefix, inc: t.inc,
-		jr: func() *journal { return t.jr }, sync: t.cfg.Syncer.Sync}
+		jr: func() *journal { return t.jr }, sync: t.cfg.Syncer.Sync, syncAll: t.cfg.Syncer.SyncAll}
 }
+
+// A changed file's blocks wait in memory (up to heldBytes for all) so that
+// the files of a group are unlisted by one journal append, one fdatasync,
+// instead of one each; a group also ends at groupFiles files, or once its
+// files hold groupBytes: what a kill between that append and their
+// Complete record makes the next attempt receive whole.
+const (
+	heldBytes  = 8 << 20
+	groupFiles = 256
+	groupBytes = 128 << 20
+)
 
 // rebuild reconstructs INCREMENTAL.<name> members in place into <name>: the
 // file is unlisted in the journal just before its first byte changes, and
 // listed again once the Syncer made it durable, like every file the writers
 // write; a file the increment leaves as it was keeps its entry and is not
-// fsynced again. A listed file sent whole is unlisted too.
+// fsynced again. A listed file sent whole is unlisted too. Changed files
+// whose blocks fit in the held memory wait there, untouched, in a group
+// that is unlisted, written and handed to the Syncer together (flush).
 type rebuild struct {
-	next   tarstream.Stage
-	root   *os.Root
-	dirs   subdirs // in root, one directory at a time
-	prefix string
-	inc    *incPlan
-	jr     func() *journal
-	sync   func(*os.File, int64) // durable.Syncer.Sync: fsync, then the journal's Complete
+	next    tarstream.Stage
+	root    *os.Root
+	prefix  string
+	inc     *incPlan
+	jr      func() *journal
+	sync    func(*os.File, int64)     // durable.Syncer.Sync: fsync, then the journal's Complete
+	syncAll func([]*os.File, []int64) // the same for a group, in one batch
 
-	r *incremental.Rebuilder // the member being reconstructed
+	r     *incremental.Rebuilder   // the member being reconstructed
+	group []*incremental.Rebuilder // finished, their changes held
+	sizes []int64                  // their sizes
+	gsize int64                    // their sum
 }
 
 func (s *rebuild) Write(part tarstream.Part, m *tarstream.Member, p []byte) error {
 	if part == tarstream.Header && m.Type == tarstream.File {
 		return s.header(m)
+	}
+	if part == tarstream.ArchiveEnd {
+		if err := s.flush(); err != nil {
+			return err
+		}
 	}
 	if s.r == nil {
 		return s.next.Write(part, m, p)
@@ -290,35 +315,44 @@ func (s *rebuild) header(m *tarstream.Member) error {
 		}
 		return s.next.Write(tarstream.Header, m, nil)
 	}
-	dir, base, err := s.dirs.in(s.root, name)
-	if err != nil {
-		return fmt.Errorf("reconstruct %s: %w", name, err)
+	e, listed := s.inc.listed[s.prefix+name]
+	if !listed {
+		return basebackup.Violation("the primary sent %s, an increment of a file not in the uploaded manifest", m.Name)
 	}
-	r, err := incremental.NewRebuilder(dir, base, m.Size, s.inc.params)
+	r, err := incremental.NewRebuilder(s.root, name, e.Size, m.Size, s.inc.params)
 	if err != nil {
 		return fmt.Errorf("in %s: %w", path.Dir(name), err)
 	}
-	r.Path = name
+	root := s.root
+	r.Open = func() (*os.File, error) { return openFile(root, name) }
+	r.Hold = &s.inc.held
 	forget := resume.Record{Kind: resume.Forget, Path: s.prefix + name}
-	r.BeforeChange = func() error { return s.jr().append(forget) }
+	r.BeforeChange = func() error { return s.flush(forget) }
+	r.MakeRoom = func() error { return s.flush() }
 	s.r = r
 	return nil
 }
 
 // done hands the reconstructed file to the Syncer, which fsyncs it and
-// lists it again at this attempt's start.
+// lists it again at this attempt's start, or to the group when its change
+// is held.
 func (s *rebuild) done() error {
-	f, res, err := s.r.Finish()
+	r := s.r
+	f, res, err := r.Finish()
 	s.r = nil
 	if err != nil {
 		return err
 	}
-	if !res.Changed {
+	switch {
+	case r.Pending():
+		s.group = append(s.group, r)
+		s.sizes = append(s.sizes, res.Size)
+		s.gsize += res.Size
+	case res.Changed:
+		s.sync(f, res.Size) // exact: Header cut or extended the file to it
+	default:
 		// Not a byte written: the file is as durable as when it was listed
 		// (docs/incremental.md, "Durability"), and its entry stays.
-		f.Close()
-	} else {
-		s.sync(f, res.Size) // exact: Header cut or extended the file to it
 	}
 	s.inc.rebuilt++
 	if s.prefix != "" {
@@ -329,15 +363,64 @@ func (s *rebuild) done() error {
 	}
 	s.inc.reused.Add(int64(res.Kept) * int64(s.inc.params.BlockSize))
 	s.inc.blocks += int64(res.Received)
+	if len(s.group) >= groupFiles || s.gsize >= groupBytes {
+		return s.flush()
+	}
 	return nil
 }
 
+// flush unlists the group's files, and more (a file about to change at
+// once), in one durable append, then makes the group's held changes and
+// hands its files to the Syncer as one batch.
+func (s *rebuild) flush(more ...resume.Record) error {
+	recs := more
+	for _, r := range s.group {
+		recs = append(recs, resume.Record{Kind: resume.Forget, Path: s.prefix + r.Path})
+	}
+	if err := s.jr().append(recs...); err != nil {
+		return err
+	}
+	files := make([]*os.File, 0, len(s.group))
+	var err error
+	for _, r := range s.group {
+		var f *os.File
+		if err == nil {
+			f, err = r.Apply()
+		} else {
+			r.Abort()
+		}
+		if f != nil {
+			files = append(files, f)
+		}
+	}
+	if len(files) == len(s.group) {
+		s.syncAll(files, s.sizes)
+	} else {
+		for _, f := range files {
+			f.Close() // unlisted: the next attempt sends them whole
+		}
+	}
+	s.dropGroup()
+	return err
+}
+
+func (s *rebuild) dropGroup() {
+	for _, r := range s.group {
+		r.Abort()
+	}
+	clear(s.group)
+	s.group, s.sizes, s.gsize = s.group[:0], s.sizes[:0], 0
+	s.inc.held.Reset()
+}
+
+// Close drops a group still held (the archive stopped early: its files are
+// untouched and keep their entries).
 func (s *rebuild) Close() error {
 	if s.r != nil {
 		s.r.Abort()
 		s.r = nil
 	}
-	s.dirs.Close()
+	s.dropGroup()
 	return s.next.Close()
 }
 

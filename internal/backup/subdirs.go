@@ -71,3 +71,18 @@ func openDir(r *os.Root, dir string) (*os.Root, error) {
 	}
 	return r.OpenRoot(base)
 }
+
+// openFile opens rel in r for writing, reached through directories only,
+// as subdirs does: for the few files opened out of their directory's turn.
+func openFile(r *os.Root, rel string) (*os.File, error) {
+	dir, name := path.Split(rel)
+	if dir != "" {
+		d, err := openDir(r, dir[:len(dir)-1])
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		r = d
+	}
+	return r.OpenFile(name, os.O_RDWR, 0)
+}

@@ -1,6 +1,6 @@
 // Package incremental holds the building blocks of resume and resync by
-// changed blocks on PostgreSQL 17+ (issue 15), not yet wired into the
-// pipeline:
+// changed blocks on PostgreSQL 17+ (issue 15), which internal/backup wires
+// into its archive chains:
 //
 //   - format.go: a streaming, bounded decoder of the INCREMENTAL.<name> files
 //     the server writes (src/backend/backup/basebackup_incremental.c);

@@ -170,12 +170,32 @@ func TestRebuilderMatchesModel(t *testing.T) {
 			t.Fatal(err)
 		}
 		inc := encodeIncremental(small, trunc, blocks, func(b uint32) []byte { return sent[b] })
-		r, err := NewRebuilder(root, "f", int64(len(inc)), small)
+		r, err := NewRebuilder(root, "f", int64(priorLen), int64(len(inc)), small)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Every other case holds the change (a Held of 4 blocks: some
+		// increments do not fit and are applied at once); a held file is
+		// untouched until Apply, and BeforeChange runs only when not held.
+		var hold Held
+		if i%2 == 1 {
+			hold.Limit = 4 * small.BlockSize
+			r.Hold = &hold
+		}
+		before := 0
+		r.BeforeChange = func() error { before++; return nil }
 		if err := r.Write(inc); err != nil {
 			t.Fatal(err)
+		}
+		if r.Pending() {
+			if before != 0 {
+				t.Fatalf("case %d: BeforeChange ran for a held change", i)
+			}
+			if now, _ := os.ReadFile(filepath.Join(dir, "f")); !bytes.Equal(now, prior) {
+				t.Fatalf("case %d: a held change reached the file before Apply", i)
+			}
+		} else if want := len(blocks) > 0 || trunc != uint32(priorLen/small.BlockSize) || priorLen%small.BlockSize != 0; (before == 1) != want {
+			t.Fatalf("case %d: BeforeChange ran %d times", i, before)
 		}
 		res, err := r.Close()
 		if err != nil {
@@ -198,11 +218,17 @@ func TestRebuilderNoPrior(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	if _, err := NewRebuilder(root, "missing", -1, small); !errors.Is(err, ErrNoPrior) {
-		t.Fatalf("got %v, want ErrNoPrior", err)
-	}
-	if _, err := NewRebuilder(root, "../escape", -1, small); err == nil {
-		t.Fatal("opened a path outside the root")
+	// Nothing is opened until the increment changes the file.
+	inc := encodeIncremental(small, 1, []uint32{0}, func(b uint32) []byte { return blockOf(small, 'i', b) })
+	for name, want := range map[string]error{"missing": ErrNoPrior, "../escape": nil} {
+		r, err := NewRebuilder(root, name, 0, int64(len(inc)), small)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.Write(inc)
+		if err == nil || (want != nil && !errors.Is(err, want)) {
+			t.Errorf("%s: got %v, want %v", name, err, want)
+		}
 	}
 }
 

@@ -31,7 +31,7 @@ func TestKilledReconstructionIsUnlisted(t *testing.T) {
 
 	inc := encodeIncremental(small, 6, []uint32{2, 8}, func(b uint32) []byte { return blockOf(small, 'i', b) })
 	// Attempt 2 starts at 0/5000000: forget, then die after half the increment.
-	r, err := NewRebuilder(root, "16384", int64(len(inc)), small)
+	r, err := NewRebuilder(root, "16384", int64(len(prior)), int64(len(inc)), small)
 	must(t, err)
 	r.BeforeChange = func() error { return j.Forget("16384") }
 	must(t, r.Write(inc[:len(inc)/2]))
@@ -54,7 +54,7 @@ func TestKilledReconstructionIsUnlisted(t *testing.T) {
 	j, _, err = resume.Open(dir, resume.Name)
 	must(t, err)
 	defer j.Close()
-	r, err = NewRebuilder(root, "16384", int64(len(inc)), small)
+	r, err = NewRebuilder(root, "16384", int64(len(prior)), int64(len(inc)), small)
 	must(t, err)
 	must(t, r.Write(inc))
 	res, err := r.Close()
@@ -88,7 +88,7 @@ func TestUnchangedReconstruction(t *testing.T) {
 	must(t, os.WriteFile(name, prior, 0o600))
 
 	inc := encodeIncremental(small, 10, nil, nil)
-	r, err := NewRebuilder(root, "16384", int64(len(inc)), small)
+	r, err := NewRebuilder(root, "16384", int64(len(prior)), int64(len(inc)), small)
 	must(t, err)
 	r.BeforeChange = func() error { t.Error("BeforeChange for an increment that changes nothing"); return nil }
 	must(t, r.Write(inc))
@@ -100,7 +100,7 @@ func TestUnchangedReconstruction(t *testing.T) {
 
 	inc = encodeIncremental(small, 10, []uint32{3}, func(b uint32) []byte { return blockOf(small, 'i', b) })
 	calls := 0
-	r, err = NewRebuilder(root, "16384", int64(len(inc)), small)
+	r, err = NewRebuilder(root, "16384", int64(len(prior)), int64(len(inc)), small)
 	must(t, err)
 	r.BeforeChange = func() error {
 		calls++

@@ -230,7 +230,11 @@ func applyBackup(t *testing.T, src, dst string, p Params) applyStats {
 
 // reconstructFrom feeds data to a Rebuilder in chunks, as a tar stage would.
 func reconstructFrom(root *os.Root, target string, data []byte, p Params) (Result, error) {
-	r, err := NewRebuilder(root, target, int64(len(data)), p)
+	st, err := root.Stat(target)
+	if err != nil {
+		return Result{}, err
+	}
+	r, err := NewRebuilder(root, target, st.Size(), int64(len(data)), p)
 	if err != nil {
 		return Result{}, err
 	}
