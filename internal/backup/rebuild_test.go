@@ -3,13 +3,16 @@ package backup
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/pg-standby/pg-standby/internal/basebackup"
 	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/incremental"
@@ -250,4 +253,27 @@ func increment(p incremental.Params, length uint32, blocks []uint32, tag byte) [
 
 func blockFor(p incremental.Params, tag byte, b uint32) []byte {
 	return bytes.Repeat([]byte{tag, byte(b)}, p.BlockSize/2)
+}
+
+// TestRebuildUnlistedIncrement: an increment of a file the attempt did not
+// upload is a hostile or broken server's, refused as a stream error that
+// names the member, with nothing written.
+func TestRebuildUnlistedIncrement(t *testing.T) {
+	dir := t.TempDir()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	plan := &incPlan{listed: map[string]resume.Entry{}, params: incremental.DefaultParams(), reused: &atomic.Int64{}}
+	syncer := durable.NewSyncer(1, 0)
+	defer syncer.Wait()
+	s := (&dest{inc: plan, cfg: &extract.Config{Syncer: syncer}}).rebuildStage(&headerCheck{t: t, dir: dir}, root, "")
+	m := &tarstream.Member{Name: "base/5/INCREMENTAL.16384", Type: tarstream.File, Mode: 0o600, Size: 12}
+	err = s.Write(tarstream.Header, m, nil)
+	var se *basebackup.StreamError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "the primary sent base/5/INCREMENTAL.16384, an increment of a file not in the uploaded manifest") {
+		t.Fatalf("got %v, want a stream error naming the member", err)
+	}
+	s.Close()
 }

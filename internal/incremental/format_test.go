@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -218,8 +219,26 @@ func TestRebuilderNoPrior(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
+	// A file whose size is not the one listed is not patched: another
+	// writer was there since.
+	if err := os.WriteFile(filepath.Join(root.Name(), "grown"), make([]byte, 3*small.BlockSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inc := encodeIncremental(small, 2, []uint32{0}, func(b uint32) []byte { return blockOf(small, 'i', b) })
+	r, err := NewRebuilder(root, "grown", 2*int64(small.BlockSize), int64(len(inc)), small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Write(inc)
+	if !errors.Is(err, ErrPriorChanged) || !strings.Contains(err.Error(), "reconstruct grown: the prior file changed since it was listed: 3072 bytes, listed with 2048") {
+		t.Errorf("a grown prior: got %v", err)
+	}
+	r.Abort()
+	if got, _ := os.ReadFile(filepath.Join(root.Name(), "grown")); !bytes.Equal(got, make([]byte, 3*small.BlockSize)) {
+		t.Error("the grown prior was changed")
+	}
 	// Nothing is opened until the increment changes the file.
-	inc := encodeIncremental(small, 1, []uint32{0}, func(b uint32) []byte { return blockOf(small, 'i', b) })
+	inc = encodeIncremental(small, 1, []uint32{0}, func(b uint32) []byte { return blockOf(small, 'i', b) })
 	for name, want := range map[string]error{"missing": ErrNoPrior, "../escape": nil} {
 		r, err := NewRebuilder(root, name, 0, int64(len(inc)), small)
 		if err != nil {
