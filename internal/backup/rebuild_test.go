@@ -16,6 +16,7 @@ import (
 	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/extract"
 	"github.com/pg-standby/pg-standby/internal/incremental"
+	"github.com/pg-standby/pg-standby/internal/oracle"
 	"github.com/pg-standby/pg-standby/internal/resume"
 	"github.com/pg-standby/pg-standby/internal/tarstream"
 )
@@ -80,16 +81,7 @@ func TestRebuildGroups(t *testing.T) {
 
 	state := func(name string) (changed, isListed bool) {
 		now, _ := os.ReadFile(filepath.Join(dir, name))
-		d, err := os.Open(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		entries, err := resume.Load(d, resume.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, isListed = entries[name]
+		_, isListed = oracle.Journal(t, dir)[name]
 		return !bytes.Equal(now, priors[name]), isListed
 	}
 	feed := func(name string, data []byte, parts ...tarstream.Part) {
@@ -214,16 +206,7 @@ type headerCheck struct {
 func (h *headerCheck) Write(part tarstream.Part, m *tarstream.Member, _ []byte) error {
 	if part == tarstream.Header && m.Name == "a" {
 		h.sawA = true
-		d, err := os.Open(h.dir)
-		if err != nil {
-			return err
-		}
-		defer d.Close()
-		entries, err := resume.Load(d, resume.Name)
-		if err != nil {
-			return err
-		}
-		if _, ok := entries["a"]; ok {
+		if _, ok := oracle.Journal(h.t, h.dir)["a"]; ok {
 			h.t.Error("a listed file sent whole reached the writer still listed")
 		}
 	}
