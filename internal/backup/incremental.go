@@ -394,7 +394,9 @@ func (s *rebuild) flush(more ...resume.Record) error {
 		}
 	}
 	if len(files) == len(s.group) {
-		s.syncAll(files, s.sizes)
+		if len(files) > 0 {
+			s.syncAll(files, s.sizes)
+		}
 	} else {
 		for _, f := range files {
 			f.Close() // unlisted: the next attempt sends them whole

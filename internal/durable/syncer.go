@@ -207,13 +207,7 @@ func (s *Syncer) Sync(f *os.File, size int64) {
 	}
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	if len(s.pending) == 0 && s.maxAge > 0 {
-		s.startAge()
-	}
-	s.pending = append(s.pending, item{f: f, size: size})
-	if s.durable != nil {
-		s.bytes += size
-	}
+	s.add(f, size)
 	s.flushIfDue()
 }
 
@@ -228,25 +222,25 @@ func (s *Syncer) SyncAll(files []*os.File, sizes []int64) {
 	}
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	if len(files) > 0 && len(s.pending) == 0 && s.maxAge > 0 {
-		s.startAge()
-	}
 	for i, f := range files {
-		s.pending = append(s.pending, item{f: f, size: sizes[i]})
-		if s.durable != nil {
-			s.bytes += sizes[i]
-		}
+		s.add(f, sizes[i])
 	}
 	s.flushIfDue()
 }
 
-// startAge starts the age of a batch whose first file just came.
-func (s *Syncer) startAge() {
-	s.firstAt = time.Now()
-	if s.age == nil {
-		s.age = time.AfterFunc(s.maxAge, s.flushAged)
-	} else {
-		s.age.Reset(s.maxAge)
+// add puts f in the pending batch; the first file of a batch starts its age.
+func (s *Syncer) add(f *os.File, size int64) {
+	if len(s.pending) == 0 && s.maxAge > 0 {
+		s.firstAt = time.Now()
+		if s.age == nil {
+			s.age = time.AfterFunc(s.maxAge, s.flushAged)
+		} else {
+			s.age.Reset(s.maxAge)
+		}
+	}
+	s.pending = append(s.pending, item{f: f, size: size})
+	if s.durable != nil {
+		s.bytes += size
 	}
 }
 

@@ -154,7 +154,7 @@ func (r *Rebuilder) hold(blocks []uint32) (bool, error) {
 		return false, nil
 	}
 	n := len(blocks) * r.p.BlockSize
-	if !r.Hold.Room(n) && n <= r.Hold.Limit && r.MakeRoom != nil {
+	if !r.Hold.room(n) && n <= r.Hold.Limit && r.MakeRoom != nil {
 		if err := r.MakeRoom(); err != nil {
 			return false, fmt.Errorf("reconstruct %s: %w", r.Path, err)
 		}
@@ -296,12 +296,12 @@ type Held struct {
 	buf   []byte
 }
 
-// Room reports whether n more bytes fit.
-func (h *Held) Room(n int) bool { return len(h.buf)+n <= h.Limit }
+// room reports whether n more bytes fit.
+func (h *Held) room(n int) bool { return len(h.buf)+n <= h.Limit }
 
 // take is n bytes of h; ok is false when they do not fit.
 func (h *Held) take(n int) (b []byte, ok bool) {
-	if len(h.buf)+n > h.Limit {
+	if !h.room(n) {
 		return nil, false
 	}
 	if h.buf == nil {
