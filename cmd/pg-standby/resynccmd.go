@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -176,6 +177,12 @@ func workerPassfile() (home string, uid int) {
 // major, a prior state inside the primary's timeline history; in block
 // mode, a primary that can send changed blocks back to the prior start.
 func checkPrimary(ctx context.Context, in *instance.Instance, cfg *pgconn.Config, ctl *instance.Control, mode instance.ResyncMode) ([]string, error) {
+	var summaries func() incremental.Coverage
+	if mode == instance.ResyncBlock {
+		var stop func()
+		summaries, stop = readSummaries(ctx, cfg, ctl)
+		defer stop()
+	}
 	conn, err := replconn.Connect(ctx, cfg, nopLogger())
 	if err != nil {
 		return nil, err
@@ -206,7 +213,7 @@ func checkPrimary(ctx context.Context, in *instance.Instance, cfg *pgconn.Config
 	if mode == instance.ResyncFull {
 		return notes, nil
 	}
-	return checkBlockMode(ctx, conn, cfg, ctl, notes)
+	return checkBlockMode(ctx, conn, summaries, ctl, notes)
 }
 
 // sameMajor: a standby runs the primary's major version.
@@ -253,9 +260,13 @@ func checkHistory(h *incremental.History, ctl *instance.Control, pos wal.LSN, di
 
 // checkBlockMode refuses changed-blocks resync where the primary cannot do
 // it: below 17, summarize_wal off, summaries that start after the prior LSN.
-func checkBlockMode(ctx context.Context, conn *pgconn.PgConn, cfg *pgconn.Config, ctl *instance.Control, notes []string) ([]string, error) {
+func checkBlockMode(ctx context.Context, conn *pgconn.PgConn, summaries func() incremental.Coverage, ctl *instance.Control, notes []string) ([]string, error) {
 	full := "pg-standby resync --full takes a full backup over the directory instead (every byte received again, only differing ones written)"
-	if _, err := incremental.ProbeServer(ctx, conn, incremental.ServerMajor(conn)); err != nil {
+	set, err := replconn.ShowAll(ctx, conn, incremental.ProbeSettings)
+	if err != nil {
+		return notes, err
+	}
+	if _, err := incremental.ProbeServer(set, incremental.ServerMajor(conn)); err != nil {
 		var fe *incremental.FallbackError
 		if errors.As(err, &fe) {
 			hint := full
@@ -267,7 +278,7 @@ func checkBlockMode(ctx context.Context, conn *pgconn.PgConn, cfg *pgconn.Config
 		}
 		return notes, err
 	}
-	cov := incremental.CheckSummaries(ctx, cfg, ctl.TLI, ctl.Redo)
+	cov := summaries()
 	switch {
 	case !cov.Known:
 		notes = append(notes, "the primary's WAL summaries could not be read ("+cov.Why+"); the primary checks them when the backup starts, and the backup is a full one if they do not reach back to "+ctl.Redo.String())
@@ -279,4 +290,15 @@ func checkBlockMode(ctx context.Context, conn *pgconn.PgConn, cfg *pgconn.Config
 		return notes, &refusal{code: exitConfig, why: fmt.Sprintf("the primary's WAL summaries on timeline %d start at %s, after the standby's prior start %s (removed, or summarize_wal enabled later)", ctl.TLI, cov.Oldest, ctl.Redo), hint: full}
 	}
 	return notes, nil
+}
+
+// readSummaries reads the primary's WAL summaries (a database connection of
+// its own) while the replication connection checks the rest; get waits for
+// the answer, stop ends the reading and waits for it.
+func readSummaries(ctx context.Context, cfg *pgconn.Config, ctl *instance.Control) (get func() incremental.Coverage, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	ch := make(chan incremental.Coverage, 1)
+	go func() { ch <- incremental.CheckSummaries(ctx, cfg, ctl.TLI, ctl.Redo) }()
+	get = sync.OnceValue(func() incremental.Coverage { return <-ch })
+	return get, func() { cancel(); get() }
 }

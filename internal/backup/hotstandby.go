@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/pg-standby/pg-standby/internal/durable"
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
@@ -38,16 +36,24 @@ type Raise struct {
 
 // readHotStandby reads the primary's values (SHOW works on a replication
 // connection); a setting that cannot be read is left out.
-func readHotStandby(ctx context.Context, conn *pgconn.PgConn) map[string]int {
+func readHotStandby(set replconn.Settings) map[string]int {
 	m := map[string]int{}
 	for _, hs := range hotStandbySettings {
-		if text, err := replconn.Show(ctx, conn, hs.name); err == nil {
+		if text, err := set.Get(hs.name); err == nil {
 			if n, err := strconv.Atoi(text); err == nil {
 				m[hs.name] = n
 			}
 		}
 	}
 	return m
+}
+
+func hotStandbyNames() []string {
+	names := make([]string, len(hotStandbySettings))
+	for i, hs := range hotStandbySettings {
+		names[i] = hs.name
+	}
+	return names
 }
 
 // lowerThan lists the settings conf (nil: PostgreSQL's defaults) sets lower
@@ -95,7 +101,11 @@ func (b *attempt) adjustAutoConf(ctx context.Context, root *os.Root) error {
 				r.Setting, r.Here, r.Where, r.Primary, b.in.DataDir, instance.AutoConf))
 		}
 	}
-	lines, infos := b.followPrimary(conf, installedLocales(ctx))
+	locales := b.locales
+	if locales == nil {
+		locales = func() map[string]bool { return installedLocales(ctx) }
+	}
+	lines, infos := b.followPrimary(conf, locales())
 	if len(lines) > 0 {
 		block = append(block, "# pg-standby: the primary's values of settings that change query results (the instance's configuration does not set them)\n"...)
 		block = append(block, strings.Join(lines, "\n")+"\n"...)

@@ -50,11 +50,23 @@ type incPlan struct {
 // summarizeHint makes the summarize_wal advice once per data directory and process.
 var summarizeHint sync.Map
 
-// planResume decides whether this attempt resumes: the journal lists files
-// still on disk with their recorded size, and the primary can take an
-// incremental backup. Then it uploads their manifest on main. nil means a
-// full backup; only a failure that would fail a full backup too is an error.
-func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.Root) (*incPlan, error) {
+// prior is what the directory offers a resuming attempt, read before the
+// attempt writes anything (readPrior).
+type prior struct {
+	entries map[string]resume.Entry // the journal's, or the walk's (resync)
+	listed  map[string]resume.Entry // of them, what an increment may patch
+	spaces  map[string]priorSpace   // see incPlan
+	srv     incremental.Server
+	rs      *instance.Resync // a resync's record, with seed its relation files
+	seed    []resume.Record
+}
+
+// readPrior decides whether this attempt resumes: the journal lists files
+// still on disk with their recorded size (or, on a resynced standby, its
+// relation files are walked), and the primary can take an incremental
+// backup. It only reads. nil means a full backup; only a failure that would
+// fail a full backup too is an error.
+func (b *attempt) readPrior(root *os.Root) (*prior, error) {
 	b.opt.Progress.SetKind("")
 	if b.otherSystem { // the journal lists another cluster's files (checkCopiedSystem)
 		return nil, nil
@@ -68,7 +80,8 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 	if len(entries) == 0 && rs == nil {
 		return nil, nil
 	}
-	srv, err := incremental.ProbeServer(ctx, main, b.major)
+	pr := &prior{rs: rs}
+	pr.srv, err = incremental.ProbeServer(b.settings, b.major)
 	var fe *incremental.FallbackError
 	if errors.As(err, &fe) {
 		b.fallbackNote(fe, len(entries))
@@ -79,17 +92,35 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 	}
 	if rs != nil {
 		spaces, closeSpaces := b.resyncSpaces(root)
-		entries, err = seedJournal(root, spaces, rs)
+		pr.seed, err = incremental.PriorFiles(root, spaces, rs.Prior, rs.PriorTLI)
 		closeSpaces()
 		if err != nil {
 			return nil, err
 		}
-		b.log.Info("resync: the directory's relation files are the prior state", "files", len(entries), "prior_lsn", rs.Prior.String(), "prior_timeline", rs.PriorTLI)
+		entries = seedEntries(pr.seed)
 	}
-	listed, spaces := b.keepListable(root, entries)
-	if len(listed) == 0 {
+	pr.entries = entries
+	pr.listed, pr.spaces = b.keepListable(root, entries, rs != nil)
+	if len(pr.listed) == 0 {
 		return nil, nil
 	}
+	return pr, nil
+}
+
+// planResume writes a resync's walk as the journal, then uploads the
+// manifest of the listed files on main. nil means a full backup.
+func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.Root, pr *prior) (*incPlan, error) {
+	if pr == nil {
+		return nil, nil
+	}
+	if rs := pr.rs; rs != nil {
+		if err := seedJournal(root, pr.seed); err != nil {
+			return nil, err
+		}
+		b.log.Info("resync: the directory's relation files are the prior state", "files", len(pr.entries), "prior_lsn", rs.Prior.String(), "prior_timeline", rs.PriorTLI)
+	}
+	listed, entries, spaces := pr.listed, pr.entries, pr.spaces
+	var fe *incremental.FallbackError
 	if err := b.uploadManifest(ctx, main, listed); err != nil {
 		if errors.As(err, &fe) {
 			b.log.Warn("the primary refused the manifest of the files already copied; taking a full backup", "error", err)
@@ -101,7 +132,7 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 	b.opt.Progress.SetKind(kind)
 	lsn, tli, _ := resume.Earliest(listed)
 	b.log.Info(kind, "attempt", "resume", "since_lsn", lsn.String(), "since_timeline", tli)
-	return &incPlan{listed: listed, spaces: spaces, params: srv.Params, reused: &b.opt.Progress.Reused}, nil
+	return &incPlan{listed: listed, spaces: spaces, params: pr.srv.Params, reused: &b.opt.Progress.Reused}, nil
 }
 
 func (b *attempt) fallbackNote(fe *incremental.FallbackError, files int) {
@@ -128,8 +159,8 @@ func loadJournal(root *os.Root) (map[string]resume.Entry, error) {
 // keepListable keeps the entries an increment may patch whose file still has
 // the recorded size: in the data directory, or for pg_tblspc/<oid>/… in the
 // location this instance's link names (priorSpaces), where an earlier
-// attempt wrote it.
-func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry) (map[string]resume.Entry, map[string]priorSpace) {
+// attempt wrote it. Entries just walked (a resync's) are not looked at again.
+func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry, walked bool) (map[string]resume.Entry, map[string]priorSpace) {
 	listed := map[string]resume.Entry{}
 	spaces := b.priorSpaces(root, entries)
 	var dirs subdirs // sorted paths: each directory is opened once
@@ -146,7 +177,7 @@ func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry) (
 			}
 			r, rel = sp.root, strings.TrimPrefix(p, link+"/")
 		}
-		if fileHas(&dirs, r, rel, e.Size) {
+		if walked || fileHas(&dirs, r, rel, e.Size) {
 			listed[p] = e
 		}
 	}
@@ -590,30 +621,31 @@ func (b *attempt) resyncPrior(root *os.Root, entries map[string]resume.Entry) *i
 	return rs
 }
 
-// seedJournal lists the directory's relation files, and those of the
-// tablespace locations its links name (spaces, by OID), as completed at the
-// resync's prior start in a fresh journal, and returns its entries: one per
-// record, all at the same start, as resume.Load would read them back.
-func seedJournal(root *os.Root, spaces map[string]*os.Root, rs *instance.Resync) (map[string]resume.Entry, error) {
-	recs, err := incremental.PriorFiles(root, spaces, rs.Prior, rs.PriorTLI)
-	if err != nil {
-		return nil, err
-	}
-	jr, _, err := openJournal(root, true)
-	if err != nil {
-		return nil, err
-	}
-	defer jr.close()
+// seedEntries are a resync's walk (incremental.PriorFiles: the directory's
+// relation files, and those of the tablespace locations its links name, as
+// completed at the prior start) as resume.Load reads them back once
+// seedJournal wrote them.
+func seedEntries(recs []resume.Record) map[string]resume.Entry {
 	entries := make(map[string]resume.Entry, len(recs))
 	for _, r := range recs {
 		entries[r.Path] = resume.Entry{Size: r.Size, StartLSN: r.StartLSN, Timeline: r.Timeline}
 	}
+	return entries
+}
+
+// seedJournal writes a resync's walk as a fresh journal.
+func seedJournal(root *os.Root, recs []resume.Record) error {
+	jr, _, err := openJournal(root, true)
+	if err != nil {
+		return err
+	}
+	defer jr.close()
 	for len(recs) > 0 {
 		n := min(len(recs), 4096)
 		if err := jr.append(recs[:n]...); err != nil {
-			return nil, err
+			return err
 		}
 		recs = recs[n:]
 	}
-	return entries, nil
+	return nil
 }

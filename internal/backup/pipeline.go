@@ -30,14 +30,9 @@ import (
 )
 
 // copy streams the backup and WAL, then verifies, syncs and hands over:
-// BASE_BACKUP starts, the tablespaces are claimed and the attempt recorded,
-// then the archives stream.
-func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Result, error) {
-	root, err := os.OpenRoot(b.in.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("open data directory: %w", err)
-	}
-	defer root.Close()
+// BASE_BACKUP starts (resuming from pr, when readPrior found one), the
+// tablespaces are claimed and the attempt recorded, then the archives stream.
+func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn, root *os.Root, pr *prior) (*Result, error) {
 	opts, newHash, err := b.backupOptions()
 	if err != nil {
 		return nil, err
@@ -50,7 +45,7 @@ func (b *attempt) copy(ctx context.Context, main, walConn *pgconn.PgConn) (*Resu
 	if b.opt.Tune != nil {
 		defer b.opt.Tune(opts.Compression)()
 	}
-	if t.inc, err = b.planResume(ctx, main, root); err != nil { // issue 15: resume by changed blocks
+	if t.inc, err = b.planResume(ctx, main, root, pr); err != nil { // issue 15: resume by changed blocks
 		return nil, err
 	}
 	opts.Incremental = t.inc != nil

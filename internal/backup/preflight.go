@@ -20,18 +20,25 @@ const walKeepEnough = 1 << 30
 // instance in dataDir exists: the hot-standby settings run will raise
 // (against PostgreSQL's defaults) and the risk of losing WAL without a slot.
 func Preflight(ctx context.Context, conn *pgconn.PgConn, slot, dataDir string) []string {
-	notes := hotStandbyNotes(nil, readHotStandby(ctx, conn), dataDir)
-	if w := walKeepWarning(ctx, conn, slot, nil); w != "" {
+	set, err := replconn.ShowAll(ctx, conn, append(hotStandbyNames(), walKeepSettings...))
+	if err != nil {
+		return nil
+	}
+	notes := hotStandbyNotes(nil, readHotStandby(set), dataDir)
+	if w := walKeepWarning(set, slot, nil); w != "" {
 		notes = append(notes, w)
 	}
 	return notes
 }
 
+// walKeepSettings are the settings walKeepWarning reads.
+var walKeepSettings = []string{"wal_keep_size", "max_wal_size"}
+
 // walKeepWarning warns when nothing keeps WAL for this standby once the
 // copy is done: no slot, no restore_command, and a wal_keep_size under
 // walKeepEnough. The primary then removes WAL as its checkpoints go, and a
 // standby that was stopped or slow for longer can only be re-seeded.
-func walKeepWarning(ctx context.Context, conn *pgconn.PgConn, slot string, conf *pgconf.Config) string {
+func walKeepWarning(set replconn.Settings, slot string, conf *pgconf.Config) string {
 	if slot != "" {
 		return ""
 	}
@@ -40,7 +47,7 @@ func walKeepWarning(ctx context.Context, conn *pgconn.PgConn, slot string, conf 
 			return ""
 		}
 	}
-	keepText, err := replconn.Show(ctx, conn, "wal_keep_size")
+	keepText, err := set.Get("wal_keep_size")
 	if err != nil {
 		return ""
 	}
@@ -48,7 +55,7 @@ func walKeepWarning(ctx context.Context, conn *pgconn.PgConn, slot string, conf 
 	if err != nil || keep >= walKeepEnough {
 		return ""
 	}
-	maxWAL, _ := replconn.Show(ctx, conn, "max_wal_size")
+	maxWAL, _ := set.Get("max_wal_size")
 	return fmt.Sprintf("no replication slot (primary_slot_name is not set) and the primary keeps only wal_keep_size = %s of WAL for standbys: "+
 		"a standby that is stopped or falls behind by more WAL than that (or the primary's max_wal_size = %s) finds it removed "+
 		"(\"requested WAL segment … has already been removed\") and can only be re-seeded; use a slot "+

@@ -8,9 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pg-standby/pg-standby/internal/instance"
 	"github.com/pg-standby/pg-standby/internal/pgconf"
@@ -44,7 +43,7 @@ var resultSettings = []struct{ name, def string }{
 // physical replication connection); one that cannot be read, that no
 // configuration file could hold, or that the connection itself sets (SHOW
 // then answers the connection's value, not the primary's) is left out.
-func (b *attempt) readResultSettings(ctx context.Context, conn *pgconn.PgConn) map[string]string {
+func (b *attempt) readResultSettings(shown replconn.Settings) map[string]string {
 	m := map[string]string{}
 	set := connectionSets(b.connCfg.RuntimeParams)
 	for _, rs := range resultSettings {
@@ -53,7 +52,7 @@ func (b *attempt) readResultSettings(ctx context.Context, conn *pgconn.PgConn) m
 				"so SHOW does not give the primary's own value and the standby does not follow it", rs.name), "setting", rs.name)
 			continue
 		}
-		v, err := replconn.Show(ctx, conn, rs.name)
+		v, err := shown.Get(rs.name)
 		if err != nil || len(v) > 1024 || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 			continue
 		}
@@ -153,6 +152,14 @@ func installedLocales(ctx context.Context) map[string]bool {
 		return nil
 	}
 	return m
+}
+
+// lookupLocales runs installedLocales while the caller goes on; the
+// function it returns waits for the answer (again: the same answer).
+func lookupLocales(ctx context.Context) func() map[string]bool {
+	ch := make(chan map[string]bool, 1)
+	go func() { ch <- installedLocales(ctx) }()
+	return sync.OnceValue(func() map[string]bool { return <-ch })
 }
 
 // normLocale spells a locale name as glibc compares it: the codeset

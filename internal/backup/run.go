@@ -179,10 +179,12 @@ type attempt struct {
 	// otherSystem: the primary is not the cluster earlier attempts copied.
 	otherSystem bool
 
-	sourceStandby bool                // the server was in hot standby when identified (cascading)
-	started       *basebackup.Started // set once BASE_BACKUP reported its start
-	primaryHS     map[string]int      // the primary's hot-standby settings
-	primaryRS     map[string]string   // the primary's result settings (SHOW)
+	sourceStandby bool                   // the server was in hot standby when identified (cascading)
+	started       *basebackup.Started    // set once BASE_BACKUP reported its start
+	primaryHS     map[string]int         // the primary's hot-standby settings
+	primaryRS     map[string]string      // the primary's result settings (SHOW)
+	settings      replconn.Settings      // what identify read with SHOW
+	locales       func() map[string]bool // installedLocales, run beside the copy (nil: at handover)
 }
 
 func (b *attempt) run(ctx context.Context) (*Result, error) {
@@ -203,23 +205,55 @@ func (b *attempt) run(ctx context.Context) (*Result, error) {
 }
 
 // runOn takes the backup from the server main reached; the WAL connection
-// goes to the same server, whatever else primary_conninfo lists.
+// goes to the same server, whatever else primary_conninfo lists. It is
+// opened, checked and given its slot while the directory's prior state is
+// read: both mostly wait, on the server and on the disk.
 func (b *attempt) runOn(ctx context.Context, main *pgconn.PgConn) (*Result, error) {
 	if err := b.identify(ctx, main); err != nil {
 		return nil, err
 	}
-	walConn, err := replconn.Connect(ctx, replconn.Pin(b.connCfg, main), b.log)
+	root, err := os.OpenRoot(b.in.DataDir)
 	if err != nil {
+		return nil, fmt.Errorf("open data directory: %w", err)
+	}
+	defer root.Close()
+	// Handover checks lc_* values against locale -a: run it meanwhile.
+	b.locales = lookupLocales(ctx)
+	defer b.locales() // no goroutine outlives the attempt
+	wal := make(chan error, 1)
+	var walConn *pgconn.PgConn
+	go func() {
+		var err error
+		walConn, err = b.openWAL(ctx, main)
+		wal <- err
+	}()
+	pr, perr := b.readPrior(root)
+	if err := <-wal; err != nil {
 		return nil, err
 	}
 	defer walConn.Close(context.Background())
-	if err := b.sameCluster(ctx, walConn); err != nil {
+	if perr != nil {
+		return nil, perr
+	}
+	return b.copy(ctx, main, walConn, root, pr)
+}
+
+// openWAL opens the WAL connection to the server main reached, checks it
+// reached the same cluster, and prepares the slot WAL streams from.
+func (b *attempt) openWAL(ctx context.Context, main *pgconn.PgConn) (*pgconn.PgConn, error) {
+	conn, err := replconn.Connect(ctx, replconn.Pin(b.connCfg, main), b.log)
+	if err != nil {
 		return nil, err
 	}
-	if err := b.prepareSlot(ctx, walConn); err != nil {
+	if err := b.sameCluster(ctx, conn); err != nil {
+		conn.Close(context.Background())
 		return nil, err
 	}
-	return b.copy(ctx, main, walConn)
+	if err := b.prepareSlot(ctx, conn); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	return conn, nil
 }
 
 // identify checks the primary can serve us: version, and reads WAL segment
@@ -238,7 +272,10 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 	}
 	b.sys = sys
 	b.checkCopiedSystem()
-	segText, err := replconn.Show(ctx, conn, "wal_segment_size")
+	if b.settings, err = replconn.ShowAll(ctx, conn, b.settingNames()); err != nil {
+		return err
+	}
+	segText, err := b.settings.Get("wal_segment_size")
 	if err != nil {
 		return err
 	}
@@ -246,7 +283,7 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 	if err != nil || !wal.ValidSegmentSize(b.segSize) {
 		return fmt.Errorf("primary reports an invalid wal_segment_size %q", segText)
 	}
-	modeText, err := replconn.Show(ctx, conn, "data_directory_mode")
+	modeText, err := b.settings.Get("data_directory_mode")
 	if err != nil {
 		return err
 	}
@@ -261,16 +298,31 @@ func (b *attempt) identify(ctx context.Context, conn *pgconn.PgConn) error {
 	}
 	b.log.Info("primary identified", "system_identifier", sys.SystemID, "timeline", sys.Timeline,
 		"server_version", ver, "wal_segment_size", b.segSize)
-	b.checkHotStandbySettings(ctx, conn)
-	b.primaryRS = b.readResultSettings(ctx, conn)
+	b.checkHotStandbySettings()
+	b.primaryRS = b.readResultSettings(b.settings)
 	// Under Patroni (copy-only) slots and primary_conninfo are Patroni's:
 	// the advice would point at pg-standby init, which does not apply.
 	if !b.opt.CopyOnly {
-		if w := walKeepWarning(ctx, conn, b.slot, b.conf); w != "" {
+		if w := walKeepWarning(b.settings, b.slot, b.conf); w != "" {
 			b.log.Warn(w)
 		}
 	}
 	return nil
+}
+
+// settingNames are the settings identify reads, all in one round trip:
+// its own, the hot-standby and result settings, the WAL-keeping ones and,
+// on 17+, those planResume's probe needs.
+func (b *attempt) settingNames() []string {
+	names := append([]string{"wal_segment_size", "data_directory_mode"}, hotStandbyNames()...)
+	names = append(names, walKeepSettings...)
+	for _, rs := range resultSettings {
+		names = append(names, rs.name)
+	}
+	if b.major >= incremental.MinMajor {
+		names = append(names, incremental.ProbeSettings...)
+	}
+	return names
 }
 
 // conninfoSource names where primary_conninfo is set, for messages.
@@ -314,8 +366,8 @@ func (b *attempt) sameCluster(ctx context.Context, walConn *pgconn.PgConn) error
 
 // checkHotStandbySettings reads the primary's hot-standby settings and
 // says, before anything is copied, which ones the copy will raise.
-func (b *attempt) checkHotStandbySettings(ctx context.Context, conn *pgconn.PgConn) {
-	b.primaryHS = readHotStandby(ctx, conn)
+func (b *attempt) checkHotStandbySettings() {
+	b.primaryHS = readHotStandby(b.settings)
 	for _, n := range hotStandbyNotes(b.conf, b.primaryHS, b.in.DataDir) {
 		b.log.Warn(n)
 	}

@@ -100,22 +100,25 @@ func majorOf(v string) int {
 	return major
 }
 
-// ProbeServer asks the primary of the given major (ServerMajor), over a
-// replication connection (SHOW works on a walsender), whether incremental
-// backup can apply: a *FallbackError when the major is below 17 or
+// ProbeSettings are the settings ProbeServer reads.
+var ProbeSettings = []string{"summarize_wal", "block_size", "segment_size"}
+
+// ProbeServer tells from the SHOW answers of the primary of the given major
+// (ServerMajor; SHOW works on a walsender) whether incremental backup can
+// apply: a *FallbackError when the major is below 17 or
 // summarize_wal is off; otherwise the block and segment sizes the
 // increments will use.
-func ProbeServer(ctx context.Context, conn *pgconn.PgConn, major int) (Server, error) {
+func ProbeServer(set replconn.Settings, major int) (Server, error) {
 	s := Server{Major: major}
 	if s.Major < MinMajor {
 		return s, &FallbackError{Reason: ErrUnsupportedVersion}
 	}
-	v, err := replconn.Show(ctx, conn, "summarize_wal")
+	v, err := set.Get("summarize_wal")
 	if err != nil {
 		return s, err
 	}
 	s.SummarizeWAL = v == "on"
-	if s.Params, err = probeParams(ctx, conn); err != nil {
+	if s.Params, err = probeParams(set); err != nil {
 		return s, err
 	}
 	if !s.SummarizeWAL {
@@ -124,16 +127,16 @@ func ProbeServer(ctx context.Context, conn *pgconn.PgConn, major int) (Server, e
 	return s, nil
 }
 
-func probeParams(ctx context.Context, conn *pgconn.PgConn) (Params, error) {
+func probeParams(set replconn.Settings) (Params, error) {
 	var p Params
-	bs, err := replconn.Show(ctx, conn, "block_size")
+	bs, err := set.Get("block_size")
 	if err != nil {
 		return p, err
 	}
 	if p.BlockSize, err = strconv.Atoi(bs); err != nil {
 		return p, fmt.Errorf("block_size %q: %w", bs, err)
 	}
-	seg, err := replconn.Show(ctx, conn, "segment_size")
+	seg, err := set.Get("segment_size")
 	if err != nil {
 		return p, err
 	}

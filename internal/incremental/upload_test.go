@@ -157,7 +157,7 @@ func TestUploadPartialManifest(t *testing.T) {
 		}
 		start := fm.WALRanges[0]
 		conn := replConnect(t, s)
-		srv, err := ProbeServer(context.Background(), conn, ServerMajor(conn))
+		srv, err := probe(conn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +270,7 @@ func TestFallbackErrors(t *testing.T) {
 	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
 		s := startPrimary(t, v, nil) // summarize_wal defaults to off
 		conn := replConnect(t, s)
-		_, err := ProbeServer(context.Background(), conn, ServerMajor(conn))
+		_, err := probe(conn)
 		var fe *FallbackError
 		want := ErrSummarizeWALOff
 		if v.Major < MinMajor {
@@ -306,7 +306,7 @@ func TestFallbackErrors(t *testing.T) {
 		s.SQL(t, "SELECT pg_reload_conf()")
 		s.WaitFor(t, "SHOW summarize_wal", "on", 30*time.Second)
 		conn = replConnect(t, s)
-		if _, err := ProbeServer(context.Background(), conn, ServerMajor(conn)); err != nil {
+		if _, err := probe(conn); err != nil {
 			t.Fatal(err)
 		}
 		if err := Upload(context.Background(), conn, m(sysid, 0x100)); err != nil {
@@ -333,4 +333,13 @@ func TestMajorOf(t *testing.T) {
 			t.Errorf("majorOf(%q) = %d, want %d", v, got, want)
 		}
 	}
+}
+
+// probe is ProbeServer on the answers conn gives to ShowAll.
+func probe(conn *pgconn.PgConn) (Server, error) {
+	set, err := replconn.ShowAll(context.Background(), conn, ProbeSettings)
+	if err != nil {
+		return Server{}, err
+	}
+	return ProbeServer(set, ServerMajor(conn))
 }
