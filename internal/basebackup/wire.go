@@ -13,10 +13,17 @@ import (
 	"github.com/pg-standby/pg-standby/internal/replconn"
 )
 
-// aheadSize is the read-ahead: message headers and small bodies. It is small
-// on purpose: the bytes of an archive's CopyData are read by the chain into
-// its own buffers, and whatever lands here must be copied there again.
-const aheadSize = 512
+// aheadSize is the read-ahead: message headers and small bodies. A read of
+// aheadDirect or more into a chain's buffer (a big file's contents, a
+// CopyData message at a time) brings only aheadSmall more, as what lands
+// here must be copied there again; a smaller one brings up to aheadSize, so
+// that a run of small members (tar headers, small files, increments without
+// blocks) costs a system call per read-ahead, not one or two per member.
+const (
+	aheadSize   = 64 << 10
+	aheadSmall  = 512
+	aheadDirect = 16 << 10
+)
 
 // wire frames the backend messages of a connection taken over from pgconn
 // (the protocol's 'type, int32 length, body'). Bodies are read on request:
@@ -133,14 +140,18 @@ func (w *wire) readFull(dst []byte) error {
 }
 
 // readInto reads into dst while the read-ahead is empty. On a socket one
-// readv fills dst and, past it, the read-ahead: the next header comes with
-// the same system call.
+// readv fills dst and, past it, the read-ahead (see aheadSize): the next
+// header comes with the same system call.
 func (w *wire) readInto(dst []byte) (int, error) {
 	if w.raw == nil {
 		return w.r.Read(dst)
 	}
 	w.rp, w.wp = 0, 0
-	w.iov = [2][]byte{dst, w.ahead[:]}
+	ahead := w.ahead[:]
+	if len(dst) >= aheadDirect {
+		ahead = ahead[:aheadSmall]
+	}
+	w.iov = [2][]byte{dst, ahead}
 	err := w.raw.Read(w.readv)
 	n := w.n
 	if err == nil && w.err != nil {

@@ -42,6 +42,20 @@ func BenchmarkWire(b *testing.B) {
 	for i := range sizes {
 		sizes[i] = 1 << 20
 	}
+	benchWire(b, sizes)
+}
+
+// BenchmarkWireSmallMembers receives 8,192 members of 100 bytes (an
+// increment without blocks is smaller): a header's read each.
+func BenchmarkWireSmallMembers(b *testing.B) {
+	sizes := make([]int, 8192)
+	for i := range sizes {
+		sizes[i] = 100
+	}
+	benchWire(b, sizes)
+}
+
+func benchWire(b *testing.B, sizes []int) {
 	archive, _ := testArchive(b, sizes...)
 	stream := backendStream(b, archive, []byte("{}"), func(int) int { return 32 << 10 })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
