@@ -217,9 +217,12 @@ func (b *attempt) runOn(ctx context.Context, main *pgconn.PgConn) (*Result, erro
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
 	defer root.Close()
-	// Handover checks lc_* values against locale -a: run it meanwhile.
-	b.locales = lookupLocales(ctx)
-	defer b.locales() // no goroutine outlives the attempt
+	// Handover checks lc_* values against locale -a: run it meanwhile (a
+	// bare copy has no handover).
+	if !b.opt.CopyOnly {
+		b.locales = lookupLocales(ctx)
+		defer b.locales() // no goroutine outlives the attempt
+	}
 	wal := make(chan error, 1)
 	var walConn *pgconn.PgConn
 	go func() {
