@@ -6,14 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/pg-standby/pg-standby/internal/directio"
-	"github.com/pg-standby/pg-standby/internal/durable"
-	"github.com/pg-standby/pg-standby/internal/extract"
 	fp "github.com/pg-standby/pg-standby/internal/fakeprimary"
-	"github.com/pg-standby/pg-standby/internal/manifest"
 	"github.com/pg-standby/pg-standby/internal/oracle"
-	"github.com/pg-standby/pg-standby/internal/progress"
-	"github.com/pg-standby/pg-standby/internal/tarstream"
 )
 
 // FuzzExtract runs arbitrary bytes through the tar parser into a Writer on a
@@ -69,15 +63,7 @@ func FuzzExtract(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer root.Close()
-		syncer := durable.NewSyncer(1, 4)
-		files, err := directio.NewQueue(directio.Config{BufferSize: 8192, Buffers: 2, Finished: syncer.Sync})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := &extract.Config{FileMode: 0o600, DirMode: 0o700, Files: files, Syncer: syncer}
-		allowed := map[string]string{"pg_tblspc/16385": outside}
-		res := extract.NewResult()
-		p := tarstream.NewParser(extract.NewChecksum(extract.NewWriter(cfg, res, root, "", allowed), res, "", manifest.CRC32C.NewHash, &progress.NewTracker().Streamed))
+		p, finish := newChain(t, root, map[string]string{"pg_tblspc/16385": outside})
 		for len(data) > 0 {
 			n := min(chunk, len(data))
 			if _, err := p.Write(data[:n]); err != nil {
@@ -85,9 +71,7 @@ func FuzzExtract(f *testing.F) {
 			}
 			data = data[n:]
 		}
-		p.Close()
-		files.Close()
-		syncer.Wait()
+		finish()
 
 		if after := tree(t, parent, rootDir); after != before {
 			t.Fatalf("outside the root changed:\nbefore:\n%s\nafter:\n%s", before, after)

@@ -1,6 +1,7 @@
 package extract_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,7 +64,7 @@ func TestWriterExistingFiles(t *testing.T) {
 }
 
 // extractTar runs entries through a Writer on dir as one archive and
-// returns the first error the parser reports.
+// returns the first error the chain reports.
 func extractTar(t *testing.T, dir string, entries []fp.Entry) error {
 	t.Helper()
 	root, err := os.OpenRoot(dir)
@@ -71,6 +72,16 @@ func extractTar(t *testing.T, dir string, entries []fp.Entry) error {
 		t.Fatal(err)
 	}
 	defer root.Close()
+	p, finish := newChain(t, root, nil)
+	_, err = p.Write(fp.Tar(entries, false))
+	return errors.Join(err, finish())
+}
+
+// newChain is an archive's chain into a Writer on root, as a backup builds
+// it (checksum, writer), with its own queue and syncer; finish closes the
+// parser, the queue and the syncer and returns what they report.
+func newChain(t *testing.T, root *os.Root, links map[string]string) (*tarstream.Parser, func() error) {
+	t.Helper()
 	syncer := durable.NewSyncer(1, 4)
 	files, err := directio.NewQueue(directio.Config{BufferSize: 8192, Buffers: 2, Finished: syncer.Sync})
 	if err != nil {
@@ -78,16 +89,6 @@ func extractTar(t *testing.T, dir string, entries []fp.Entry) error {
 	}
 	res := extract.NewResult()
 	cfg := &extract.Config{FileMode: 0o600, DirMode: 0o700, Files: files, Syncer: syncer}
-	p := tarstream.NewParser(extract.NewChecksum(extract.NewWriter(cfg, res, root, "", nil), res, "", manifest.CRC32C.NewHash, &progress.NewTracker().Streamed))
-	_, err = p.Write(fp.Tar(entries, false))
-	if cerr := p.Close(); err == nil {
-		err = cerr
-	}
-	if ferr := files.Close(); err == nil {
-		err = ferr
-	}
-	if serr := syncer.Wait(); err == nil {
-		err = serr
-	}
-	return err
+	p := tarstream.NewParser(extract.NewChecksum(extract.NewWriter(cfg, res, root, "", links), res, "", manifest.CRC32C.NewHash, &progress.NewTracker().Streamed))
+	return p, func() error { return errors.Join(p.Close(), files.Close(), syncer.Wait()) }
 }
