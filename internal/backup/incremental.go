@@ -53,12 +53,12 @@ var summarizeHint sync.Map
 // prior is what the directory offers a resuming attempt, read before the
 // attempt writes anything (readPrior).
 type prior struct {
-	entries map[string]resume.Entry // the journal's, or the walk's (resync)
-	listed  map[string]resume.Entry // of them, what an increment may patch
-	spaces  map[string]priorSpace   // see incPlan
-	srv     incremental.Server
-	rs      *instance.Resync // a resync's record, with seed its relation files
-	seed    []resume.Record
+	files  int                     // the journal's entries, or the walk's (resync)
+	listed map[string]resume.Entry // of them, what an increment may patch
+	spaces map[string]priorSpace   // see incPlan
+	srv    incremental.Server
+	rs     *instance.Resync // a resync's record, with seed its relation files
+	seed   []resume.Record
 }
 
 // readPrior decides whether this attempt resumes: the journal lists files
@@ -99,7 +99,7 @@ func (b *attempt) readPrior(root *os.Root) (*prior, error) {
 		}
 		entries = seedEntries(pr.seed)
 	}
-	pr.entries = entries
+	pr.files = len(entries)
 	pr.listed, pr.spaces = b.keepListable(root, entries, rs != nil)
 	if len(pr.listed) == 0 {
 		return nil, nil
@@ -117,9 +117,9 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 		if err := seedJournal(root, pr.seed); err != nil {
 			return nil, err
 		}
-		b.log.Info("resync: the directory's relation files are the prior state", "files", len(pr.entries), "prior_lsn", rs.Prior.String(), "prior_timeline", rs.PriorTLI)
+		b.log.Info("resync: the directory's relation files are the prior state", "files", pr.files, "prior_lsn", rs.Prior.String(), "prior_timeline", rs.PriorTLI)
 	}
-	listed, entries, spaces := pr.listed, pr.entries, pr.spaces
+	listed := pr.listed
 	var fe *incremental.FallbackError
 	if err := b.uploadManifest(ctx, main, listed); err != nil {
 		if errors.As(err, &fe) {
@@ -128,11 +128,11 @@ func (b *attempt) planResume(ctx context.Context, main *pgconn.PgConn, root *os.
 		}
 		return nil, err
 	}
-	kind := fmt.Sprintf("resuming: %d of %d files kept, changed blocks only", len(listed), len(entries))
+	kind := fmt.Sprintf("resuming: %d of %d files kept, changed blocks only", len(listed), pr.files)
 	b.opt.Progress.SetKind(kind)
 	lsn, tli, _ := resume.Earliest(listed)
 	b.log.Info(kind, "attempt", "resume", "since_lsn", lsn.String(), "since_timeline", tli)
-	return &incPlan{listed: listed, spaces: spaces, params: pr.srv.Params, reused: &b.opt.Progress.Reused}, nil
+	return &incPlan{listed: listed, spaces: pr.spaces, params: pr.srv.Params, reused: &b.opt.Progress.Reused}, nil
 }
 
 func (b *attempt) fallbackNote(fe *incremental.FallbackError, files int) {

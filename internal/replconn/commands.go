@@ -38,16 +38,14 @@ func IdentifySystem(ctx context.Context, conn *pgconn.PgConn) (System, error) {
 	return System{SystemID: string(rows[0][0]), Timeline: uint32(tli), XLogPos: pos}, nil
 }
 
-// Show returns a server setting (SHOW works on replication connections).
+// Show returns a server setting (SHOW works on replication connections):
+// ShowAll of one.
 func Show(ctx context.Context, conn *pgconn.PgConn, name string) (string, error) {
-	rows, err := Exec(ctx, conn, "SHOW "+name)
+	s, err := ShowAll(ctx, conn, []string{name})
 	if err != nil {
-		return "", fmt.Errorf("SHOW %s: %w", name, err)
+		return "", err
 	}
-	if len(rows) != 1 || len(rows[0]) != 1 {
-		return "", fmt.Errorf("SHOW %s: unexpected result", name)
-	}
-	return string(rows[0][0]), nil
+	return s.Get(name)
 }
 
 // CreateSlot creates a physical slot that reserves WAL at once; a temporary

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -40,7 +41,7 @@ func ShowAll(ctx context.Context, conn *pgconn.PgConn, names []string) (Settings
 		fe.Send(&pgproto3.Query{String: "SHOW " + name})
 	}
 	if err := fe.Flush(); err != nil {
-		return s, CtxErr(ctx, err)
+		return s, CtxErr(ctx, fmt.Errorf("SHOW %s: %w", strings.Join(names, ", "), err))
 	}
 	for _, name := range names {
 		rows, err := ReadResult(conn)
