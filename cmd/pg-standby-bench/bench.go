@@ -134,9 +134,9 @@ func runShape(ctx context.Context, cfg config, sh shape) (*results, error) {
 	defer stopNotify()
 	contenders := p.contenders(bin, notifyPath, sh.name == "pgbench", &r.BackupBytes)
 	for i := 0; i <= cfg.runs; i++ { // run 0 warms the caches and is not counted
-		// The second of A and A+ follows the removal of the first's tree
-		// (without a fresh filesystem): swap them every other round.
-		if contenders[1].name == "A+ pg-standby, sd_notify on" {
+		// The second of A and A+ runs in the first's wake (its tree removed,
+		// the host's caches): they change places every round.
+		if i > 0 && contenders[1].name[0] == 'A' {
 			contenders[0], contenders[1] = contenders[1], contenders[0]
 		}
 		for _, c := range contenders {

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // freshFS is a loop-mounted ext4 made anew for every run, so no run pays
@@ -37,6 +39,12 @@ func newFreshFS(imgDir, dir string, size int64, uid, gid int, directIO bool) *fr
 func (f *freshFS) renew(ctx context.Context) error {
 	f.unmount()
 	os.Remove(f.img)
+	// Commit the removal now, outside any run's time: on a host filesystem
+	// mounted with discard, the commit that frees the last image's blocks
+	// discards them all, and the next run's first flush would wait for it.
+	if err := syncDir(filepath.Dir(f.img)); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(f.mnt, 0o755); err != nil {
 		return err
 	}
@@ -79,6 +87,19 @@ func (f *freshFS) unmount() {
 		exec.Command("losetup", "-d", f.dev).Run()
 		f.mounted = false
 	}
+}
+
+// syncDir commits dir's filesystem (syncfs).
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", dir, err)
+	}
+	return nil
 }
 
 // close unmounts and removes the image.
