@@ -34,6 +34,7 @@ type wire struct {
 
 	ahead  [aheadSize]byte
 	rp, wp int    // ahead[rp:wp] is read and not yet consumed
+	copied int64  // bytes readFull took from ahead: a copy the read-ahead's sizing keeps small
 	body   []byte // the last whole body, reused: valid until the next message
 
 	// One readv: iov in, n and err out. The function is built once, as a
@@ -121,13 +122,17 @@ func (w *wire) wholeBody(n int) ([]byte, error) {
 }
 
 // readFull reads len(dst) bytes into dst: first what the read-ahead holds,
-// then straight from the connection.
+// then straight from the connection. The read-ahead's size follows the
+// request's, not what a short read left of it: else most of a big file
+// read while the sender is the slower side would land there and be copied.
 func (w *wire) readFull(dst []byte) error {
+	big := len(dst) >= aheadDirect
 	c := copy(dst, w.ahead[w.rp:w.wp])
 	w.rp += c
+	w.copied += int64(c)
 	dst = dst[c:]
 	for len(dst) > 0 {
-		n, err := w.readInto(dst)
+		n, err := w.readInto(dst, big)
 		dst = dst[n:]
 		if n == 0 {
 			if err == nil || errors.Is(err, io.EOF) {
@@ -139,16 +144,17 @@ func (w *wire) readFull(dst []byte) error {
 	return nil
 }
 
-// readInto reads into dst while the read-ahead is empty. On a socket one
-// readv fills dst and, past it, the read-ahead (see aheadSize): the next
-// header comes with the same system call.
-func (w *wire) readInto(dst []byte) (int, error) {
+// readInto reads into dst while the read-ahead is empty; big says the
+// request was aheadDirect or more. On a socket one readv fills dst and,
+// past it, the read-ahead (see aheadSize): the next header comes with the
+// same system call.
+func (w *wire) readInto(dst []byte, big bool) (int, error) {
 	if w.raw == nil {
 		return w.r.Read(dst)
 	}
 	w.rp, w.wp = 0, 0
 	ahead := w.ahead[:]
-	if len(dst) >= aheadDirect {
+	if big {
 		ahead = ahead[:aheadSmall]
 	}
 	w.iov = [2][]byte{dst, ahead}
