@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+
+	"golang.org/x/sys/unix"
 )
 
 // Prune removes from root whatever an earlier attempt wrote that this backup
@@ -49,7 +51,7 @@ type pruneAct struct {
 // what Prune does there, in directory order, once dir is closed: only
 // subdirectories and entries to remove, not the files the backup wrote.
 func pruneList(root *os.Root, dir, prefix string, res *Result, keep func(path string, isDir bool) bool) ([]pruneAct, error) {
-	f, err := root.Open(dir)
+	f, err := openDir(root, dir)
 	if err != nil {
 		return nil, fmt.Errorf("read directory %s: %w", path.Join(root.Name(), dir), err)
 	}
@@ -86,4 +88,21 @@ func pruneList(root *os.Root, dir, prefix string, res *Result, keep func(path st
 			return nil, fmt.Errorf("read directory %s: %w", path.Join(root.Name(), dir), err)
 		}
 	}
+}
+
+// openDir opens dir in root to read its entries. ReadDir on a directory
+// os.Root opened lstats every entry (Go 1.26: 1,050 fstatat in a resync's
+// prune, 60,000 on the many-files shape); the same descriptor as a plain
+// os.File takes the types getdents gives, as Prune needs no more.
+func openDir(root *os.Root, dir string) (*os.File, error) {
+	f, err := root.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "dup", Path: f.Name(), Err: err}
+	}
+	return os.NewFile(uintptr(fd), path.Join(root.Name(), dir)), nil
 }
