@@ -15,9 +15,11 @@
 //
 // Fsync policy: every Append is one write(2) followed by fdatasync(2) before
 // it returns, so a record the caller was told is written survives a crash.
-// The caller batches: it appends Complete records after its own fsync of
-// those files (durable.Syncer), and a Forget record before it modifies a
-// file that a Complete record lists.
+// The caller batches: it appends a Forget record before it modifies a file
+// that a Complete record lists, and writes Complete records after its own
+// fsync of those files (durable.Syncer), with AppendUnsynced: such a record
+// may be lost to a power cut (its file comes again), never kept without its
+// file, and a SIGKILL loses nothing once write(2) returned.
 package resume
 
 import (
@@ -252,6 +254,21 @@ func Open(dir *os.File, name string) (*Journal, map[string]Entry, error) {
 
 // Append writes recs in one write and fdatasyncs before returning.
 func (j *Journal) Append(recs ...Record) error {
+	if err := j.AppendUnsynced(recs...); err != nil {
+		return err
+	}
+	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
+		return fmt.Errorf("fdatasync journal %s: %w", j.f.Name(), err)
+	}
+	return nil
+}
+
+// AppendUnsynced writes recs in one write and returns without fdatasync:
+// for Complete records of files already durable, where waiting for a
+// journal commit only delays the record a SIGKILL would lose. The next
+// Append's fdatasync, or a syncfs of the filesystem, makes them durable; a
+// crash before that tears or drops them, and Open cuts them off.
+func (j *Journal) AppendUnsynced(recs ...Record) error {
 	var buf []byte
 	for _, r := range recs {
 		var err error
@@ -261,9 +278,6 @@ func (j *Journal) Append(recs ...Record) error {
 	}
 	if _, err := j.f.Write(buf); err != nil {
 		return fmt.Errorf("append to journal %s: %w", j.f.Name(), err)
-	}
-	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
-		return fmt.Errorf("fdatasync journal %s: %w", j.f.Name(), err)
 	}
 	return nil
 }
