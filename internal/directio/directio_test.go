@@ -33,7 +33,9 @@ func newQueue(t *testing.T, buffered bool) (*Queue, *sink, *atomic.Int64, *atomi
 	t.Helper()
 	s := &sink{t: t}
 	var written, unchanged atomic.Int64
-	q, err := NewQueue(Config{BufferSize: 64 << 10, Buffers: 3, Buffered: buffered, Finished: s.take, Written: &written, Unchanged: &unchanged})
+	// DirectMin -1: OpenSized writes even a small file with O_DIRECT and
+	// reserves its space, so the tests cover that path at every size.
+	q, err := NewQueue(Config{BufferSize: 64 << 10, Buffers: 3, Buffered: buffered, DirectMin: -1, Finished: s.take, Written: &written, Unchanged: &unchanged})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +87,18 @@ func open(t *testing.T, path string) (*os.File, int64) {
 	return f, old
 }
 
+// openAs opens path for the queue: with its final size (OpenSized, which
+// reserves the space of a direct file), or not knowing it (Open).
+func openAs(q *Queue, sized bool, f *os.File, path string, old, size int64) *File {
+	if sized {
+		return q.OpenSized(f, path, old, size)
+	}
+	return q.Open(f, path, old)
+}
+
 func TestWriteSizes(t *testing.T) {
-	for _, buffered := range []bool{false, true} {
+	for _, mode := range []struct{ buffered, sized bool }{{false, false}, {false, true}, {true, false}} {
+		buffered := mode.buffered
 		q, s, written, _ := newQueue(t, buffered)
 		dir := t.TempDir()
 		rng := rand.New(rand.NewPCG(1, 2))
@@ -100,7 +112,7 @@ func TestWriteSizes(t *testing.T) {
 			}
 			path := filepath.Join(dir, filepath.Base(t.Name())+"-"+string(rune('a'+len(want))))
 			f, old := open(t, path)
-			fl := q.Open(f, path, old)
+			fl := openAs(q, mode.sized, f, path, old, int64(n))
 			writeChunks(t, fl, data, rng)
 			if err := fl.Finish(int64(n)); err != nil {
 				t.Fatal(err)
@@ -112,7 +124,7 @@ func TestWriteSizes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(s.files) != len(sizes) {
-			t.Fatalf("buffered=%v: %d files finished, want %d", buffered, len(s.files), len(sizes))
+			t.Fatalf("%+v: %d files finished, want %d", mode, len(s.files), len(sizes))
 		}
 		for path, data := range want {
 			got, err := os.ReadFile(path)
@@ -120,11 +132,11 @@ func TestWriteSizes(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got, data) {
-				t.Errorf("buffered=%v: %s: %d bytes differ from the %d written", buffered, path, len(got), len(data))
+				t.Errorf("%+v: %s: %d bytes differ from the %d written", mode, path, len(got), len(data))
 			}
 		}
 		if written.Load() != total {
-			t.Errorf("buffered=%v: written %d, want %d", buffered, written.Load(), total)
+			t.Errorf("%+v: written %d, want %d", mode, written.Load(), total)
 		}
 	}
 }
@@ -132,7 +144,8 @@ func TestWriteSizes(t *testing.T) {
 // TestDelta rewrites files an earlier attempt left: identical parts are only
 // compared, differing ones written, longer files truncated.
 func TestDelta(t *testing.T) {
-	for _, buffered := range []bool{false, true} {
+	for _, mode := range []struct{ buffered, sized bool }{{false, false}, {false, true}, {true, false}} {
+		buffered := mode.buffered
 		q, _, written, unchanged := newQueue(t, buffered)
 		dir := t.TempDir()
 		rng := rand.New(rand.NewPCG(3, 4))
@@ -152,7 +165,7 @@ func TestDelta(t *testing.T) {
 				t.Fatal(err)
 			}
 			f, oldSize := open(t, path)
-			fl := q.Open(f, path, oldSize)
+			fl := openAs(q, mode.sized, f, path, oldSize, int64(len(data)))
 			writeChunks(t, fl, data, rng)
 			if err := fl.Finish(int64(len(data))); err != nil {
 				t.Fatal(err)
@@ -164,7 +177,7 @@ func TestDelta(t *testing.T) {
 		for name := range cases {
 			got, _ := os.ReadFile(filepath.Join(dir, name))
 			if !bytes.Equal(got, data) {
-				t.Errorf("buffered=%v: %s: content differs after the rewrite (%d bytes)", buffered, name, len(got))
+				t.Errorf("%+v: %s: content differs after the rewrite (%d bytes)", mode, name, len(got))
 			}
 		}
 		// 64 KiB buffers: "same" and "longer" are unchanged, "shorter" has its
@@ -172,7 +185,7 @@ func TestDelta(t *testing.T) {
 		const buf = 64 << 10
 		wantUnchanged := int64(2*len(data) + buf + len(data) - buf)
 		if unchanged.Load() != wantUnchanged || written.Load() != 4*int64(len(data))-wantUnchanged {
-			t.Errorf("buffered=%v: unchanged %d written %d, want %d and %d", buffered, unchanged.Load(), written.Load(), wantUnchanged, 4*int64(len(data))-wantUnchanged)
+			t.Errorf("%+v: unchanged %d written %d, want %d and %d", mode, unchanged.Load(), written.Load(), wantUnchanged, 4*int64(len(data))-wantUnchanged)
 		}
 	}
 }

@@ -49,3 +49,16 @@ func startWriteback(f *os.File, off, n int64) {
 		})
 	}
 }
+
+// reserve allocates f's blocks up to size (fallocate, which also sets the
+// size), so that its direct writes are overwrites within the file: ext4
+// and XFS run those side by side, while writes that extend a file take
+// the inode's lock one at a time. Only a hint: a filesystem without
+// fallocate, or one that is full, answers the writes themselves.
+func reserve(f *os.File, size int64) {
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			unix.Fallocate(int(fd), 0, 0, size)
+		})
+	}
+}

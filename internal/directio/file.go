@@ -47,6 +47,9 @@ func (q *Queue) OpenSized(f *os.File, name string, oldSize, size int64) *File {
 			q.refuse(name)
 		}
 	}
+	if fl.direct && size > oldSize {
+		reserve(f, size)
+	}
 	return fl
 }
 
@@ -131,7 +134,7 @@ func (fl *File) writeAt(data, padded []byte, off int64) error {
 		clear(padded[len(data):])
 		_, err := fl.f.WriteAt(padded, off)
 		if err == nil {
-			fl.padded = len(padded) != len(data)
+			fl.padded = fl.padded || len(padded) != len(data) // only a file's last write is short
 			return nil
 		}
 		if !errors.Is(err, unix.EINVAL) {

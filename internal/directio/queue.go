@@ -19,6 +19,9 @@ type Config struct {
 	BufferSize int
 	// Buffers bounds the bytes in flight; 4 when zero.
 	Buffers int
+	// Inflight is how many direct writes may wait for the device at once;
+	// DefaultInflight when zero, at most Buffers-1 (one fills meanwhile).
+	Inflight int
 	// Buffered turns direct I/O off: every write goes through the page cache.
 	Buffered bool
 	// DirectMin is the size from which OpenSized writes a file with O_DIRECT;
@@ -32,13 +35,23 @@ type Config struct {
 	Written, Unchanged *atomic.Int64
 }
 
-// Queue runs the writes of many files, in order, on one goroutine.
+// DefaultInflight is two direct writes at once: with one, a device with
+// some latency per request idles between a write's completion and the next
+// one's submission (2 GiB in 1 MiB writes into one file on a loop-mounted
+// ext4 here: 1.69-1.79 s one at a time, 1.33-1.36 s two, 1.29-1.31 s four;
+// on the host's own disk 1.4 GB/s either way).
+const DefaultInflight = 2
+
+// Queue runs the writes of many files, in order, on one goroutine; direct
+// writes of a file overlap up to Config.Inflight on writer goroutines.
 type Queue struct {
 	cfg     Config
 	jobs    chan job
 	mem     []byte      // all buffers, one mapping
 	free    chan []byte // buffers not in flight
 	scratch []byte      // for reading back what an earlier attempt wrote
+	ios     chan *ioReq // direct writes, to the writer goroutines
+	ioDone  chan *ioReq // and back, done
 	done    chan struct{}
 	once    sync.Once
 	stopped atomic.Bool // err or closed is set: Files check this on every Write
@@ -71,6 +84,10 @@ func NewQueue(cfg Config) (*Queue, error) {
 	if cfg.Buffers <= 0 {
 		cfg.Buffers = 4
 	}
+	if cfg.Inflight <= 0 {
+		cfg.Inflight = DefaultInflight
+	}
+	cfg.Inflight = max(1, min(cfg.Inflight, cfg.Buffers-1))
 	if cfg.DirectMin == 0 {
 		cfg.DirectMin = DefaultDirectMin
 	}
@@ -80,16 +97,23 @@ func NewQueue(cfg Config) (*Queue, error) {
 	if cfg.Unchanged == nil {
 		cfg.Unchanged = new(atomic.Int64)
 	}
-	// Pages are only resident once touched: a small backup uses little.
-	mem, err := alignedBuffer((cfg.Buffers + 1) * cfg.BufferSize)
+	// Pages are only resident once touched: a small backup uses little. Each
+	// writer goroutine, and run's, has a scratch buffer for read-backs.
+	n := cfg.Buffers + 1 + cfg.Inflight
+	mem, err := alignedBuffer(n * cfg.BufferSize)
 	if err != nil {
-		return nil, fmt.Errorf("allocate %d write buffers of %d bytes: %w", cfg.Buffers+1, cfg.BufferSize, err)
+		return nil, fmt.Errorf("allocate %d write buffers of %d bytes: %w", n, cfg.BufferSize, err)
 	}
-	q := &Queue{cfg: cfg, mem: mem, jobs: make(chan job, 64), free: make(chan []byte, cfg.Buffers), done: make(chan struct{})}
+	buf := func(i int) []byte { return mem[i*cfg.BufferSize : (i+1)*cfg.BufferSize : (i+1)*cfg.BufferSize] }
+	q := &Queue{cfg: cfg, mem: mem, jobs: make(chan job, 64), free: make(chan []byte, cfg.Buffers), done: make(chan struct{}),
+		ios: make(chan *ioReq, cfg.Inflight), ioDone: make(chan *ioReq, cfg.Inflight)}
 	for i := range cfg.Buffers {
-		q.free <- mem[i*cfg.BufferSize : (i+1)*cfg.BufferSize : (i+1)*cfg.BufferSize]
+		q.free <- buf(i)
 	}
-	q.scratch = mem[cfg.Buffers*cfg.BufferSize:]
+	q.scratch = buf(cfg.Buffers)
+	for i := range cfg.Inflight {
+		go q.writer(buf(cfg.Buffers + 1 + i))
+	}
 	go q.run()
 	return q, nil
 }
@@ -147,24 +171,55 @@ func (q *Queue) usable() error {
 	return q.err
 }
 
+// run takes the jobs in order. A direct write goes to a writer goroutine
+// while up to Inflight are out; any other job first waits for them all, so
+// a file ends, and is handed on, only after all its writes.
 func (q *Queue) run() {
 	defer close(q.done)
+	defer close(q.ios)
+	out := 0
 	for j := range q.jobs {
-		if q.Err() == nil {
-			if err := q.do(j); err != nil {
-				q.mu.Lock()
-				q.err = err
-				q.mu.Unlock()
-				q.stopped.Store(true)
+		if j.buf != nil && j.file.direct && q.Err() == nil {
+			if out == q.cfg.Inflight {
+				q.complete(<-q.ioDone)
+				out--
 			}
+			q.ios <- &ioReq{j: j}
+			out++
+			continue
 		}
-		if j.end && (!j.keep || q.Err() != nil) {
-			j.file.f.Close() // not synced: a failed or abandoned copy
+		for ; out > 0; out-- {
+			q.complete(<-q.ioDone)
 		}
-		if j.buf != nil {
-			q.free <- j.buf
+		q.runJob(j)
+	}
+	for ; out > 0; out-- {
+		q.complete(<-q.ioDone)
+	}
+}
+
+// runJob does one job on run's goroutine and frees its buffer.
+func (q *Queue) runJob(j job) {
+	if q.Err() == nil {
+		if err := q.do(j); err != nil {
+			q.fail(err)
 		}
 	}
+	if j.end && (!j.keep || q.Err() != nil) {
+		j.file.f.Close() // not synced: a failed or abandoned copy
+	}
+	if j.buf != nil {
+		q.free <- j.buf
+	}
+}
+
+func (q *Queue) fail(err error) {
+	q.mu.Lock()
+	if q.err == nil {
+		q.err = err
+	}
+	q.mu.Unlock()
+	q.stopped.Store(true)
 }
 
 func (q *Queue) do(j job) error {
@@ -186,9 +241,18 @@ func (q *Queue) do(j job) error {
 		return nil
 	}
 	data := j.buf[:j.n]
-	if j.off < fl.oldSize && q.same(fl, j.off, data) {
-		q.cfg.Unchanged.Add(int64(j.n))
-		return nil
+	if j.off < fl.oldSize {
+		same, einval := fl.same(q.scratch, j.off, data, fl.direct)
+		if einval {
+			// A filesystem that took O_DIRECT but cannot read with it.
+			if fl.buffered() == nil {
+				same, _ = fl.same(q.scratch, j.off, data, false)
+			}
+		}
+		if same {
+			q.cfg.Unchanged.Add(int64(j.n))
+			return nil
+		}
 	}
 	if err := fl.writeAt(data, j.buf[:roundUp(j.n)], j.off); err != nil {
 		return fmt.Errorf("write %s: %w", fl.name, err)
@@ -197,26 +261,23 @@ func (q *Queue) do(j job) error {
 	return nil
 }
 
-// same reports whether the file already holds data at off. Any read error
-// just means "write it".
-func (q *Queue) same(fl *File, off int64, data []byte) bool {
+// same reports whether the file already holds data at off, read into
+// scratch (with O_DIRECT when direct). Any read error just means "write
+// it"; einval says a direct read was refused.
+func (fl *File) same(scratch []byte, off int64, data []byte, direct bool) (same, einval bool) {
 	if off+int64(len(data)) > fl.oldSize {
-		return false
+		return false, false
 	}
-	buf := q.scratch[:len(data)]
-	if fl.direct {
-		buf = q.scratch[:roundUp(len(data))]
+	buf := scratch[:len(data)]
+	if direct {
+		buf = scratch[:roundUp(len(data))]
 	}
 	n, err := fl.f.ReadAt(buf, off)
-	if errors.Is(err, unix.EINVAL) && fl.direct {
-		// A filesystem that took O_DIRECT but cannot read with it.
-		if fl.buffered() != nil {
-			return false
-		}
-		n, err = fl.f.ReadAt(q.scratch[:len(data)], off)
+	if errors.Is(err, unix.EINVAL) && direct {
+		return false, true
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		return false
+		return false, false
 	}
-	return n >= len(data) && bytes.Equal(q.scratch[:len(data)], data)
+	return n >= len(data) && bytes.Equal(scratch[:len(data)], data), false
 }
