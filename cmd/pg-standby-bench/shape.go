@@ -157,12 +157,16 @@ func (p *primary) contenders(bin, notifyPath string, all bool, backupBytes *int6
 		{name: "R receive only", pgCmd: true, cred: pgCred, argv: func(string) []string {
 			return append([]string{"sh", "-c", `"$@" >/dev/null 2>&1`, "sh"}, basebackup("-D", "-", "-Ft", "-X", "none", "-c", "fast")...)
 		}},
-		// What this filesystem can take at all: the backup's bytes as one
-		// file, 1 MiB direct writes, then fsync. When D is slower than R the
-		// disk, not the copy, bounds A (A/max(R,D) is then the overhead).
+		// What this filesystem can take at all: the backup's bytes as two
+		// files written side by side (two writes in flight, as A's queue
+		// keeps), 1 MiB direct writes, then fsync. When D is slower than R
+		// the disk, not the copy, bounds A (A/max(R,D) is then the overhead).
 		{name: "D disk floor (dd)", dir: "x", setup: mkdir, argv: func(dir string) []string {
-			n := max(1, *backupBytes>>20)
-			return []string{"dd", "if=/dev/zero", "of=" + filepath.Join(dir, "f"), "bs=1M", "count=" + strconv.FormatInt(n, 10), "oflag=direct", "conv=fsync", "status=none"}
+			n := max(2, *backupBytes>>20)
+			dd := func(f string, count int64) string {
+				return fmt.Sprintf("dd if=/dev/zero of=%s bs=1M count=%d oflag=direct conv=fsync status=none", filepath.Join(dir, f), count)
+			}
+			return []string{"sh", "-c", dd("f1", n/2) + " & p=$!; " + dd("f2", n-n/2) + " || exit 1; wait $p"}
 		}},
 	}
 	if !all {
