@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
@@ -525,8 +527,10 @@ func waitGone(t *testing.T, pid int) {
 	t.Fatalf("pg-standby %d still running after SIGKILL", pid)
 }
 
-// dirBytes is the size of the regular files under dir but for pg_wal (the
-// streamed WAL, which every attempt starts anew).
+// dirBytes is the data in the regular files under dir but for pg_wal (the
+// streamed WAL, which every attempt starts anew): what the copy has written,
+// not the files' sizes, since a big file's size is reserved when it is
+// opened (directio: fallocate's unwritten extents, holes to SEEK_DATA).
 func dirBytes(t *testing.T, dir string) int64 {
 	var n int64
 	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
@@ -534,10 +538,35 @@ func dirBytes(t *testing.T, dir string) int64 {
 			return filepath.SkipDir
 		}
 		if err == nil && fi.Mode().IsRegular() {
-			n += fi.Size()
+			n += dataBytes(p, fi.Size())
 		}
 		return nil
 	})
+	return n
+}
+
+// dataBytes sums the data extents of the file at p (size bytes long) as
+// lseek's SEEK_DATA and SEEK_HOLE find them.
+func dataBytes(p string, size int64) int64 {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	var n int64
+	for off := int64(0); off < size; {
+		start, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err != nil {
+			break // ENXIO: no data from off on
+		}
+		end, err := unix.Seek(fd, start, unix.SEEK_HOLE)
+		if err != nil || end > size {
+			end = size
+		}
+		n += end - start
+		off = end
+	}
 	return n
 }
 
