@@ -116,19 +116,9 @@ func (jr *journal) durable(batch []durable.Synced) error {
 		}
 		recs = append(recs, jr.complete(p, f.Size))
 	}
-	if len(recs) == 0 {
-		return nil
-	}
 	jr.mu.Lock()
 	defer jr.mu.Unlock()
-	if time.Since(jr.syncedAt) >= recordSyncEvery {
-		return jr.appendLocked(recs)
-	}
-	if err := jr.j.AppendUnsynced(recs...); err != nil {
-		return err
-	}
-	jr.recorded.Add(int64(len(recs)))
-	return nil
+	return jr.appendLocked(recs, time.Since(jr.syncedAt) >= recordSyncEvery)
 }
 
 func (jr *journal) complete(p string, size int64) resume.Record {
@@ -141,17 +131,24 @@ func (jr *journal) append(recs ...resume.Record) error {
 	}
 	jr.mu.Lock()
 	defer jr.mu.Unlock()
-	return jr.appendLocked(recs)
+	return jr.appendLocked(recs, true)
 }
 
-func (jr *journal) appendLocked(recs []resume.Record) error {
+// appendLocked writes recs, and with sync fdatasyncs them before it returns.
+func (jr *journal) appendLocked(recs []resume.Record, sync bool) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	if err := jr.j.Append(recs...); err != nil {
-		return err
+	if !sync {
+		if err := jr.j.AppendUnsynced(recs...); err != nil {
+			return err
+		}
+	} else {
+		if err := jr.j.Append(recs...); err != nil {
+			return err
+		}
+		jr.syncedAt = time.Now()
 	}
-	jr.syncedAt = time.Now()
 	for _, r := range recs {
 		if r.Kind == resume.Complete {
 			jr.recorded.Add(1)

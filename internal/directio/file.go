@@ -131,14 +131,13 @@ func (fl *File) Abort() {
 // cannot honour it) switches the file to buffered writes.
 func (fl *File) writeAt(data, padded []byte, off int64) error {
 	if fl.direct {
-		clear(padded[len(data):])
-		_, err := fl.f.WriteAt(padded, off)
-		if err == nil {
-			fl.padded = fl.padded || len(padded) != len(data) // only a file's last write is short
-			return nil
+		einval, err := fl.writeDirect(data, padded, off)
+		if err != nil {
+			return err
 		}
-		if !errors.Is(err, unix.EINVAL) {
-			return bare(err)
+		if !einval {
+			fl.wroteDirect(len(data))
+			return nil
 		}
 		if err := fl.buffered(); err != nil {
 			return err
@@ -154,6 +153,28 @@ func (fl *File) writeAt(data, padded []byte, off int64) error {
 		fl.dirty = 0
 	}
 	return nil
+}
+
+// writeDirect writes padded, data followed by zeros up to the next Align
+// boundary, at off with O_DIRECT; einval says the filesystem refused it.
+// It touches only the descriptor: writer goroutines call it too.
+func (fl *File) writeDirect(data, padded []byte, off int64) (einval bool, err error) {
+	clear(padded[len(data):])
+	if _, err := fl.f.WriteAt(padded, off); err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			return true, nil
+		}
+		return false, bare(err)
+	}
+	return false, nil
+}
+
+// wroteDirect notes a direct write of n bytes of data: a short one, the
+// file's last, went past the end, so Finish truncates.
+func (fl *File) wroteDirect(n int) {
+	if n != roundUp(n) {
+		fl.padded = true
+	}
 }
 
 // buffered switches the file to page-cache writes.

@@ -1,11 +1,6 @@
 package directio
 
-import (
-	"errors"
-	"fmt"
-
-	"golang.org/x/sys/unix"
-)
+import "fmt"
 
 // ioReq is one direct write out on a writer goroutine, and what came of it.
 // The writer uses only the file's descriptor and the fields Open set; the
@@ -33,14 +28,9 @@ func (r *ioReq) do(scratch []byte) {
 			return
 		}
 	}
-	padded := j.buf[:roundUp(j.n)]
-	clear(padded[j.n:])
-	if _, err := fl.f.WriteAt(padded, j.off); err != nil {
-		if errors.Is(err, unix.EINVAL) {
-			r.redo = true
-		} else {
-			r.err = fmt.Errorf("write %s: %w", fl.name, bare(err))
-		}
+	var err error
+	if r.redo, err = fl.writeDirect(data, j.buf[:roundUp(j.n)], j.off); err != nil {
+		r.err = fmt.Errorf("write %s: %w", fl.name, err)
 	}
 }
 
@@ -59,9 +49,7 @@ func (q *Queue) complete(r *ioReq) {
 	case r.unchanged:
 		q.cfg.Unchanged.Add(int64(j.n))
 	default:
-		if j.n != roundUp(j.n) {
-			j.file.padded = true
-		}
+		j.file.wroteDirect(j.n)
 		q.cfg.Written.Add(int64(j.n))
 	}
 	q.free <- j.buf
