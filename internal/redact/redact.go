@@ -152,9 +152,9 @@ var (
 	// password = value in running text: quoted (possibly unterminated), or
 	// bare to a blank (the quoting backquote of an error is hidden too).
 	keywordRE = regexp.MustCompile(`(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)*)`)
-	// URI user info with a password, to the last '@' before a line end:
-	// pgconn takes blanks and control characters into user and password.
-	uriRE = regexp.MustCompile(`(?i)(postgres(?:ql)?://[^:@/\n]*:)[^\n]*@`)
+	// URI user info with a password, to the last '@' of the text: pgconn
+	// takes blanks and control characters, line ends too, into user and password.
+	uriRE = regexp.MustCompile(`(?is)(postgres(?:ql)?://[^:@/]*:).*@`)
 )
 
 // Text returns s with every password that a conninfo quoted in it may carry

@@ -46,6 +46,8 @@ func TestText(t *testing.T) {
 		{"check user and password in primary_conninfo", "check user and password in primary_conninfo"},
 		{"Password='a\\'b' rest", "Password=xxxxx rest"},
 		{"sslpassword = S3cret", "sslpassword = xxxxx"},
+		{"cannot parse `postgres://\n:S3cret@`: x", "cannot parse `postgres://\n:xxxxx@`: x"},
+		{"postgres://u:S3\ncret@h", "postgres://u:xxxxx@h"},
 	} {
 		if got := Text(c.in); got != c.want {
 			t.Errorf("Text(%q) = %q, want %q", c.in, got, c.want)
