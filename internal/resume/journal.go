@@ -20,6 +20,14 @@
 // fsync of those files (durable.Syncer), with AppendUnsynced: such a record
 // may be lost to a power cut (its file comes again), never kept without its
 // file, and a SIGKILL loses nothing once write(2) returned.
+//
+// Written records come earlier, once every write of a file returned and
+// before its fsync: true only while the kernel that took those writes runs.
+// So each attempt first records the boot it runs in (a Boot record), and a
+// Written entry is worth something only to a later attempt in the same
+// boot, after that attempt made the file durable itself; PostgreSQL's crash
+// recovery trusts a dead backend's unsynced writes the same way
+// (SyncDataDirectory in src/backend/storage/file/fd.c).
 package resume
 
 import (
@@ -60,6 +68,13 @@ const (
 	// Forget: the file is no longer known complete (it is about to be
 	// modified, or was found wrong); only a later Complete lists it again.
 	Forget Kind = 2
+	// Written: every write(2) of the file's Size bytes returned, by the
+	// attempt that started at StartLSN on Timeline, in the boot of the last
+	// Boot record before it; not yet known durable.
+	Written Kind = 3
+	// Boot: the records after it come from a process of the boot whose
+	// boot ID is Path (BootID).
+	Boot Kind = 4
 )
 
 // Record is one journal entry.
@@ -76,12 +91,19 @@ type Entry struct {
 	Size     int64
 	StartLSN wal.LSN // the earliest start LSN among the attempts that completed it since its last Forget
 	Timeline uint32  // the timeline of that attempt
+	// Boot is "" for a file recorded Complete (durable). For one recorded
+	// only Written, it is the boot ID of that attempt ("?" when the journal
+	// named none): the file is complete only if that boot still runs, and
+	// durable only once the reader syncs it.
+	Boot string
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+func (k Kind) valid() bool { return k >= Complete && k <= Boot }
+
 func encode(dst []byte, r Record) ([]byte, error) {
-	if r.Kind != Complete && r.Kind != Forget {
+	if !r.Kind.valid() {
 		return dst, fmt.Errorf("journal record for %q: kind %d", r.Path, r.Kind)
 	}
 	if r.Path == "" || len(r.Path) > MaxPath || r.Size < 0 {
@@ -131,7 +153,7 @@ func next(br *bufio.Reader, buf []byte) (Record, int, error) {
 		Size:     int64(le.Uint64(body[13:])),
 		Path:     string(body[fixedBody:]),
 	}
-	if (r.Kind != Complete && r.Kind != Forget) || r.Size < 0 {
+	if !r.Kind.valid() || r.Size < 0 {
 		return Record{}, 0, errTorn
 	}
 	return r, 8 + int(n), nil
@@ -158,28 +180,37 @@ func replay(f *os.File) (map[string]Entry, int64, error) {
 	}
 	off := int64(len(fileMagic))
 	buf := make([]byte, fixedBody+MaxPath)
+	boot := "?"
 	for {
 		r, n, err := next(br, buf)
 		if err != nil {
 			return entries, off, nil // io.EOF or errTorn: off is the good end
 		}
 		off += int64(n)
-		apply(entries, r)
+		if r.Kind == Boot {
+			boot = r.Path
+			continue
+		}
+		apply(entries, r, boot)
 	}
 }
 
-func apply(entries map[string]Entry, r Record) {
+// apply folds r, written in boot, into entries.
+func apply(entries map[string]Entry, r Record, boot string) {
 	if r.Kind == Forget {
 		delete(entries, r.Path)
 		return
 	}
+	if r.Kind == Complete {
+		boot = ""
+	}
 	e, ok := entries[r.Path]
 	if ok && e.StartLSN <= r.StartLSN {
-		e.Size = r.Size // the file was rewritten; keep the earliest start
+		e.Size, e.Boot = r.Size, boot // the file was rewritten; keep the earliest start
 		entries[r.Path] = e
 		return
 	}
-	entries[r.Path] = Entry{Size: r.Size, StartLSN: r.StartLSN, Timeline: r.Timeline}
+	entries[r.Path] = Entry{Size: r.Size, StartLSN: r.StartLSN, Timeline: r.Timeline, Boot: boot}
 }
 
 // Journal is an open journal, ready to append.

@@ -56,6 +56,51 @@ func TestJournalReplay(t *testing.T) {
 	}
 }
 
+// Written entries carry the boot of the Boot record before them, and a
+// Complete record of the same file makes it durable again.
+func TestJournalWritten(t *testing.T) {
+	d, _ := openDir(t)
+	j, _, err := Open(d, Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := func(p string, size int64) Record {
+		return Record{Kind: Written, Path: p, Size: size, StartLSN: 0x3000000, Timeline: 1}
+	}
+	must(t, j.AppendUnsynced(written("base/5/old", 1))) // no Boot record yet
+	must(t, j.Append(Record{Kind: Boot, Path: "boot-one-0000000000"}))
+	must(t, j.AppendUnsynced(written("base/5/a", 8192), written("base/5/b", 8192), written("base/5/c", 8192)))
+	must(t, j.AppendUnsynced(complete("base/5/b", 8192, 0x3000000, 1)))
+	must(t, j.Forget("base/5/c"))
+	must(t, j.Append(Record{Kind: Boot, Path: "boot-two-0000000000"}))
+	must(t, j.AppendUnsynced(written("base/5/a", 16384)))
+	must(t, j.Close())
+
+	e, err := Load(d, Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Entry{
+		"base/5/old": {Size: 1, StartLSN: 0x3000000, Timeline: 1, Boot: "?"},
+		"base/5/a":   {Size: 16384, StartLSN: 0x3000000, Timeline: 1, Boot: "boot-two-0000000000"},
+		"base/5/b":   {Size: 8192, StartLSN: 0x3000000, Timeline: 1},
+	}
+	if len(e) != len(want) {
+		t.Fatalf("Load = %+v, want %+v", e, want)
+	}
+	for p, w := range want {
+		if e[p] != w {
+			t.Errorf("Load[%s] = %+v, want %+v", p, e[p], w)
+		}
+	}
+	if _, err := encode(nil, Record{Kind: 5, Path: "x"}); err == nil {
+		t.Error("encode took kind 5")
+	}
+	if id := BootID(); len(id) != 36 {
+		t.Errorf("BootID() = %q: want the kernel's 36-character UUID", id)
+	}
+}
+
 func TestJournalTornAndBounds(t *testing.T) {
 	d, dir := openDir(t)
 	j, _, err := Open(d, Name)
