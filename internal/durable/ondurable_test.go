@@ -5,12 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
 // TestSyncerOnDurable: every file comes back once, in window-sized batches
-// and in order, with its size, both with fsync and with syncfs.
+// and in order, with its size, both with fsync and with syncfs; OnWritten
+// sees each batch the same, and before OnDurable does.
 func TestSyncerOnDurable(t *testing.T) {
 	for _, syncfs := range []bool{false, true} {
 		dir := t.TempDir()
@@ -20,9 +23,21 @@ func TestSyncerOnDurable(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		var got [][]Synced
+		var got, written [][]Synced
+		var mu sync.Mutex
 		s.OnDurable(func(b []Synced) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(written) <= len(got) {
+				t.Errorf("syncfs %v: batch %d durable before OnWritten saw it", syncfs, len(got))
+			}
 			got = append(got, slices.Clone(b))
+			return nil
+		})
+		s.OnWritten(func(b []Synced) error {
+			mu.Lock()
+			defer mu.Unlock()
+			written = append(written, slices.Clone(b))
 			return nil
 		})
 		for i := range 10 {
@@ -38,6 +53,14 @@ func TestSyncerOnDurable(t *testing.T) {
 		}
 		if len(got) != 3 || len(got[0]) != 4 || len(got[1]) != 4 || len(got[2]) != 2 {
 			t.Fatalf("syncfs %v: batches %v; want 4, 4, 2 files", syncfs, got)
+		}
+		byName := func(x, y Synced) int { return strings.Compare(x.Name, y.Name) }
+		for i, b := range got {
+			w := slices.Clone(written[i])
+			slices.SortFunc(w, byName)
+			if d := slices.Clone(b); !slices.Equal(slices.SortedFunc(slices.Values(d), byName), w) {
+				t.Errorf("syncfs %v: batch %d written as %v, durable as %v", syncfs, i, written[i], b)
+			}
 		}
 		for i, b := range got {
 			slices.SortFunc(b, func(x, y Synced) int { return len(x.Name) - len(y.Name) })

@@ -28,6 +28,7 @@ type Syncer struct {
 	err     error
 
 	durable func([]Synced) error // see OnDurable
+	written func([]Synced) error // see OnWritten
 	maxAge  time.Duration        // with OnDurable: a batch older than this goes, Sync or not
 	firstAt time.Time            // when the oldest file of pending came
 	bytes   int64                // with OnDurable: the size of pending's files
@@ -116,6 +117,13 @@ func (s *Syncer) OnDurable(fn func([]Synced) error) {
 	s.doneC = make(chan struct{})
 	go s.complete()
 }
+
+// OnWritten makes the Syncer call fn with each batch as it leaves for its
+// fsync: files whose every write returned, not yet durable. fn runs on
+// Sync's goroutine (or the age timer's), before OnDurable's call for the
+// same batch; an error from it fails the Syncer. Call it before the first
+// Sync.
+func (s *Syncer) OnWritten(fn func([]Synced) error) { s.written = fn }
 
 // complete waits for each batch in turn and reports it durable.
 func (s *Syncer) complete() {
@@ -266,6 +274,15 @@ func (s *Syncer) flushAged() {
 // flush hands the batch to the workers; it blocks while the previous batch
 // still fills the queue.
 func (s *Syncer) flush() {
+	if s.written != nil && len(s.pending) > 0 {
+		files := make([]Synced, len(s.pending))
+		for i, it := range s.pending {
+			files[i] = Synced{Name: it.f.Name(), Size: it.size}
+		}
+		if err := s.written(files); err != nil {
+			s.fail(err)
+		}
+	}
 	var b *batch
 	if s.durable != nil && len(s.pending) > 0 {
 		b = &batch{}
