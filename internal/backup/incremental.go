@@ -160,13 +160,16 @@ func loadJournal(root *os.Root) (map[string]resume.Entry, error) {
 // the recorded size: in the data directory, or for pg_tblspc/<oid>/… in the
 // location this instance's link names (priorSpaces), where an earlier
 // attempt wrote it. Entries just walked (a resync's) are not looked at again.
+// An entry only Written is kept if its boot still runs, once its file is
+// fsynced here: then it is as complete as one recorded Complete.
 func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry, walked bool) (map[string]resume.Entry, map[string]priorSpace) {
 	listed := map[string]resume.Entry{}
 	spaces := b.priorSpaces(root, entries)
+	boot := resume.BootID()
 	var dirs subdirs // sorted paths: each directory is opened once
 	for _, p := range slices.Sorted(maps.Keys(entries)) {
 		e := entries[p]
-		if !incremental.Listable(p) {
+		if !incremental.Listable(p) || (e.Boot != "" && (e.Boot != boot || boot == "")) {
 			continue
 		}
 		r, rel := root, p
@@ -178,6 +181,9 @@ func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry, w
 			r, rel = sp.root, strings.TrimPrefix(p, link+"/")
 		}
 		if walked || fileHas(&dirs, r, rel, e.Size) {
+			if e.Boot != "" && !b.syncWritten(&dirs, r, rel, e.Size) {
+				continue
+			}
 			listed[p] = e
 		}
 	}
@@ -200,6 +206,34 @@ func fileHas(dirs *subdirs, r *os.Root, rel string, size int64) bool {
 	}
 	fi, err := dir.Lstat(name)
 	return err == nil && fi.Mode().IsRegular() && fi.Size() == size
+}
+
+// syncWritten makes rel, just seen as a regular file of size bytes,
+// durable: it was recorded Written by an attempt that died before its fsync.
+// The fsync reports a writeback error since that attempt's writes.
+func (b *attempt) syncWritten(dirs *subdirs, r *os.Root, rel string, size int64) bool {
+	dir, name, err := dirs.in(r, rel)
+	if err != nil {
+		return false
+	}
+	seen, err := dir.Lstat(name)
+	if err != nil {
+		return false
+	}
+	f, err := dir.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !os.SameFile(seen, fi) || fi.Size() != size {
+		return false
+	}
+	if err := f.Sync(); err != nil {
+		b.log.Warn("a file an earlier attempt wrote cannot be made durable; it is copied again", "file", f.Name(), "error", err)
+		return false
+	}
+	return true
 }
 
 // tablespaceLink is "pg_tblspc/<oid>" for a manifest path in a tablespace.

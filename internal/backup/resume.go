@@ -32,7 +32,13 @@ type journal struct {
 	skip     func(string) bool
 	recorded atomic.Int64
 	syncedAt time.Time // the last fdatasync of the journal; under mu
+	boot     string    // resume.BootID: "" records nothing Written
 }
+
+// writtenMin is the smallest file recorded Written before its fsync: a
+// later attempt syncs each such file itself (priorWritten), and a smaller
+// one costs less to receive again than that fsync.
+const writtenMin = 1 << 20
 
 // recordSyncEvery bounds what a power cut loses of the Complete records
 // written without fdatasync (durable): about a second of progress.
@@ -66,7 +72,7 @@ func openJournal(root *os.Root, fresh bool) (*journal, map[string]resume.Entry, 
 		j.Close()
 		return nil, nil, err
 	}
-	return &journal{j: j}, entries, nil
+	return &journal{j: j, boot: resume.BootID()}, entries, nil
 }
 
 // watch starts recording t's durable files as completed by the attempt that
@@ -84,6 +90,9 @@ func (jr *journal) watch(t *dest, start basebackup.Started) {
 		return p == instance.PgControlPending || p == instance.PgControl || strings.HasPrefix(p, "pg_wal/") || t.keep(p)
 	}
 	t.cfg.Syncer.OnDurable(jr.durable)
+	if jr.boot != "" {
+		t.cfg.Syncer.OnWritten(jr.written)
+	}
 }
 
 func dirKey(name string) string { return strings.TrimSuffix(path.Clean(name), "/") + "/" }
@@ -119,6 +128,30 @@ func (jr *journal) durable(batch []durable.Synced) error {
 	jr.mu.Lock()
 	defer jr.mu.Unlock()
 	return jr.appendLocked(recs, time.Since(jr.syncedAt) >= recordSyncEvery)
+}
+
+// written is the Syncer's callback for a batch leaving for its fsync: a
+// Written record per large file, so that a SIGKILL before the batch is
+// durable loses it only if the boot ends too. No fdatasync: after a reboot
+// the record is worth nothing anyway.
+func (jr *journal) written(batch []durable.Synced) error {
+	var recs []resume.Record
+	for _, f := range batch {
+		if f.Size < writtenMin {
+			continue
+		}
+		if p, ok := jr.manifestPath(f.Name); ok && !jr.skip(p) {
+			r := jr.complete(p, f.Size)
+			r.Kind = resume.Written
+			recs = append(recs, r)
+		}
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	jr.mu.Lock()
+	defer jr.mu.Unlock()
+	return jr.j.AppendUnsynced(recs...)
 }
 
 func (jr *journal) complete(p string, size int64) resume.Record {
@@ -194,11 +227,18 @@ func (b *attempt) startJournal(root *os.Root, t *dest, start basebackup.Started)
 		return nil, err
 	}
 	// What was not uploaded is rewritten whole: no longer known complete.
+	// What was uploaded Written, readPrior made durable: Complete now. The
+	// Written records to come are of this boot.
 	var forget []resume.Record
-	for p := range entries {
-		if _, ok := t.inc.listed[p]; !ok {
+	for p, e := range entries {
+		if l, ok := t.inc.listed[p]; !ok {
 			forget = append(forget, resume.Record{Kind: resume.Forget, Path: p})
+		} else if e.Boot != "" {
+			forget = append(forget, resume.Record{Kind: resume.Complete, Path: p, Size: l.Size, StartLSN: l.StartLSN, Timeline: l.Timeline})
 		}
+	}
+	if jr.boot != "" {
+		forget = append(forget, resume.Record{Kind: resume.Boot, Path: jr.boot})
 	}
 	if err := jr.append(forget...); err != nil {
 		jr.close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -263,6 +264,66 @@ func TestResumeRefusedRange(t *testing.T) {
 			t.Error("the journal survived a complete backup")
 		}
 		verifyBackup(t, dir)
+	})
+}
+
+// TestResumeWrittenEntries: a file recorded only Written (its writes
+// returned, the attempt died before its fsync) is kept by a retry in the
+// same boot, and copied again after a reboot (another boot ID).
+func TestResumeWrittenEntries(t *testing.T) {
+	testpg.ForEachVersion(t, func(t *testing.T, v testpg.Version) {
+		testpg.RequireIncremental(t, v)
+		p := testpg.Start(t, testpg.Options{Conf: map[string]string{"summarize_wal": "on"}})
+		tables := loadTables(t, p, 6)
+		dir := newInstance(t, p.ConnString())
+		entries := interrupt(t, dir, 0.5, 0)
+		var big []string
+		listable := 0
+		for p, e := range entries {
+			if incremental.Listable(p) {
+				listable++
+				if e.Size >= 1<<20 {
+					big = append(big, p)
+				}
+			}
+		}
+		if len(big) < 2 {
+			t.Fatalf("the interrupted attempt completed %d files of 1 MiB or more; want 2", len(big))
+		}
+		slices.Sort(big)
+		thisBoot, otherBoot := big[:len(big)/2], big[len(big)/2:]
+		d, err := os.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _, err := resume.Open(d, resume.Name)
+		d.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		written := func(boot string, paths []string) {
+			recs := []resume.Record{{Kind: resume.Boot, Path: boot}}
+			for _, p := range paths {
+				e := entries[p]
+				recs = append(recs, resume.Record{Kind: resume.Forget, Path: p}, resume.Record{Kind: resume.Written, Path: p, Size: e.Size, StartLSN: e.StartLSN, Timeline: e.Timeline})
+			}
+			if err := j.Append(recs...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		written("00000000-0000-4000-8000-000000000000", otherBoot)
+		written(resume.BootID(), thisBoot)
+		j.Close()
+
+		tr := progress.NewTracker()
+		if _, err := run(t, backup.Options{DataDir: dir, Progress: tr}); err != nil {
+			t.Fatalf("retry: %v", err)
+		}
+		want := fmt.Sprintf("resuming: %d of %d files kept, changed blocks only", listable-len(otherBoot), len(entries))
+		if k := tr.Snapshot().Kind; k != want {
+			t.Errorf("attempt kind %q; want %q (%d files Written in another boot)", k, want, len(otherBoot))
+		}
+		oracle.Standby(t, p, dir, tables...)
 	})
 }
 
