@@ -91,7 +91,7 @@ func (jr *journal) watch(t *dest, start basebackup.Started) {
 	}
 	t.cfg.Syncer.OnDurable(jr.durable)
 	if jr.boot != "" {
-		t.cfg.Syncer.OnWritten(jr.written)
+		t.cfg.Syncer.OnWritten(jr.written, jr.lost)
 	}
 }
 
@@ -135,6 +135,29 @@ func (jr *journal) durable(batch []durable.Synced) error {
 // durable loses it only if the boot ends too. No fdatasync: after a reboot
 // the record is worth nothing anyway.
 func (jr *journal) written(batch []durable.Synced) error {
+	recs := jr.writtenRecords(batch)
+	if len(recs) == 0 {
+		return nil
+	}
+	jr.mu.Lock()
+	defer jr.mu.Unlock()
+	return jr.j.AppendUnsynced(recs...)
+}
+
+// lost unlists, durably, the Written files of a batch the Syncer could not
+// make durable: their writeback error was reported once, to this attempt,
+// and a later attempt's fsync would not see it again.
+func (jr *journal) lost(batch []durable.Synced) error {
+	recs := jr.writtenRecords(batch)
+	for i := range recs {
+		recs[i] = resume.Record{Kind: resume.Forget, Path: recs[i].Path}
+	}
+	return jr.append(recs...)
+}
+
+// writtenRecords is the Written records of batch: its journal files of at
+// least writtenMin bytes.
+func (jr *journal) writtenRecords(batch []durable.Synced) []resume.Record {
 	var recs []resume.Record
 	for _, f := range batch {
 		if f.Size < writtenMin {
@@ -146,12 +169,7 @@ func (jr *journal) written(batch []durable.Synced) error {
 			recs = append(recs, r)
 		}
 	}
-	if len(recs) == 0 {
-		return nil
-	}
-	jr.mu.Lock()
-	defer jr.mu.Unlock()
-	return jr.j.AppendUnsynced(recs...)
+	return recs
 }
 
 func (jr *journal) complete(p string, size int64) resume.Record {

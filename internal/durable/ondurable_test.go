@@ -39,6 +39,9 @@ func TestSyncerOnDurable(t *testing.T) {
 			defer mu.Unlock()
 			written = append(written, slices.Clone(b))
 			return nil
+		}, func(b []Synced) error {
+			t.Errorf("syncfs %v: batch lost: %v", syncfs, b)
+			return nil
 		})
 		for i := range 10 {
 			f, err := os.Create(filepath.Join(dir, fmt.Sprint(i)))
@@ -75,17 +78,34 @@ func TestSyncerOnDurable(t *testing.T) {
 	}
 }
 
-// TestSyncerOnDurableError: an error from the callback fails the Syncer.
+// TestSyncerOnDurableError: an error from the callback fails the Syncer,
+// and that batch and every later one go to OnWritten's lost.
 func TestSyncerOnDurableError(t *testing.T) {
 	s := NewSyncer(1, 1)
 	s.OnDurable(func([]Synced) error { return fmt.Errorf("journal full") })
-	f, err := os.Create(filepath.Join(t.TempDir(), "a"))
-	if err != nil {
-		t.Fatal(err)
+	var mu sync.Mutex
+	var lost []string
+	s.OnWritten(func([]Synced) error { return nil }, func(b []Synced) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range b {
+			lost = append(lost, filepath.Base(f.Name))
+		}
+		return nil
+	})
+	dir := t.TempDir()
+	for _, name := range []string{"a", "b"} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Sync(f, 0)
 	}
-	s.Sync(f, 0)
 	if err := s.Wait(); err == nil {
 		t.Fatal("Wait: nil error; want the callback's")
+	}
+	if slices.Sort(lost); !slices.Equal(lost, []string{"a", "b"}) {
+		t.Errorf("lost %v; want a and b", lost)
 	}
 }
 

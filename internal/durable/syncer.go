@@ -29,6 +29,7 @@ type Syncer struct {
 
 	durable func([]Synced) error // see OnDurable
 	written func([]Synced) error // see OnWritten
+	lost    func([]Synced) error // see OnWritten
 	maxAge  time.Duration        // with OnDurable: a batch older than this goes, Sync or not
 	firstAt time.Time            // when the oldest file of pending came
 	bytes   int64                // with OnDurable: the size of pending's files
@@ -50,6 +51,7 @@ type batch struct {
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	done []Synced
+	all  []Synced // with OnWritten: what it told written
 }
 
 type item struct {
@@ -122,8 +124,13 @@ func (s *Syncer) OnDurable(fn func([]Synced) error) {
 // fsync: files whose every write returned, not yet durable. fn runs on
 // Sync's goroutine (or the age timer's), before OnDurable's call for the
 // same batch; an error from it fails the Syncer. Call it before the first
-// Sync.
-func (s *Syncer) OnWritten(fn func([]Synced) error) { s.written = fn }
+// Sync, after OnDurable. A batch that is then not reported durable (an
+// fsync or syncfs failed, here or in an earlier batch) goes to lost, from
+// the completer's goroutine: a writeback error is reported once, so a
+// later fsync of those files would not tell.
+func (s *Syncer) OnWritten(written, lost func([]Synced) error) {
+	s.written, s.lost = written, lost
+}
 
 // complete waits for each batch in turn and reports it durable.
 func (s *Syncer) complete() {
@@ -133,14 +140,17 @@ func (s *Syncer) complete() {
 		if s.fs != nil && len(b.done) > 0 {
 			if err := syncFS(s.fs); err != nil {
 				s.fail(fmt.Errorf("syncfs %s: %w", s.fs.Name(), err))
-				continue
 			}
 		}
-		if s.Err() != nil || len(b.done) == 0 {
-			continue
+		if s.Err() == nil && len(b.done) > 0 {
+			if err := s.durable(b.done); err != nil {
+				s.fail(err)
+			}
 		}
-		if err := s.durable(b.done); err != nil {
-			s.fail(err)
+		if s.lost != nil && s.Err() != nil && len(b.all) > 0 {
+			if err := s.lost(b.all); err != nil {
+				s.fail(err)
+			}
 		}
 	}
 }
@@ -274,8 +284,9 @@ func (s *Syncer) flushAged() {
 // flush hands the batch to the workers; it blocks while the previous batch
 // still fills the queue.
 func (s *Syncer) flush() {
+	var files []Synced
 	if s.written != nil && len(s.pending) > 0 {
-		files := make([]Synced, len(s.pending))
+		files = make([]Synced, len(s.pending))
 		for i, it := range s.pending {
 			files[i] = Synced{Name: it.f.Name(), Size: it.size}
 		}
@@ -285,7 +296,7 @@ func (s *Syncer) flush() {
 	}
 	var b *batch
 	if s.durable != nil && len(s.pending) > 0 {
-		b = &batch{}
+		b = &batch{all: files}
 		b.wg.Add(len(s.pending))
 		s.batches <- b
 	}
