@@ -232,15 +232,7 @@ func TestResumeRefusedRange(t *testing.T) {
 		if len(entries) == 0 {
 			t.Fatal("the interrupted attempt recorded no completed file")
 		}
-		d, err := os.Open(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		j, _, err := resume.Open(d, resume.Name)
-		d.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		j := testJournal(t, dir)
 		for p, e := range entries {
 			if err := j.Append(resume.Record{Kind: resume.Forget, Path: p}, resume.Record{Kind: resume.Complete, Path: p, Size: e.Size, StartLSN: 0x7f000000000, Timeline: e.Timeline}); err != nil {
 				t.Fatal(err)
@@ -292,15 +284,7 @@ func TestResumeWrittenEntries(t *testing.T) {
 		}
 		slices.Sort(big)
 		thisBoot, otherBoot := big[:len(big)/2], big[len(big)/2:]
-		d, err := os.Open(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		j, _, err := resume.Open(d, resume.Name)
-		d.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		j := testJournal(t, dir)
 		written := func(boot string, paths []string) {
 			recs := []resume.Record{{Kind: resume.Boot, Path: boot}}
 			for _, p := range paths {
@@ -325,6 +309,21 @@ func TestResumeWrittenEntries(t *testing.T) {
 		}
 		oracle.Standby(t, p, dir, tables...)
 	})
+}
+
+// testJournal opens dir's resume journal for a test to append to.
+func testJournal(t *testing.T, dir string) *resume.Journal {
+	t.Helper()
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	j, _, err := resume.Open(d, resume.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
 }
 
 // The fallbacks' log lines (internal/backup/incremental.go).
