@@ -169,7 +169,7 @@ func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry, w
 	var dirs subdirs // sorted paths: each directory is opened once
 	for _, p := range slices.Sorted(maps.Keys(entries)) {
 		e := entries[p]
-		if !incremental.Listable(p) || (e.Boot != "" && (e.Boot != boot || boot == "")) {
+		if !incremental.Listable(p) || (e.Boot != "" && e.Boot != boot) {
 			continue
 		}
 		r, rel := root, p

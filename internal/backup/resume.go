@@ -36,7 +36,7 @@ type journal struct {
 }
 
 // writtenMin is the smallest file recorded Written before its fsync: a
-// later attempt syncs each such file itself (priorWritten), and a smaller
+// later attempt syncs each such file itself (syncWritten), and a smaller
 // one costs less to receive again than that fsync.
 const writtenMin = 1 << 20
 
