@@ -180,10 +180,8 @@ func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry, w
 			}
 			r, rel = sp.root, strings.TrimPrefix(p, link+"/")
 		}
-		if walked || fileHas(&dirs, r, rel, e.Size) {
-			if e.Boot != "" && !b.syncWritten(&dirs, r, rel, e.Size) {
-				continue
-			}
+		switch {
+		case walked, e.Boot == "" && fileHas(&dirs, r, rel, e.Size), e.Boot != "" && b.syncWritten(&dirs, r, rel, e.Size):
 			listed[p] = e
 		}
 	}
@@ -208,16 +206,16 @@ func fileHas(dirs *subdirs, r *os.Root, rel string, size int64) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Size() == size
 }
 
-// syncWritten makes rel, just seen as a regular file of size bytes,
-// durable: it was recorded Written by an attempt that died before its fsync.
-// The fsync reports a writeback error since that attempt's writes.
+// syncWritten is fileHas for a file recorded Written by an attempt that
+// died before its fsync: it also makes the file durable, and the fsync
+// reports a writeback error since that attempt's writes.
 func (b *attempt) syncWritten(dirs *subdirs, r *os.Root, rel string, size int64) bool {
 	dir, name, err := dirs.in(r, rel)
 	if err != nil {
 		return false
 	}
 	seen, err := dir.Lstat(name)
-	if err != nil {
+	if err != nil || !seen.Mode().IsRegular() {
 		return false
 	}
 	f, err := dir.Open(name)

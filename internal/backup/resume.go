@@ -36,8 +36,9 @@ type journal struct {
 }
 
 // writtenMin is the smallest file recorded Written before its fsync: a
-// later attempt syncs each such file itself (syncWritten), and a smaller
-// one costs less to receive again than that fsync.
+// later attempt syncs each such file itself (syncWritten), which for the
+// thousand small files of a batch would cost more than their few MB (a
+// choice, not measured; docs/incremental.md).
 const writtenMin = 1 << 20
 
 // recordSyncEvery bounds what a power cut loses of the Complete records
@@ -91,7 +92,7 @@ func (jr *journal) watch(t *dest, start basebackup.Started) {
 	}
 	t.cfg.Syncer.OnDurable(jr.durable)
 	if jr.boot != "" {
-		t.cfg.Syncer.OnWritten(jr.written, jr.lost)
+		t.cfg.Syncer.OnWritten(writtenMin, jr.written, jr.lost)
 	}
 }
 
@@ -155,14 +156,11 @@ func (jr *journal) lost(batch []durable.Synced) error {
 	return jr.append(recs...)
 }
 
-// writtenRecords is the Written records of batch: its journal files of at
-// least writtenMin bytes.
+// writtenRecords is the Written records of batch's journal files (the
+// Syncer gives only those of writtenMin bytes or more).
 func (jr *journal) writtenRecords(batch []durable.Synced) []resume.Record {
 	var recs []resume.Record
 	for _, f := range batch {
-		if f.Size < writtenMin {
-			continue
-		}
 		if p, ok := jr.manifestPath(f.Name); ok && !jr.skip(p) {
 			r := jr.complete(p, f.Size)
 			r.Kind = resume.Written
@@ -247,18 +245,18 @@ func (b *attempt) startJournal(root *os.Root, t *dest, start basebackup.Started)
 	// What was not uploaded is rewritten whole: no longer known complete.
 	// What was uploaded Written, readPrior made durable: Complete now. The
 	// Written records to come are of this boot.
-	var forget []resume.Record
+	var recs []resume.Record
 	for p, e := range entries {
 		if l, ok := t.inc.listed[p]; !ok {
-			forget = append(forget, resume.Record{Kind: resume.Forget, Path: p})
+			recs = append(recs, resume.Record{Kind: resume.Forget, Path: p})
 		} else if e.Boot != "" {
-			forget = append(forget, resume.Record{Kind: resume.Complete, Path: p, Size: l.Size, StartLSN: l.StartLSN, Timeline: l.Timeline})
+			recs = append(recs, resume.Record{Kind: resume.Complete, Path: p, Size: l.Size, StartLSN: l.StartLSN, Timeline: l.Timeline})
 		}
 	}
 	if jr.boot != "" {
-		forget = append(forget, resume.Record{Kind: resume.Boot, Path: jr.boot})
+		recs = append(recs, resume.Record{Kind: resume.Boot, Path: jr.boot})
 	}
-	if err := jr.append(forget...); err != nil {
+	if err := jr.append(recs...); err != nil {
 		jr.close()
 		return nil, err
 	}

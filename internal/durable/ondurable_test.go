@@ -34,7 +34,7 @@ func TestSyncerOnDurable(t *testing.T) {
 			got = append(got, slices.Clone(b))
 			return nil
 		})
-		s.OnWritten(func(b []Synced) error {
+		s.OnWritten(0, func(b []Synced) error {
 			mu.Lock()
 			defer mu.Unlock()
 			written = append(written, slices.Clone(b))
@@ -85,7 +85,7 @@ func TestSyncerOnDurableError(t *testing.T) {
 	s.OnDurable(func([]Synced) error { return fmt.Errorf("journal full") })
 	var mu sync.Mutex
 	var lost []string
-	s.OnWritten(func([]Synced) error { return nil }, func(b []Synced) error {
+	s.OnWritten(0, func([]Synced) error { return nil }, func(b []Synced) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, f := range b {
@@ -246,5 +246,33 @@ func TestSyncerSyncAll(t *testing.T) {
 	}
 	if len(got) != 2 || len(got[0]) != 3 || len(got[1]) != 1 || filepath.Base(got[1][0].Name) != "d" {
 		t.Fatalf("batches %v; want a, b, c together, then d", got)
+	}
+}
+
+// TestSyncerOnWrittenMin: OnWritten reports only files of at least its min
+// bytes, and no batch that has none.
+func TestSyncerOnWrittenMin(t *testing.T) {
+	s := NewSyncer(1, 2)
+	s.OnDurable(func([]Synced) error { return nil })
+	var got []string
+	s.OnWritten(5, func(b []Synced) error {
+		for _, f := range b {
+			got = append(got, filepath.Base(f.Name))
+		}
+		return nil
+	}, nil)
+	dir := t.TempDir()
+	for _, name := range []string{"a", "b", "long", "c", "d"} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Sync(f, int64(len(name)+1))
+	}
+	if err := s.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"long"}) {
+		t.Errorf("OnWritten saw %v; want only long", got)
 	}
 }

@@ -30,6 +30,7 @@ type Syncer struct {
 	durable func([]Synced) error // see OnDurable
 	written func([]Synced) error // see OnWritten
 	lost    func([]Synced) error // see OnWritten
+	minSize int64                // see OnWritten
 	maxAge  time.Duration        // with OnDurable: a batch older than this goes, Sync or not
 	firstAt time.Time            // when the oldest file of pending came
 	bytes   int64                // with OnDurable: the size of pending's files
@@ -120,16 +121,17 @@ func (s *Syncer) OnDurable(fn func([]Synced) error) {
 	go s.complete()
 }
 
-// OnWritten makes the Syncer call fn with each batch as it leaves for its
-// fsync: files whose every write returned, not yet durable. fn runs on
+// OnWritten makes the Syncer call written with each batch's files of at
+// least min bytes as it leaves for its fsync: files whose every write
+// returned, not yet durable (a batch with none is not reported). It runs on
 // Sync's goroutine (or the age timer's), before OnDurable's call for the
 // same batch; an error from it fails the Syncer. Call it before the first
 // Sync, after OnDurable. A batch that is then not reported durable (an
 // fsync or syncfs failed, here or in an earlier batch) goes to lost, from
 // the completer's goroutine: a writeback error is reported once, so a
 // later fsync of those files would not tell.
-func (s *Syncer) OnWritten(written, lost func([]Synced) error) {
-	s.written, s.lost = written, lost
+func (s *Syncer) OnWritten(min int64, written, lost func([]Synced) error) {
+	s.minSize, s.written, s.lost = min, written, lost
 }
 
 // complete waits for each batch in turn and reports it durable.
@@ -285,13 +287,16 @@ func (s *Syncer) flushAged() {
 // still fills the queue.
 func (s *Syncer) flush() {
 	var files []Synced
-	if s.written != nil && len(s.pending) > 0 {
-		files = make([]Synced, len(s.pending))
-		for i, it := range s.pending {
-			files[i] = Synced{Name: it.f.Name(), Size: it.size}
+	if s.written != nil {
+		for _, it := range s.pending {
+			if it.size >= s.minSize {
+				files = append(files, Synced{Name: it.f.Name(), Size: it.size})
+			}
 		}
-		if err := s.written(files); err != nil {
-			s.fail(err)
+		if len(files) > 0 {
+			if err := s.written(files); err != nil {
+				s.fail(err)
+			}
 		}
 	}
 	var b *batch

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"sync"
 )
 
 // bootIDFile is the kernel's random ID of the running boot: a new one every
@@ -11,8 +12,11 @@ import (
 const bootIDFile = "/proc/sys/kernel/random/boot_id"
 
 // BootID is the running boot's ID, or "" when the kernel does not say: then
-// nothing may be recorded Written.
-func BootID() string {
+// nothing may be recorded Written. It cannot change while a process runs,
+// so it is read once.
+var BootID = sync.OnceValue(readBootID)
+
+func readBootID() string {
 	f, err := os.Open(bootIDFile)
 	if err != nil {
 		return ""
