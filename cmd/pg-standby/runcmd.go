@@ -172,7 +172,7 @@ func tuneCopy(compression string) (restore func()) {
 		runtime.GOMAXPROCS(1)
 	}
 	// The default GC lets the heap reach twice what is live; with 60,000
-	// files (~12 MB live while the manifest is checked) that is most of the
+	// files (~8.5 MB live while the manifest is checked) that is most of the
 	// peak RSS. A soft limit makes the GC run sooner only near it; it never
 	// fails an allocation. GOMEMLIMIT set by hand wins.
 	limit := os.Getenv("GOMEMLIMIT") == ""

@@ -37,7 +37,7 @@ func (b *attempt) verify(t *dest, recv *walstream.Receiver) error {
 }
 
 // verifyManifest reads the server's manifest once, checking the files as
-// they are parsed (only the set of paths is kept); a resuming attempt
+// they are parsed (nothing of it is kept); a resuming attempt
 // writes its result manifest in the same pass (startResult).
 func (b *attempt) verifyManifest(t *dest) (*manifest.Manifest, error) {
 	r, err := t.man.reader()

@@ -111,11 +111,12 @@ func newDecoder(r io.Reader) *json.Decoder {
 // struct, so that only the compact File and WALRange values are kept.
 type parser struct {
 	dec *json.Decoder
-	// onFile, when set, receives each file instead of Manifest.Files, and
-	// paths is the set of paths seen (kept for duplicates and extras).
+	// onFile, when set, receives each file instead of Manifest.Files.
 	onFile func(*File)
-	paths  map[string]struct{}
-	cur    File // what onFile gets, so that no File escapes per entry
+	// seen reports whether a path came earlier in the document, and notes
+	// it; nil: the parser keeps the set of paths itself.
+	seen func(path string) bool
+	cur  File // what onFile gets, so that no File escapes per entry
 
 	// Where the parser is, for error messages.
 	section string // "", keyFiles or keyWALRanges
@@ -396,8 +397,15 @@ func (p *parser) files() ([]File, error) {
 		return nil, err
 	}
 	var files []File
-	seen := make(map[string]struct{})
-	p.paths = seen
+	seen := p.seen
+	if seen == nil {
+		set := make(map[string]struct{})
+		seen = func(path string) bool {
+			_, dup := set[path]
+			set[path] = struct{}{}
+			return dup
+		}
+	}
 	p.section = keyFiles
 	for p.index = 0; p.dec.More(); p.index++ {
 		p.path = ""
@@ -409,10 +417,9 @@ func (p *parser) files() ([]File, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, dup := seen[f.Path]; dup {
+		if seen(f.Path) {
 			return nil, p.failf("duplicate path")
 		}
-		seen[f.Path] = struct{}{}
 		if p.onFile != nil {
 			p.cur = f
 			p.onFile(&p.cur)

@@ -26,34 +26,33 @@ func ParseReader(r io.Reader) (*Manifest, error) {
 }
 
 func parseStream(r io.Reader) (*Manifest, error) {
-	m, _, err := parseStreamFiles(r, nil)
-	return m, err
+	return parseStreamFiles(r, nil, nil)
 }
 
 // parseStreamFiles is parseStream handing each file to onFile, when set,
-// instead of keeping it; it also returns the set of paths.
-func parseStreamFiles(r io.Reader, onFile func(*File)) (*Manifest, map[string]struct{}, error) {
+// instead of keeping it; seen, when set, tells duplicate paths (parser.seen).
+func parseStreamFiles(r io.Reader, onFile func(*File), seen func(string) bool) (*Manifest, error) {
 	cr := newCheckReader(r)
-	p := parser{dec: newDecoder(cr), onFile: onFile}
+	p := parser{dec: newDecoder(cr), onFile: onFile, seen: seen}
 	m, sum, perr := p.document()
 	// Parse checks UTF-8 before anything else; read the rest so that an
 	// invalid byte after a syntax error is still what is reported.
 	if _, err := io.Copy(io.Discard, cr); err != nil && cr.badUTF8 < 0 {
-		return nil, nil, fmt.Errorf("manifest: read: %w", err)
+		return nil, fmt.Errorf("manifest: read: %w", err)
 	}
 	if cr.badUTF8 >= 0 {
-		return nil, nil, fmt.Errorf("manifest: invalid UTF-8 near byte %d", cr.badUTF8)
+		return nil, fmt.Errorf("manifest: invalid UTF-8 near byte %d", cr.badUTF8)
 	}
 	if cr.readErr != nil {
-		return nil, nil, fmt.Errorf("manifest: read: %w", cr.readErr)
+		return nil, fmt.Errorf("manifest: read: %w", cr.readErr)
 	}
 	if perr != nil {
-		return nil, nil, perr
+		return nil, perr
 	}
 	if err := cr.verify(sum); err != nil {
-		return nil, nil, fmt.Errorf("manifest: %w", err)
+		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	return m, p.paths, nil
+	return m, nil
 }
 
 // errBadUTF8 stops the decoder at the first invalid byte; parseStream

@@ -224,3 +224,43 @@ func TestVerifyEachSeesEveryFile(t *testing.T) {
 		t.Errorf("each saw %+v\nParse gives %+v", got, parsed.Files)
 	}
 }
+
+// TestVerifyEachMarks: VerifyEach tells duplicates by marking observed
+// itself; a path listed twice is refused as Parse refuses it, written or
+// not, and observed is as it was when VerifyEach returns, so a second
+// verification of the same map finds the same.
+func TestVerifyEachMarks(t *testing.T) {
+	for name, files := range map[string][]testFile{
+		"written twice":     append(sampleFiles[:2:2], sampleFiles[0]),
+		"not written twice": append(sampleFiles[:2:2], testFile{path: "lost", content: "x"}, testFile{path: "lost", content: "x"}),
+	} {
+		data := render(sampleManifest(2, CRC32C, files), renderOptions{})
+		_, want := Parse(data)
+		observed := observe(CRC32C, sampleFiles[:2])
+		_, _, err := VerifyEach(bytes.NewReader(data), observed, nil, nil)
+		if err == nil || want == nil || err.Error() != want.Error() {
+			t.Errorf("%s: VerifyEach error %v, Parse %v", name, err, want)
+		}
+		if !reflect.DeepEqual(observed, observe(CRC32C, sampleFiles[:2])) {
+			t.Errorf("%s: observed changed by a refused manifest: %+v", name, observed)
+		}
+	}
+
+	data := render(sampleManifest(2, CRC32C, sampleFiles[1:]), renderOptions{})
+	observed := observe(CRC32C, sampleFiles)
+	var first error
+	for i := range 2 {
+		_, mismatch, err := VerifyEach(bytes.NewReader(data), observed, nil, nil)
+		var mm *Mismatch
+		if err != nil || !errors.As(mismatch, &mm) || !reflect.DeepEqual(mm.Extra, []string{sampleFiles[0].path}) {
+			t.Fatalf("verification %d: %v, %v: want only %s extra", i+1, err, mismatch, sampleFiles[0].path)
+		}
+		if i == 1 && mismatch.Error() != first.Error() {
+			t.Errorf("second verification: %v, first: %v", mismatch, first)
+		}
+		first = mismatch
+	}
+	if !reflect.DeepEqual(observed, observe(CRC32C, sampleFiles)) {
+		t.Errorf("observed changed: %+v", observed)
+	}
+}
