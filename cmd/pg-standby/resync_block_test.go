@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pg-standby/pg-standby/internal/busapi"
 	"github.com/pg-standby/pg-standby/internal/oracle"
+	"github.com/pg-standby/pg-standby/internal/testbus"
 	"github.com/pg-standby/pg-standby/internal/testpg"
 )
 
@@ -159,12 +161,17 @@ func TestKillResume(t *testing.T) {
 		tables = append(tables, "kr_new")
 
 		l2 := listenNotify(t)
-		w2 := startWorker(t, []string{"NOTIFY_SOCKET=" + l2.path}, "run", "--pgdata", dir)
+		b := startBus(t)
+		w2 := startWorker(t, []string{"NOTIFY_SOCKET=" + l2.path, b.Env()}, "run", "--pgdata", dir)
 		waitStatus(t, l2, w2, "files kept, changed blocks only")
+		seen := statusDuringResume(t, b, dir, w2)
 		if code := w2.wait(t); code != 0 {
 			t.Fatalf("rerun: status %d\n%s", code, w2.output.String())
 		}
 		received, reused := resumedBytes(t, w2.output.String())
+		if seen > uint64(reused) {
+			t.Errorf("status showed %d bytes reused; the run's end says %d", seen, reused)
+		}
 		t.Logf("PostgreSQL %d: after a SIGKILL at 60 %%, the rerun received %d bytes and reused %d", v.Major, received, reused)
 		// What the kill lost: the file being written, and the batch of
 		// the last durable.MaxBatchAge not yet recorded.
@@ -173,4 +180,41 @@ func TestKillResume(t *testing.T) {
 		}
 		oracle.Standby(t, p, dir, tables...)
 	})
+}
+
+// statusDuringResume checks what pg-standby status says of a resuming
+// attempt while it copies: the kind of attempt, as STATUS= says it, in the
+// line and in --json, and the bytes reused, which it returns at their
+// highest (status keeps asking until the worker leaves the bus).
+func statusDuringResume(t *testing.T, b *testbus.Bus, dir string, w *worker) uint64 {
+	t.Helper()
+	var reused uint64
+	lines := 0
+	for w.cmd.ProcessState == nil {
+		st := status(t, b, "--pgdata", dir)
+		j := st.Job
+		if j == nil || j.Phase != busapi.PhaseCopying {
+			break
+		}
+		if !strings.HasPrefix(j.AttemptKind, "resuming: ") || !strings.HasSuffix(j.AttemptKind, " files kept, changed blocks only") {
+			t.Errorf("status --json: attempt_kind %q, want \"resuming: N of M files kept, changed blocks only\"", j.AttemptKind)
+		}
+		line := pgStandby(t, b, "status", "--pgdata", dir)
+		if want := "running, attempt 2: " + j.AttemptKind + "; copying "; !strings.Contains(line, want) {
+			t.Errorf("status: %q, want %q", line, want)
+		}
+		if j.BytesReused > 0 && !strings.Contains(line, " reused") {
+			t.Errorf("status: %q, want the %d bytes reused", line, j.BytesReused)
+		}
+		if j.BytesReused > reused {
+			t.Logf("status: %s", strings.TrimSpace(line))
+		}
+		reused = max(reused, j.BytesReused)
+		lines++
+		time.Sleep(300 * time.Millisecond)
+	}
+	if lines == 0 || reused == 0 {
+		t.Errorf("status while the resume copied: %d answers, at most %d bytes reused: want some reused", lines, reused)
+	}
+	return reused
 }

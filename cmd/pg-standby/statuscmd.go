@@ -75,6 +75,10 @@ type jobStatus struct {
 	StartLSN        string   `json:"start_lsn,omitempty"`
 	EndLSN          string   `json:"end_lsn,omitempty"`
 	Cancelable      bool     `json:"cancelable"`
+	// What kind of attempt runs ("resuming: N of M files kept, changed
+	// blocks only"), and the bytes it kept instead of receiving them.
+	AttemptKind string `json:"attempt_kind,omitempty"`
+	BytesReused uint64 `json:"bytes_reused,omitempty"`
 }
 
 // unitState is the backup unit as systemd sees it.
@@ -236,6 +240,7 @@ func jobOf(j busapi.Job) *jobStatus {
 	js := &jobStatus{
 		BusName: j.BusName, Phase: j.Phase, BytesDone: j.BytesDone, BytesTotal: j.BytesTotal, Rate: j.Rate,
 		Primary: j.Primary, StartLSN: j.StartLSN, EndLSN: j.EndLSN, Cancelable: j.Cancelable,
+		AttemptKind: j.AttemptKind, BytesReused: j.BytesReused,
 	}
 	if j.ProgressValid {
 		p := j.Progress
@@ -353,7 +358,9 @@ func (st instanceStatus) line() string {
 	return b.String()
 }
 
-// jobLine is a live job as "attempt 2: copying 1.2 of 3.4 GiB (35%), 12.0 MiB/s, 1m30s left".
+// jobLine is a live job as "attempt 2: copying 1.2 of 3.4 GiB (35%), 12.0 MiB/s, 1m30s left",
+// with the kind of attempt first, as STATUS= has it ("attempt 2: resuming: 412 of
+// 980 files kept, changed blocks only; copying …, 3.1 GiB reused").
 func jobLine(attempt int, j *jobStatus) string {
 	if j.Phase == busapi.PhaseRetry {
 		return fmt.Sprintf("attempt %d failed, waiting to retry", attempt)
@@ -361,6 +368,9 @@ func jobLine(attempt int, j *jobStatus) string {
 	var s string
 	if attempt > 0 {
 		s = fmt.Sprintf("attempt %d: ", attempt)
+	}
+	if j.AttemptKind != "" {
+		s += j.AttemptKind + "; "
 	}
 	s += j.Phase
 	if j.Phase != busapi.PhaseCopying {
@@ -377,6 +387,9 @@ func jobLine(attempt int, j *jobStatus) string {
 		if left := time.Until(t).Round(time.Second); left > 0 {
 			s += fmt.Sprintf(", %s left", left)
 		}
+	}
+	if j.BytesReused > 0 {
+		s += ", " + progress.Bytes(int64(j.BytesReused)) + " reused"
 	}
 	return s
 }
