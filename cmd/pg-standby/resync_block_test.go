@@ -162,7 +162,10 @@ func TestKillResume(t *testing.T) {
 
 		l2 := listenNotify(t)
 		b := startBus(t)
+		ne := startNodeExporter(t)
+		addSetting(t, dir, "pg_standby.metrics_dir = '"+ne.workerDir+"'")
 		w2 := startWorker(t, []string{"NOTIFY_SOCKET=" + l2.path, b.Env()}, "run", "--pgdata", dir)
+		ne.link(t, dir)
 		waitStatus(t, l2, w2, "files kept, changed blocks only")
 		seen := statusDuringResume(t, b, dir, w2)
 		if code := w2.wait(t); code != 0 {
@@ -171,6 +174,13 @@ func TestKillResume(t *testing.T) {
 		received, reused := resumedBytes(t, w2.output.String())
 		if seen > uint64(reused) {
 			t.Errorf("status showed %d bytes reused; the run's end says %d", seen, reused)
+		}
+		m, text, err := ne.scrape()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m[`pgstandby_backup_reused_bytes{pg_instance="`+dir+`"}`]; got != float64(reused) {
+			t.Errorf("node_exporter: pgstandby_backup_reused_bytes %v; the run's end says %d\n%s", got, reused, text)
 		}
 		t.Logf("PostgreSQL %d: after a SIGKILL at 60 %%, the rerun received %d bytes and reused %d", v.Major, received, reused)
 		// What the kill lost: the file being written, and the batch of

@@ -219,6 +219,9 @@ func TestWaitAndMetrics(t *testing.T) {
 			mid["pgstandby_backup_attempts_total"+inst] != 1 || mid["pgstandby_backup_start_timestamp_seconds"+inst] < float64(time.Now().Add(-time.Minute).Unix()) {
 			t.Errorf("mid-copy metrics wrong:\n%s", text)
 		}
+		if r, ok := mid["pgstandby_backup_reused_bytes"+inst]; !ok || r != 0 {
+			t.Errorf("mid-copy metrics: reused bytes %v (present %v), want 0 for a first attempt:\n%s", r, ok, text)
+		}
 		if strings.Contains(text, p.Password) || strings.Contains(text, "host=") {
 			t.Errorf("a secret in the metrics:\n%s", text)
 		}

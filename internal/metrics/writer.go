@@ -45,6 +45,7 @@ type state struct {
 	phase       string // a busapi.Phase* value
 	attempt     int64
 	copied      int64
+	reused      int64 // kept from earlier attempts' or a resynced standby's files, not received
 	estimated   int64
 	rate        float64
 	start       time.Time // of the current attempt
@@ -92,7 +93,7 @@ func (w *Writer) Report(s progress.Snapshot) {
 			w.s.lastFailure, w.s.class = s.At, "transient"
 		}
 	} else {
-		w.s.copied, w.s.estimated, w.s.start = s.Streamed, s.Total, s.At.Add(-s.Elapsed)
+		w.s.copied, w.s.reused, w.s.estimated, w.s.start = s.Streamed, s.Reused, s.Total, s.At.Add(-s.Elapsed)
 		w.s.rate = 0
 		if secs := s.Elapsed.Seconds(); secs > 1 {
 			w.s.rate = float64(s.Streamed) / secs
@@ -215,6 +216,7 @@ func (s state) render(instance string, at time.Time) []byte {
 	if s.observed {
 		one("pgstandby_backup_attempts_total", "counter", "Backup attempts made for the pending backup, the current one included.", float64(s.attempt))
 		one("pgstandby_backup_copied_bytes", "gauge", "Bytes of the archive received by the current attempt.", float64(s.copied))
+		one("pgstandby_backup_reused_bytes", "gauge", "Bytes the current attempt kept from files already on disk instead of receiving them (resume and resync by changed blocks).", float64(s.reused))
 		one("pgstandby_backup_estimated_bytes", "gauge", "The primary's estimate of the archive's size (0 while unknown).", float64(s.estimated))
 		one("pgstandby_backup_rate_bytes_per_second", "gauge", "Average copy rate of the current attempt.", s.rate)
 	}

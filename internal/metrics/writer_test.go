@@ -31,6 +31,7 @@ func TestReplaceNeverFollowsLinks(t *testing.T) {
 	tr.SetPhase(progress.Copying)
 	tr.Attempt.Store(2)
 	tr.Streamed.Store(1 << 20)
+	tr.Reused.Store(3 << 20)
 	before := time.Now()
 	w.Report(tr.Snapshot())
 	if b, _ := os.ReadFile(victim); string(b) != "keep" {
@@ -48,6 +49,7 @@ func TestReplaceNeverFollowsLinks(t *testing.T) {
 		`pgstandby_backup_phase{pg_instance="15-main",phase="copying"} 1`,
 		`pgstandby_backup_attempts_total{pg_instance="15-main"} 2`,
 		`pgstandby_backup_copied_bytes{pg_instance="15-main"} 1048576`,
+		`pgstandby_backup_reused_bytes{pg_instance="15-main"} 3145728`,
 		"# TYPE pgstandby_backup_attempts_total counter",
 	} {
 		if !strings.Contains(string(b), want+"\n") {
