@@ -79,7 +79,7 @@ func FuzzConninfo(f *testing.F) {
 			return
 		}
 		p := cfg.Password
-		other := strings.Join([]string{cfg.User, cfg.Host, cfg.Database, Mask, "(rest not shown: not a valid conninfo)", "postgresql://", "password", "sslpassword"}, "\x00")
+		other := strings.Join([]string{cfg.User, cfg.Host, cfg.Database, Mask, "(rest not shown: not a valid conninfo)", "postgresql://", "postgres://", "password", "sslpassword"}, "\x00")
 		for k, v := range cfg.RuntimeParams {
 			other += "\x00" + k + "\x00" + v
 		}
