@@ -10,9 +10,9 @@
 # Go before 1.27 can end a duration-bounded run with a bare "context deadline
 # exceeded" and no failing input (golang/go#75804: the coordinator's own
 # deadline races its workers on a loaded machine). Such a run is repeated,
-# up to three runs in all (FuzzExtract, whose every exec fsyncs, met the
-# race twice in a row on CI); a run that wrote a failing input, or a target
-# that fails three times, fails.
+# up to three runs in all (FuzzExtract met the race twice in a row on CI,
+# while its workers were stuck minimizing); a run that wrote a failing
+# input, or a target that fails three times, fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}

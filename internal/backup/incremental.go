@@ -198,24 +198,27 @@ func (b *attempt) keepListable(root *os.Root, entries map[string]resume.Entry, w
 // through directories only: a link inside a tablespace location is never
 // followed (the Rebuilder would patch whatever it points to).
 func fileHas(dirs *subdirs, r *os.Root, rel string, size int64) bool {
+	_, _, _, ok := regularOfSize(dirs, r, rel, size)
+	return ok
+}
+
+// regularOfSize is fileHas that also gives the file's directory, its name
+// there and what Lstat saw.
+func regularOfSize(dirs *subdirs, r *os.Root, rel string, size int64) (*os.Root, string, os.FileInfo, bool) {
 	dir, name, err := dirs.in(r, rel)
 	if err != nil {
-		return false
+		return nil, "", nil, false
 	}
 	fi, err := dir.Lstat(name)
-	return err == nil && fi.Mode().IsRegular() && fi.Size() == size
+	return dir, name, fi, err == nil && fi.Mode().IsRegular() && fi.Size() == size
 }
 
 // syncWritten is fileHas for a file recorded Written by an attempt that
 // died before its fsync: it also makes the file durable, and the fsync
 // reports a writeback error since that attempt's writes.
 func (b *attempt) syncWritten(dirs *subdirs, r *os.Root, rel string, size int64) bool {
-	dir, name, err := dirs.in(r, rel)
-	if err != nil {
-		return false
-	}
-	seen, err := dir.Lstat(name)
-	if err != nil || !seen.Mode().IsRegular() {
+	dir, name, seen, ok := regularOfSize(dirs, r, rel, size)
+	if !ok {
 		return false
 	}
 	f, err := dir.Open(name)

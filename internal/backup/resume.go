@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"os"
 	"path"
 	"strings"
@@ -136,7 +137,12 @@ func (jr *journal) durable(batch []durable.Synced) error {
 // durable loses it only if the boot ends too. No fdatasync: after a reboot
 // the record is worth nothing anyway.
 func (jr *journal) written(batch []durable.Synced) error {
-	recs := jr.writtenRecords(batch)
+	var recs []resume.Record
+	for p, size := range jr.journalFiles(batch) {
+		r := jr.complete(p, size)
+		r.Kind = resume.Written
+		recs = append(recs, r)
+	}
 	if len(recs) == 0 {
 		return nil
 	}
@@ -149,25 +155,24 @@ func (jr *journal) written(batch []durable.Synced) error {
 // make durable: their writeback error was reported once, to this attempt,
 // and a later attempt's fsync would not see it again.
 func (jr *journal) lost(batch []durable.Synced) error {
-	recs := jr.writtenRecords(batch)
-	for i := range recs {
-		recs[i] = resume.Record{Kind: resume.Forget, Path: recs[i].Path}
+	var recs []resume.Record
+	for p := range jr.journalFiles(batch) {
+		recs = append(recs, resume.Record{Kind: resume.Forget, Path: p})
 	}
 	return jr.append(recs...)
 }
 
-// writtenRecords is the Written records of batch's journal files (the
-// Syncer gives only those of writtenMin bytes or more).
-func (jr *journal) writtenRecords(batch []durable.Synced) []resume.Record {
-	var recs []resume.Record
-	for _, f := range batch {
-		if p, ok := jr.manifestPath(f.Name); ok && !jr.skip(p) {
-			r := jr.complete(p, f.Size)
-			r.Kind = resume.Written
-			recs = append(recs, r)
+// journalFiles yields the manifest path and size of each of batch's files
+// the journal records (the Syncer gives OnWritten only those of writtenMin
+// bytes or more).
+func (jr *journal) journalFiles(batch []durable.Synced) iter.Seq2[string, int64] {
+	return func(yield func(string, int64) bool) {
+		for _, f := range batch {
+			if p, ok := jr.manifestPath(f.Name); ok && !jr.skip(p) && !yield(p, f.Size) {
+				return
+			}
 		}
 	}
-	return recs
 }
 
 func (jr *journal) complete(p string, size int64) resume.Record {
